@@ -1,0 +1,115 @@
+"""Trainer callbacks: the run's own metrics log, rank-zero hub pushes, and the end-of-run work.
+
+Each callback does its work on global rank zero only and returns at once on every other rank, so the
+training loop carries no per-step cost beyond appending one JSON line per logged step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from reasoner.recipe import Recipe
+
+log = logging.getLogger("reasoner.train")
+
+
+class MetricsFileCallback(TrainerCallback):
+    """Append every log dict to ``output_dir/metrics.jsonl`` so a running run can be plotted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 - TrainerCallback API
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "time_s": round(time.time() - self.started, 3), **logs}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+
+
+class HubCheckpointCallback(TrainerCallback):
+    """After each save, queue one background commit of that checkpoint (global rank zero only)."""
+
+    def __init__(self, pusher) -> None:
+        self.pusher = pusher
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
+        if not state.is_world_process_zero:
+            return
+        from reasoner.push import checkpoint_job
+
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            self.pusher.submit(checkpoint_job(folder, state.global_step))
+
+
+def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats):
+    """The callbacks for one run, the function that finishes it (card, final push, report of failures),
+    and the preemption watcher whose ``stopped`` flag tells a finished run from an interrupted one."""
+    callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl")]
+    pusher = None
+    if recipe.hub["push"] and state.is_main_process:
+        from reasoner.push import HubPusher
+
+        pusher = HubPusher(recipe.hub["repo_id"], private=recipe.hub["private"])
+        if recipe.hub["push_checkpoints"]:
+            callbacks.append(HubCheckpointCallback(pusher))
+    from reasoner.preemption import PreemptionCallback
+
+    preemption = PreemptionCallback()
+    callbacks.append(preemption)
+
+    def finish(trainer, *, preempted: bool = False) -> None:
+        if not state.is_main_process:
+            return
+        if preempted:
+            if pusher is not None:
+                pusher.drain()
+                for command in pusher.unfinished_commands():
+                    log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
+            return
+        from reasoner.modelcard import write_model_card
+
+        (output_dir / "recipe.yaml").write_text(recipe.to_yaml())
+        eval_section = None
+        if recipe.eval["after_training"]:
+            from reasoner.aftereval import evaluate_after_training
+
+            eval_section = evaluate_after_training(recipe, output_dir, base_model=sources[0])
+        write_model_card(output_dir, recipe, sources=sources, stats=stats, log_history=trainer.state.log_history,
+                         eval_section=eval_section)
+        if pusher is None:
+            return
+        from reasoner.push import final_job, finish_command, verify_upload
+
+        pusher.drain()
+        job = final_job(output_dir)
+        if pusher.push_now(job):
+            problems = verify_upload(pusher.repo_id, output_dir, job)
+            if problems:
+                log.error("final push did not verify: %s", "; ".join(problems[:3]))
+                pusher.failed.append(job)
+            else:
+                log.info("final model pushed and verified: %s/%s", _endpoint(), pusher.repo_id)
+        for command in pusher.unfinished_commands():
+            log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
+        if pusher.failed:
+            from reasoner.errors import UserError
+
+            raise UserError(f"training finished but {len(pusher.failed)} push(es) to {pusher.repo_id} did not land; "
+                            f"the model is in {output_dir}: run the 'reasoner push' command(s) above")
+
+    return callbacks, finish, preemption
+
+
+def _endpoint() -> str:
+    from reasoner.hub import endpoint
+
+    return endpoint()

@@ -1,0 +1,79 @@
+"""The ``reasoner`` command: one entry point, one sub-command per job, heavy imports only when used.
+
+Every sub-command runs through ``run_guarded`` so that a ``UserError`` anywhere becomes one line on stderr
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from reasoner.errors import UserError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module:function taking argv, one-line help)
+    "train": ("reasoner.train:main", "run GRPO on a recipe (what accelerate launch runs on every rank)"),
+    "demo": ("reasoner.demo:main", "the whole loop on this machine: embedded hub, CPU training, push, summary"),
+    "prefetch": ("reasoner.prefetch:main", "preflight the hub, pin commits, download them into the node-local cache"),
+    "plan": ("reasoner.plan:main", "print where generation and training run, and the per-GPU memory estimate"),
+    "eval": ("reasoner.evaluate:eval_main", "GSM8K accuracy of a model (strict and lenient), optionally against a baseline"),
+    "report": ("reasoner.report:report_main", "plots and a summary of a finished or running run"),
+    "push": ("reasoner.pushcli:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),
+    "hub": ("reasoner.localhub.cli:main", "run the embedded HF-compatible hub server ('reasoner hub serve ...')"),
+    "recipes": ("reasoner.cli:list_recipes", "list the packaged recipes"),
+}
+
+
+def run_guarded(fn: Callable[[], int]) -> int:
+    """Run a command; user errors become one line and exit code 2."""
+    try:
+        return fn()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def list_recipes(argv: Sequence[str]) -> int:
+    from reasoner.recipe import packaged_recipes
+
+    for name in packaged_recipes():
+        print(name)
+    return 0
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: reasoner COMMAND [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_target, help_) in COMMANDS.items()]
+    lines += ["", "Every command reads HF_ENDPOINT and HF_TOKEN like the rest of the Hugging Face stack.",
+              "'reasoner COMMAND --help' shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from reasoner import __version__
+
+        print(__version__)
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'; run 'reasoner --help' for the list", file=sys.stderr)
+        return 2
+    module_name, func_name = COMMANDS[command][0].split(":")
+    import importlib
+
+    func = getattr(importlib.import_module(module_name), func_name)
+    return run_guarded(lambda: func(rest))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The one storage interface the hub needs, and the local-folder backend.
+
+Everything the hub keeps is an object under a key (``models/org/name/config.json``): the interface
+is the small common ground of a folder and an S3 bucket. The only write with a condition is
+``put_if``, used for the tiny ref objects that make a commit visible; every other object is either
+immutable (blobs and commit manifests, named by their content or id) or a disposable view.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from reasoner.errors import UserError
+
+CHUNK = 1024 * 1024
+
+
+class NotFound(Exception):
+    """The key holds no object."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional write lost: the object is not at the version the writer expected."""
+
+
+class Storage(ABC):
+    """Objects by key. Keys use ``/`` separators and never start with ``/`` nor contain ``..``."""
+
+    description: str
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole object (small objects only); raises NotFound."""
+
+    @abstractmethod
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Chunks of bytes ``start..end`` (end inclusive, None = to the last byte); raises NotFound."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write an object; readers see the old or the new object, never a part."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: str, move: bool = False) -> None:
+        """Write an object from a local file (large objects); ``move`` lets the backend take the file."""
+
+    @abstractmethod
+    def copy(self, src: str, dst: str) -> None:
+        """Copy an object inside the store; raises NotFound."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with ``prefix``, recursively."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is fine."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix``."""
+        for key in list(self.list(prefix)):
+            self.delete(key)
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes; raises NotFound."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and an opaque version for ``put_if``, or None when absent."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, expected: str | None) -> str:
+        """Write only if the object is at version ``expected`` (None: only if absent).
+
+        Returns the new version; raises PreconditionFailed when another writer got there first.
+        """
+
+    def temp_dir(self) -> str:
+        """Where to spool uploads so that ``put_file(move=True)`` is cheap."""
+        return tempfile.gettempdir()
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could leave the store root: defence in depth behind the HTTP checks."""
+    parts = key.split("/")
+    if not key or "\\" in key or "\0" in key or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStorage(Storage):
+    """A folder is the bucket: ``<root>/<key>``. Writes go to ``<root>/.tmp`` then rename into place.
+
+    ``put_if`` holds an ``fcntl`` lock on ``<root>/.locks/<hash of key>`` while it compares and
+    writes, so it is atomic across threads and processes on one host.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.root / ".tmp"
+        self._locks = self.root / ".locks"
+        self._tmp.mkdir(exist_ok=True)
+        self._locks.mkdir(exist_ok=True)
+        self.description = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _tmpfile(self) -> Path:
+        return self._tmp / uuid.uuid4().hex
+
+    def _install(self, tmp: Path, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(key) from None
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(key) from None
+        return _read_chunks(handle, start, end)
+
+    def put(self, key: str, data: bytes) -> None:
+        tmp = self._tmpfile()
+        tmp.write_bytes(data)
+        self._install(tmp, key)
+
+    def put_file(self, key: str, path: str, move: bool = False) -> None:
+        tmp = self._tmpfile()
+        if move:
+            try:
+                os.replace(path, tmp)
+            except OSError:
+                shutil.copyfile(path, tmp)
+        else:
+            shutil.copyfile(path, tmp)
+        self._install(tmp, key)
+
+    def copy(self, src: str, dst: str) -> None:
+        tmp = self._tmpfile()
+        try:
+            shutil.copyfile(self._path(src), tmp)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(src) from None
+        self._install(tmp, dst)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / base if base else self.root
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel = os.path.relpath(dirpath, self.root)
+            rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            if not rel:
+                dirnames[:] = [d for d in dirnames if d not in (".tmp", ".locks")]
+            dirnames.sort()
+            for name in sorted(filenames):
+                key = rel + name
+                if key.startswith(prefix):
+                    yield key
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Drop emptied folders so the plain view of a repo does not keep ghosts of deleted paths.
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def delete_prefix(self, prefix: str) -> None:
+        if prefix.endswith("/") and (self.root / check_key(prefix.rstrip("/"))).is_dir():
+            shutil.rmtree(self.root / prefix.rstrip("/"), ignore_errors=True)
+            parent = (self.root / prefix.rstrip("/")).parent
+            while parent != self.root:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+                parent = parent.parent
+            return
+        super().delete_prefix(prefix)
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            if not path.is_file():
+                raise NotFound(key)
+            return path.stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(key) from None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self.get(key)
+        except NotFound:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, expected: str | None) -> str:
+        lock_path = self._locks / hashlib.sha1(key.encode()).hexdigest()
+        with open(lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = self.read_versioned(key)
+                current_version = current[1] if current else None
+                if current_version != expected:
+                    raise PreconditionFailed(key)
+                self.put(key, data)
+                return hashlib.sha256(data).hexdigest()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def temp_dir(self) -> str:
+        return str(self._tmp)
+
+
+def _read_chunks(handle, start: int, end: int | None) -> Iterator[bytes]:
+    with handle:
+        handle.seek(start)
+        remaining = None if end is None else end - start + 1
+        while remaining is None or remaining > 0:
+            chunk = handle.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+
+def open_storage(spec: str, s3_endpoint: str | None = None) -> Storage:
+    """``DIR`` gives a LocalStorage, ``s3://BUCKET[/prefix]`` an S3Storage (credentials from the AWS env vars)."""
+    if spec.startswith("s3://"):
+        from reasoner.localhub.s3storage import S3Storage
+
+        rest = spec[len("s3://") :].strip("/")
+        if not rest:
+            raise UserError(f"--storage {spec!r} names no bucket: use s3://BUCKET or s3://BUCKET/prefix")
+        bucket, _, prefix = rest.partition("/")
+        return S3Storage(bucket, prefix=prefix, endpoint_url=s3_endpoint)
+    if "://" in spec:
+        raise UserError(f"--storage {spec!r} is neither a folder nor s3://BUCKET[/prefix]")
+    return LocalStorage(spec)

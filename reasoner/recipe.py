@@ -1,0 +1,424 @@
+"""Recipes: the YAML data that describes one training run, its command-line overrides, and validation.
+
+A recipe is data, not code. It is loaded from a packaged name (``reasoner/recipes/NAME.yaml``) or a path,
+overridden by ``--key value`` pairs, and validated *before* any model, data set or process starts, so
+that every mistake costs seconds and reads as one line naming the key and the fix.
+
+The ``grpo`` section holds TRL ``GRPOConfig`` keys unchanged; they are checked against ``GRPOConfig``'s
+own fields so the recipe format follows TRL instead of shadowing it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from reasoner.errors import UserError
+
+# Section schemas: key -> (accepted python types, default). ``None`` in the types means "may be null".
+_STR = (str,)
+_OPT_STR = (str, type(None))
+_BOOL = (bool,)
+_INT = (int,)
+_NUM = (int, float)
+_LIST = (list,)
+
+SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "model": {
+        "id": (_STR, None),
+        "revision": (_OPT_STR, "main"),
+        "dtype": (_STR, "auto"),
+        "attn_implementation": (_OPT_STR, None),
+    },
+    "dataset": {
+        "id": (_STR, "generated"),
+        "config": (_OPT_STR, None),
+        "split": (_STR, "train"),
+        "revision": (_OPT_STR, "main"),
+        "question_column": (_STR, "question"),
+        "answer_column": (_STR, "answer"),
+        "max_prompt_tokens": ((int, type(None)), None),
+        "num_generated": (_INT, 256),
+        "limit": ((int, type(None)), None),
+    },
+    "prompt": {
+        "system": (_STR, "default"),
+        "few_shot": (_LIST, []),
+    },
+    "generation": {
+        "backend": (_STR, "transformers"),
+        "placement": (_STR, "auto"),
+        "tensor_parallel_size": (_INT, 1),
+        "gpu_memory_utilization": (_NUM, 0.3),
+    },
+    "hub": {
+        "repo_id": (_OPT_STR, None),
+        "push": (_BOOL, False),
+        "private": (_BOOL, False),
+        "push_checkpoints": (_BOOL, True),
+    },
+    "eval": {
+        "after_training": (_BOOL, False),
+        "split": (_STR, "test"),
+        "limit": ((int, type(None)), 200),
+    },
+}
+TOP_LEVEL_SCALARS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "name": (_STR, "recipe"),
+    "accelerate_config": (_OPT_STR, None),
+}
+SECTIONS = (*SECTION_SCHEMAS, "rewards", "grpo")
+ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("generation", "backend"): ("transformers", "vllm"),
+    ("generation", "placement"): ("auto", "colocate", "dedicated-gpu", "dedicated-node"),
+    ("model", "dtype"): ("auto", "float32", "bfloat16", "float16"),
+}
+# GRPOConfig keys the recipe derives from its own sections; setting them directly would contradict those.
+DERIVED_GRPO_KEYS = {
+    "use_vllm": "generation.backend",
+    "vllm_mode": "generation.placement",
+    "push_to_hub": "hub.push",
+    "hub_model_id": "hub.repo_id",
+    "reward_weights": "rewards",
+    "hub_token": "the HF_TOKEN environment variable",
+}
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe: plain dicts per section, so every consumer reads data, not objects."""
+
+    name: str
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    prompt: dict[str, Any]
+    rewards: dict[str, float]
+    generation: dict[str, Any]
+    hub: dict[str, Any]
+    eval: dict[str, Any]
+    grpo: dict[str, Any]
+    accelerate_config: str | None = None
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.grpo["output_dir"])
+
+
+def packaged_recipes() -> list[str]:
+    """Names of the recipes that ship with the package."""
+    folder = resources.files("reasoner") / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Find a recipe by packaged name or file path."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    packaged = resources.files("reasoner") / "recipes" / f"{name_or_path}.yaml"
+    if packaged.is_file():
+        return Path(str(packaged))
+    names = packaged_recipes()
+    close = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UserError(
+        f"recipe '{name_or_path}' not found: {hint}pass a YAML file path or one of: {', '.join(names)}"
+    )
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"recipe {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+    except OSError as exc:
+        raise UserError(f"cannot read recipe {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {path} must be a YAML mapping of sections (model, dataset, grpo, ...)")
+    return data
+
+
+def grpo_fields() -> dict[str, dataclasses.Field]:
+    """GRPOConfig's fields, the authority on what the ``grpo`` section may hold."""
+    from trl import GRPOConfig
+
+    return {f.name: f for f in dataclasses.fields(GRPOConfig) if f.init}
+
+
+def parse_overrides(argv: Iterable[str]) -> list[tuple[str, str]]:
+    """Turn ``--key value`` / ``--key=value`` / bare ``--flag`` tokens into (key, raw value) pairs."""
+    tokens = list(argv)
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or token == "--":
+            raise UserError(f"unexpected argument '{token}': overrides are written --key value")
+        key = token[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            value = tokens[i + 1]
+            i += 2
+        else:
+            value = "true"
+            i += 1
+        pairs.append((key, value))
+    return pairs
+
+
+def _known_keys(fields: Mapping[str, Any]) -> list[str]:
+    keys = list(TOP_LEVEL_SCALARS) + list(fields)
+    for section, schema in SECTION_SCHEMAS.items():
+        keys += [f"{section}.{k}" for k in schema]
+    return keys
+
+
+def _unknown_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserError:
+    close = difflib.get_close_matches(key.replace("-", "_"), _known_keys(fields), n=1, cutoff=0.7)
+    hint = f"did you mean '{close[0]}'?" if close else "see the packaged recipes for the valid keys"
+    return UserError(
+        f"unknown recipe key '{key}'{where}: it is neither a recipe key nor a TRL GRPOConfig field; {hint}"
+    )
+
+
+def resolve_key(key: str, fields: Mapping[str, Any]) -> tuple[str | None, str]:
+    """Map an override key to (section, key); section None means a top-level scalar."""
+    normalized = key.replace("-", "_")
+    if "." in normalized:
+        section, sub = normalized.split(".", 1)
+        if section in SECTION_SCHEMAS and sub in SECTION_SCHEMAS[section]:
+            return section, sub
+        if section == "grpo" and sub in fields:
+            return "grpo", sub
+        if section == "rewards":
+            return "rewards", sub
+        raise _unknown_key(key, fields)
+    if normalized in TOP_LEVEL_SCALARS:
+        return None, normalized
+    if normalized in fields:
+        return "grpo", normalized
+    owners = [s for s, schema in SECTION_SCHEMAS.items() if normalized in schema]
+    if len(owners) == 1:
+        return owners[0], normalized
+    if len(owners) > 1:
+        choices = " or ".join(f"--{s}.{normalized}" for s in owners)
+        raise UserError(f"recipe key '{key}' is ambiguous: write {choices}")
+    raise _unknown_key(key, fields)
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, str]], fields: Mapping[str, Any]) -> None:
+    for key, raw in overrides:
+        section, sub = resolve_key(key, fields)
+        value = _parse_value(raw)
+        if section is None:
+            data[sub] = value
+        else:
+            target = data.setdefault(section, {})
+            if target is None:
+                target = data[section] = {}
+            target[sub] = value
+
+
+def _coerce(value: Any, types: tuple[type, ...]) -> Any:
+    """Accept what YAML makes of command-line text when it is unambiguous (``5e-6`` is a str to YAML)."""
+    if isinstance(value, bool) and bool not in types:
+        return value  # never let True pass as 1
+    if isinstance(value, types):
+        return value
+    if isinstance(value, str):
+        for kind in (int, float):
+            if kind in types:
+                try:
+                    return kind(value)
+                except ValueError:
+                    pass
+    if isinstance(value, int) and float in types:
+        return float(value)
+    return value
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    shown = [t for t in types if not (t is int and float in types)]
+    return " or ".join(names.get(t, t.__name__) for t in shown)
+
+
+def _field_types(field: dataclasses.Field) -> tuple[type, ...] | None:
+    """The plain python types a GRPOConfig field accepts, or None when it is too rich to check here."""
+    annotation = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    text = str(annotation).replace("typing.", "").replace("Optional[", "").replace("]", "")
+    parts = {p.strip() for p in text.replace("Union[", "").replace(",", "|").split("|")}
+    mapping = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None), "NoneType": type(None),
+               "list": list, "dict": dict}
+    types: list[type] = []
+    for part in parts:
+        base = part.split("[")[0]
+        if base not in mapping:
+            return None  # enums, literals, nested types: GRPOConfig checks those itself
+        types.append(mapping[base])
+    if float in types and int not in types:
+        types.append(int)
+    return tuple(types)
+
+
+def _check_section(section: str, values: Any, schema: Mapping[str, tuple[tuple[type, ...], Any]]) -> dict:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"recipe section '{section}' must be a mapping of keys, not {type(values).__name__}")
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f"did you mean '{section}.{close[0]}'?" if close else f"valid keys: {', '.join(schema)}"
+            raise UserError(f"unknown recipe key '{section}.{key}': {hint}")
+        types, _default = schema[key]
+        value = _coerce(value, types)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise UserError(
+                f"recipe key '{section}.{key}' must be {_type_name(types)}, got {value!r}; fix it in the recipe or with --{section}.{key}"
+            )
+        allowed = ENUMS.get((section, key))
+        if allowed and value not in allowed:
+            raise UserError(f"recipe key '{section}.{key}' is {value!r}; use one of: {', '.join(allowed)}")
+        checked[key] = value
+    for key, (_types, default) in schema.items():
+        checked.setdefault(key, copy.deepcopy(default))
+    return checked
+
+
+def _check_grpo(values: Any, fields: Mapping[str, dataclasses.Field]) -> dict[str, Any]:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError("recipe section 'grpo' must be a mapping of TRL GRPOConfig keys")
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in DERIVED_GRPO_KEYS:
+            raise UserError(f"recipe key 'grpo.{key}' is set from {DERIVED_GRPO_KEYS[key]}: set that instead")
+        if key not in fields:
+            raise _unknown_key(f"grpo.{key}", fields, " (not a field of TRL's GRPOConfig)")
+        types = _field_types(fields[key])
+        if types is not None:
+            value = _coerce(value, types)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise UserError(
+                    f"recipe key '{key}' must be {_type_name(types)}, got {value!r}; fix it in the recipe or with --{key}"
+                )
+        checked[key] = value
+    return checked
+
+
+def _check_rewards(values: Any) -> dict[str, float]:
+    from reasoner.rewards import REWARDS
+
+    if not isinstance(values, dict) or not values:
+        raise UserError(f"recipe section 'rewards' must map reward names to weights, e.g. correctness: 1.0; known: {', '.join(REWARDS)}")
+    checked: dict[str, float] = {}
+    for name, weight in values.items():
+        if name not in REWARDS:
+            close = difflib.get_close_matches(str(name), list(REWARDS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"unknown reward '{name}': {hint}known rewards: {', '.join(REWARDS)}")
+        weight = _coerce(weight, _NUM)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise UserError(f"reward weight 'rewards.{name}' must be a number, got {weight!r}")
+        checked[name] = float(weight)
+    return checked
+
+
+def world_size_from_env(env: Mapping[str, str] | None = None) -> int:
+    """Training processes as the launcher will start them (accelerate/torchrun set WORLD_SIZE)."""
+    env = os.environ if env is None else env
+    try:
+        return max(1, int(env.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def check_batch_layout(grpo: Mapping[str, Any], world_size: int) -> None:
+    """Refuse a generation batch that does not hold whole groups of ``num_generations`` completions."""
+    num_generations = int(grpo.get("num_generations", 8))
+    if num_generations < 2:
+        raise UserError(f"num_generations is {num_generations}: GRPO compares completions within a group, use 2 or more")
+    per_device = int(grpo.get("per_device_train_batch_size", 8))
+    steps = grpo.get("steps_per_generation") or grpo.get("gradient_accumulation_steps", 1)
+    generation_batch = grpo.get("generation_batch_size") or per_device * world_size * int(steps)
+    if generation_batch % num_generations:
+        raise UserError(
+            f"the generation batch of {generation_batch} completions (per_device_train_batch_size {per_device} x "
+            f"{world_size} process(es) x {steps} step(s) per generation) is not divisible by num_generations "
+            f"{num_generations}: make per_device_train_batch_size a multiple of {num_generations} or change num_generations"
+        )
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    if recipe.hub["push"] and not recipe.hub["repo_id"]:
+        raise UserError("hub.push is true but hub.repo_id is empty: set --hub.repo_id ORG/NAME or --hub.push false")
+    if recipe.model["id"] in (None, ""):
+        raise UserError("model.id is missing: set it in the recipe or with --model.id ORG/NAME")
+    if "output_dir" not in recipe.grpo:
+        raise UserError("grpo.output_dir is missing: set it in the recipe or with --output_dir DIR")
+    for i, shot in enumerate(recipe.prompt["few_shot"]):
+        if not isinstance(shot, dict) or not {"question", "answer"} <= set(shot):
+            raise UserError(f"prompt.few_shot[{i}] must be a mapping with 'question' and 'answer' (the answer in the exact format)")
+    check_batch_layout(recipe.grpo, world_size_from_env())
+
+
+def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
+    """Load, override and validate a recipe; raise UserError with the fix on any problem."""
+    path = recipe_path(name_or_path)
+    data = read_yaml(path)
+    fields = grpo_fields()
+    override_list = list(overrides)
+    pairs = override_list if override_list and isinstance(override_list[0], tuple) else parse_overrides(override_list)  # type: ignore[arg-type]
+    apply_overrides(data, pairs, fields)
+
+    for key in data:
+        if key not in SECTIONS and key not in TOP_LEVEL_SCALARS:
+            raise _unknown_key(key, fields, f" in {path.name}")
+    sections = {s: _check_section(s, data.get(s), schema) for s, schema in SECTION_SCHEMAS.items()}
+    scalars = {}
+    for key, (types, default) in TOP_LEVEL_SCALARS.items():
+        value = data.get(key, default)
+        if not isinstance(value, types):
+            raise UserError(f"recipe key '{key}' must be {_type_name(types)}, got {value!r}")
+        scalars[key] = value
+    recipe = Recipe(
+        rewards=_check_rewards(data.get("rewards")),
+        grpo=_check_grpo(data.get("grpo"), fields),
+        source=str(path),
+        **sections,
+        **scalars,
+    )
+    _check_combinations(recipe)
+    return recipe

@@ -1,0 +1,228 @@
+"""A tiny Qwen2-architecture causal LM, built locally in seconds: the model id ``tiny``.
+
+Tests, the CPU recipe and the demo need a real model that every part of the stack (transformers,
+TRL, accelerate, DeepSpeed, the hub client) treats like any other, without a network and without
+minutes of loading. This module builds one from nothing: a byte-level BPE tokenizer trained on a
+small built-in corpus of GSM8K-style text, wrapped with a Qwen-style chat template, and a randomly
+initialised ``Qwen2ForCausalLM`` in float32, saved with ``save_pretrained``.
+
+The vocabulary is deliberately small (512 by default) and the reasoning tags are single tokens:
+a random model then often emits digits and sometimes tags, so reward functions see signal from the
+first GRPO step. The same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from reasoner.models import build_once, cache_root, params_digest
+
+# Bump when the build changes in a way that should invalidate folders already in caches.
+TINY_BUILD_FORMAT = 1
+
+ENDOFTEXT = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
+# Ordinary (not special) tokens: completions are decoded with skip_special_tokens=True, and the
+# tags must survive that for the format rewards to see them.
+TAG_TOKENS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
+
+# Qwen-style turns: <|im_start|>role\ncontent<|im_end|>\n, then an open assistant turn on request.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "seed": 0,
+    "vocab_size": 512,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_layers": 2,
+    "num_heads": 4,
+    "num_kv_heads": 2,
+    "max_position_embeddings": 2048,
+}
+
+_NAMES = ("Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kiko", "Lena")
+_ITEMS = ("apples", "marbles", "books", "stickers", "cookies", "pencils", "shells", "tickets", "eggs", "coins")
+_PLACES = ("market", "school", "library", "farm", "bakery", "park", "store", "garden")
+_PROSE = (
+    "A careful solver reads the question twice, writes down what is known, and checks the units.",
+    "Think step by step. First find the total, then subtract what was used, then divide the rest.",
+    "Respond in the following format, with the reasoning first and the final number last.",
+    "The answer is a single number without units, commas or a dollar sign.",
+    "If each box holds the same number of items, multiply the number of boxes by the items per box.",
+    "Half of a number is that number divided by 2, and a quarter is that number divided by 4.",
+    "A week has 7 days, a day has 24 hours, an hour has 60 minutes, and a dozen is 12.",
+    "Percent means out of 100, so 25% of 80 is 80 * 25 / 100 = 20.",
+    "You are a helpful assistant. Answer the math question and show your work.",
+    "Let's check the result: the parts add up to the whole, so the answer is right.",
+)
+
+
+def _problem(rng: random.Random) -> list[str]:
+    """One GSM8K-style word problem with a worked solution in two formats (lines of text)."""
+    name, other = rng.sample(_NAMES, 2)
+    item, place = rng.choice(_ITEMS), rng.choice(_PLACES)
+    a, b, k = rng.randint(2, 99), rng.randint(2, 60), rng.randint(2, 9)
+    kind = rng.randrange(4)
+    if kind == 0:
+        question = f"{name} has {a} {item}. {other} gives {name} {b} more at the {place}. How many {item} does {name} have now?"
+        steps, result = f"{name} starts with {a} and gets {b} more, so {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.", a + b
+    elif kind == 1:
+        question = f"At the {place}, {name} buys {k} bags with {b} {item} in each bag. How many {item} is that in total?"
+        steps, result = f"Each bag has {b}, and there are {k} bags, so {k} * {b} = <<{k}*{b}={k * b}>>{k * b}.", k * b
+    elif kind == 2:
+        total = a + b
+        question = f"{name} had {total} {item} and used {b} of them. How many {item} are left?"
+        steps, result = f"{name} had {total} and used {b}, so {total} - {b} = <<{total}-{b}={a}>>{a}.", a
+    else:
+        price = rng.randint(1, 20)
+        question = f"One ticket to the {place} costs ${price}. How much do {k} tickets cost in dollars?"
+        steps, result = f"Each ticket costs ${price}, so {k} tickets cost {k} * {price} = ${k * price}.", k * price
+    return [
+        question,
+        f"{steps}\n#### {result}",
+        f"<reasoning>\n{steps}\n</reasoning>\n<answer>\n{result}\n</answer>",
+    ]
+
+
+def training_corpus(num_problems: int = 400) -> list[str]:
+    """The built-in text the tokenizer learns from: fixed, so every build sees the same corpus."""
+    rng = random.Random(20240611)
+    lines: list[str] = list(_PROSE)
+    for _ in range(num_problems):
+        lines.extend(_problem(rng))
+    lines.append(" ".join(str(n) for n in range(0, 1001, 7)))
+    lines.append("+ - * / = < > ( ) [ ] { } , . ; : ! ? ' \" % $ # @ & _ ~ \n \t")
+    return lines
+
+
+def _build_tokenizer(vocab_size: int, max_length: int):
+    """Train a byte-level BPE with Qwen2's own text pipeline and wrap it as a ``Qwen2Tokenizer``.
+
+    ``AutoTokenizer`` loads a ``qwen2`` model's tokenizer as ``Qwen2Tokenizer``, which rebuilds the
+    normalizer and pre-tokenizer its own way; training through that same pipeline (taken from the
+    class, not restated here) makes the saved tokenizer and the loaded one split text identically.
+    Qwen's pipeline also splits numbers into single digits, which keeps arithmetic compositional.
+    """
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    pipeline = Qwen2Tokenizer().backend_tokenizer
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = pipeline.normalizer
+    backend.pre_tokenizer = pipeline.pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(TAG_TOKENS),
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte has a token
+        show_progress=False,
+    )
+    backend.train_from_iterator(training_corpus(), trainer=trainer)
+    trained = json.loads(backend.to_str())["model"]
+    tokenizer = Qwen2Tokenizer(
+        vocab=trained["vocab"],
+        merges=[tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in trained["merges"]],
+        unk_token=None,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        padding_side="left",
+        model_max_length=max_length,
+        chat_template=CHAT_TEMPLATE,
+    )
+    tokenizer.add_tokens([AddedToken(IM_START, special=True, normalized=False)], special_tokens=True)
+    # Ordinary tokens: they survive skip_special_tokens=True decoding, as the format rewards need.
+    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAG_TOKENS])
+    return tokenizer
+
+
+def _build_into(out: Path, params: dict[str, Any]) -> None:
+    """Build tokenizer, model and generation config into ``out`` from ``params``."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = _build_tokenizer(params["vocab_size"], params["max_position_embeddings"])
+    if len(tokenizer) > params["vocab_size"]:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, more than vocab_size={params['vocab_size']}")
+    eos_id = tokenizer.convert_tokens_to_ids(IM_END)
+    pad_id = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    config = Qwen2Config(
+        vocab_size=params["vocab_size"],
+        hidden_size=params["hidden_size"],
+        intermediate_size=params["intermediate_size"],
+        num_hidden_layers=params["num_layers"],
+        num_attention_heads=params["num_heads"],
+        num_key_value_heads=params["num_kv_heads"],
+        max_position_embeddings=params["max_position_embeddings"],
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        dtype="float32",
+    )
+    # A private RNG state: the build must not depend on, or disturb, the caller's torch RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params["seed"])
+        model = Qwen2ForCausalLM(config).to(torch.float32)
+    model.generation_config = GenerationConfig(
+        bos_token_id=None, eos_token_id=[eos_id, pad_id], pad_token_id=pad_id
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def tiny_params(**overrides: Any) -> dict[str, Any]:
+    """The full parameter set of a build: the defaults, the overrides, and the build format."""
+    unknown = set(overrides) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise TypeError(f"unknown tiny model parameters: {sorted(unknown)}")
+    return {**DEFAULT_PARAMS, **overrides, "format": TINY_BUILD_FORMAT}
+
+
+def build_tiny_model(
+    dest: str | Path,
+    *,
+    seed: int = DEFAULT_PARAMS["seed"],
+    vocab_size: int = DEFAULT_PARAMS["vocab_size"],
+    hidden_size: int = DEFAULT_PARAMS["hidden_size"],
+    intermediate_size: int = DEFAULT_PARAMS["intermediate_size"],
+    num_layers: int = DEFAULT_PARAMS["num_layers"],
+    num_heads: int = DEFAULT_PARAMS["num_heads"],
+    num_kv_heads: int = DEFAULT_PARAMS["num_kv_heads"],
+    max_position_embeddings: int = DEFAULT_PARAMS["max_position_embeddings"],
+) -> Path:
+    """Build the tiny model into ``dest`` (a new or empty folder) and return it.
+
+    Same parameters, same files, byte for byte. When ``dest`` already holds a build of the same
+    parameters it is returned as it is, without rebuilding.
+    """
+    params = tiny_params(
+        seed=seed,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+    )
+    return build_once(Path(dest), params, lambda out: _build_into(out, params))
+
+
+def tiny_model_cache_dir() -> Path:
+    """The per-user cache folder of the default tiny model, named by a hash of its parameters."""
+    return cache_root() / f"tiny-{params_digest(tiny_params())}"
+
+
+def ensure_tiny_model() -> Path:
+    """The default tiny model in the per-user cache, built there once (under a file lock)."""
+    return build_tiny_model(tiny_model_cache_dir())

@@ -1,0 +1,216 @@
+"""Train: a recipe in, TRL's GRPOTrainer run, a model on disk and on the hub out.
+
+``python -m reasoner.train --recipe NAME [--key value ...]`` is what ``accelerate launch`` and SLURM run on
+every rank; ``reasoner train`` is the same entry point. The order of work is chosen so that mistakes are cheap:
+recipe validation, then the hub preflight and pinning (global rank zero), then one download per node, then
+data preparation (which can still refuse a bad data set), and only then the model.
+
+We configure TRL's GRPOTrainer; we do not fork it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from reasoner.errors import UserError
+from reasoner.recipe import Recipe, load_recipe
+
+log = logging.getLogger("reasoner.train")
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="reasoner train",
+        description="Run GRPO on a recipe. Any other --key value pair overrides a recipe key "
+                    "(a TRL GRPOConfig key such as --max_steps, or a dotted key such as --model.id).",
+    )
+    parser.add_argument("--recipe", required=True, help="packaged recipe name or path to a YAML recipe")
+    parser.add_argument("--resume-from-hub", action="store_true",
+                        help="with an empty output folder, continue from the newest checkpoint pushed to hub.repo_id")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start from scratch even if output_dir holds checkpoints")
+    parser.add_argument("--dry-run", action="store_true", help="validate the recipe and print it, then exit")
+    return parser.parse_known_args(list(argv))
+
+
+def setup_logging(is_main: bool) -> None:
+    """One readable line per event on the main process; warnings only elsewhere."""
+    level = logging.INFO if is_main else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpx2", "urllib3", "filelock", "huggingface_hub", "datasets", "torch.distributed"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_grpo_config(recipe: Recipe, *, push_enabled: bool):
+    """GRPOConfig from the recipe's ``grpo`` section plus the keys the recipe derives from its other sections."""
+    from trl import GRPOConfig
+
+    kwargs: dict[str, Any] = dict(recipe.grpo)
+    kwargs["reward_weights"] = list(recipe.rewards.values())
+    kwargs["use_vllm"] = recipe.generation["backend"] == "vllm"
+    if kwargs["use_vllm"]:
+        placement = recipe.generation["placement"]
+        kwargs["vllm_mode"] = "colocate" if placement in ("auto", "colocate") else "server"
+        kwargs.setdefault("vllm_tensor_parallel_size", recipe.generation["tensor_parallel_size"])
+        kwargs.setdefault("vllm_gpu_memory_utilization", recipe.generation["gpu_memory_utilization"])
+        if kwargs["vllm_mode"] == "server":
+            kwargs.setdefault("vllm_server_host", os.environ.get("REASONER_VLLM_HOST", "127.0.0.1"))
+            kwargs.setdefault("vllm_server_port", int(os.environ.get("REASONER_VLLM_PORT", "8000")))
+    # Pushing is ours (rank zero, background, retried, verified), not the Trainer's.
+    kwargs["push_to_hub"] = False
+    model_init = dict(kwargs.get("model_init_kwargs") or {})
+    model_init.setdefault("dtype", recipe.model["dtype"])
+    if recipe.model.get("attn_implementation"):
+        model_init.setdefault("attn_implementation", recipe.model["attn_implementation"])
+    kwargs["model_init_kwargs"] = model_init
+    try:
+        return GRPOConfig(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"TRL refused the grpo settings: {str(exc).splitlines()[0]}") from None
+
+
+def resolve_sources(recipe: Recipe, state) -> tuple[Any, Any]:
+    """Pin on global rank zero, download once per node, then every rank reads its node's cache."""
+    from accelerate.utils import broadcast_object_list
+
+    from reasoner import hub
+
+    model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
+    dataset = hub.classify_dataset(recipe.dataset["id"], recipe.dataset["revision"])
+    pinned: list[Any] = [None, None]
+    if state.is_main_process:
+        try:
+            if not hub.is_offline() and (model.kind == "hub" or dataset.kind == "hub"):
+                hub.check_token()
+            pinned = [hub.pin(model, "model").commit, hub.pin(dataset, "dataset").commit]
+        except UserError as exc:
+            pinned = [exc, None]
+    if state.num_processes > 1:
+        broadcast_object_list(pinned, from_process=0)
+    if isinstance(pinned[0], UserError):
+        raise pinned[0]
+    model.commit, dataset.commit = pinned
+    if state.is_local_main_process:
+        hub.materialize(model, "model", download=True)
+        hub.materialize(dataset, "dataset", download=True)
+    state.wait_for_everyone()
+    if not state.is_local_main_process:
+        hub.materialize(model, "model", download=False)
+        hub.materialize(dataset, "dataset", download=False)
+    return model, dataset
+
+
+def load_training_data(recipe: Recipe, dataset_source, tokenizer):
+    from reasoner import data
+
+    ds = recipe.dataset
+    location = str(dataset_source.path) if dataset_source.path else dataset_source.id
+    rows = data.load_rows(location, config=ds["config"], split=ds["split"], revision=None,
+                          question_column=ds["question_column"], answer_column=ds["answer_column"],
+                          num_generated=ds["num_generated"], seed=int(recipe.grpo.get("seed", 42)))
+    if ds.get("limit"):
+        rows = rows.select(range(min(ds["limit"], len(rows))))
+    system = data.SYSTEM_PROMPT if recipe.prompt["system"] == "default" else recipe.prompt["system"]
+    prepared, stats = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt["few_shot"],
+                                           question_column=ds["question_column"], answer_column=ds["answer_column"],
+                                           tokenizer=tokenizer, max_prompt_tokens=ds["max_prompt_tokens"])
+    return prepared, stats
+
+
+def newest_checkpoint(output_dir: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not output_dir.is_dir():
+        return None
+    found = get_last_checkpoint(str(output_dir))
+    return Path(found) if found else None
+
+
+def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False) -> Path:
+    """Train one recipe; returns the output folder holding the final model."""
+    args = build_grpo_config(recipe, push_enabled=recipe.hub["push"])
+    from accelerate import PartialState
+
+    state = PartialState()
+    setup_logging(state.is_main_process)
+    output_dir = Path(args.output_dir)
+
+    model_src, dataset_src = resolve_sources(recipe, state)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_src.path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_dataset, stats = load_training_data(recipe, dataset_src, tokenizer)
+    if state.is_main_process:
+        log.info("data: %d rows kept, %d dropped without an answer, %d dropped as longer than %s prompt tokens",
+                 stats.kept, stats.dropped_no_answer, stats.dropped_too_long, recipe.dataset["max_prompt_tokens"])
+
+    from trl import GRPOTrainer
+
+    from reasoner.callbacks import build_callbacks
+    from reasoner.rewards import get_reward_funcs
+
+    resume: str | None = None
+    if not no_resume:
+        if resume_from_hub and state.is_local_main_process and newest_checkpoint(output_dir) is None:
+            from reasoner.resume import fetch_hub_checkpoint
+
+            fetch_hub_checkpoint(recipe, output_dir)
+        state.wait_for_everyone()
+        found = newest_checkpoint(output_dir)
+        resume = str(found) if found else None
+        if resume and state.is_main_process:
+            log.info("resuming from %s", resume)
+
+    callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, dataset_src), stats=stats)
+    trainer = GRPOTrainer(
+        model=str(model_src.path),
+        reward_funcs=get_reward_funcs(recipe.rewards),
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    if preemption.stopped:
+        finish(trainer, preempted=True)
+        from reasoner.preemption import Preempted
+
+        raise Preempted(f"preempted at step {trainer.state.global_step}; checkpoint saved in {output_dir}")
+    trainer.save_model(str(output_dir))
+    if state.is_main_process:
+        tokenizer.save_pretrained(str(output_dir))
+    state.wait_for_everyone()
+    finish(trainer)
+    return output_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from reasoner.cli import run_guarded
+
+    def _run() -> int:
+        ns, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+        recipe = load_recipe(ns.recipe, overrides)
+        if ns.dry_run:
+            print(recipe.to_yaml(), end="")
+            return 0
+        from reasoner.preemption import PREEMPTED_EXIT_CODE, Preempted
+
+        try:
+            run(recipe, resume_from_hub=ns.resume_from_hub, no_resume=ns.no_resume)
+        except Preempted as exc:
+            log.warning("%s; exiting with %d so the job is requeued", exc, PREEMPTED_EXIT_CODE)
+            return PREEMPTED_EXIT_CODE
+        return 0
+
+    return run_guarded(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
