@@ -34,6 +34,30 @@ class MetricsFileCallback(TrainerCallback):
             fh.write(json.dumps(record, default=float) + "\n")
 
 
+# Short names for the one-line-per-step log; anything else TRL logs still reaches metrics.jsonl.
+STEP_LINE_KEYS = (("reward", "reward"), ("rewards/correctness/mean", "correct"), ("rewards/integer/mean", "int"),
+                  ("rewards/strict_format/mean", "strict"), ("rewards/soft_format/mean", "soft"),
+                  ("rewards/xml_count/mean", "xml"), ("kl", "kl"), ("completions/mean_length", "len"),
+                  ("learning_rate", "lr"), ("step_time", "s/step"))
+
+
+def format_step_line(step: int, max_steps: int, logs: dict) -> str:
+    parts = [f"step {step}/{max_steps}"]
+    for key, short in STEP_LINE_KEYS:
+        value = logs.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{short} {value:.3g}" if key != "learning_rate" else f"{short} {value:.1e}")
+    return " | ".join(parts)
+
+
+class StepLineCallback(TrainerCallback):
+    """One readable line per logged step instead of a progress bar and a printed dict."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 - TrainerCallback API
+        if state.is_world_process_zero and logs and "reward" in logs:
+            log.info(format_step_line(state.global_step, state.max_steps, logs))
+
+
 class HubCheckpointCallback(TrainerCallback):
     """After each save, queue one background commit of that checkpoint (global rank zero only)."""
 
@@ -53,7 +77,7 @@ class HubCheckpointCallback(TrainerCallback):
 def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats):
     """The callbacks for one run, the function that finishes it (card, final push, report of failures),
     and the preemption watcher whose ``stopped`` flag tells a finished run from an interrupted one."""
-    callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl")]
+    callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl"), StepLineCallback()]
     pusher = None
     if recipe.hub["push"] and state.is_main_process:
         from reasoner.push import HubPusher

@@ -393,8 +393,9 @@ def load_rows(
 
     ``source`` is ``generated`` (``num_generated`` problems; the train split uses ``seed`` itself and other
     splits a seed derived from the split name, so a test split never repeats the training problems by
-    construction), a local ``.jsonl``/``.json``/``.parquet`` file or a folder with ``{split}.jsonl``, or a
-    hub data set id loaded with ``datasets.load_dataset``, which follows ``HF_ENDPOINT``/``HF_TOKEN``.
+    construction), a local ``.jsonl``/``.json``/``.parquet`` file (the file is the split), a folder with
+    ``{split}.jsonl`` (or ``.json``/``.parquet``, or laid out like a hub data set repository), or a hub
+    data set id loaded with ``datasets.load_dataset``, which follows ``HF_ENDPOINT``/``HF_TOKEN``.
     """
     if not isinstance(source, str) or not source.strip():
         raise UserError(f"dataset.id must name a data set (a hub id, a path, or '{GENERATED}'), got {source!r}")

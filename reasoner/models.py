@@ -77,6 +77,12 @@ def is_complete_build(folder: Path, params: Mapping[str, Any]) -> bool:
     return all((folder / name).is_file() for name in MODEL_FILES)
 
 
+def build_lock_path(dest: Path) -> Path:
+    """The lock file that serialises builds of ``dest``: beside it, so the folder itself stays clean."""
+    dest = Path(dest).expanduser().absolute()
+    return dest.parent / f".{dest.name}.lock"
+
+
 def build_once(dest: Path, params: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
     """Run ``build(tmp_folder)`` unless ``dest`` already holds a build of ``params``; return ``dest``.
 
@@ -91,7 +97,7 @@ def build_once(dest: Path, params: Mapping[str, Any], build: Callable[[Path], No
     if is_complete_build(dest, params):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dest.parent / f".{dest.name}.lock")):
+    with FileLock(str(build_lock_path(dest))):
         if is_complete_build(dest, params):
             return dest
         if dest.exists():

@@ -214,6 +214,10 @@ def _plot(series: Series, x_label: str, path: Path) -> None:
         axes.set_xlabel(x_label)
         axes.set_ylabel(series.key)
         axes.grid(True, alpha=0.3)
+        if x_label == "step":
+            from matplotlib.ticker import MaxNLocator
+
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if series.key == "learning_rate":
             axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         figure.tight_layout()
@@ -226,15 +230,24 @@ def _format(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{seconds:.1f} s ({int(hours)}h {int(minutes):02d}m {rest:04.1f}s)"
+
+
 def _wall_time(logs: RunLogs) -> str:
-    """Wall time from the Trainer's end-of-training ``train_runtime``; a running run has none yet."""
+    """The Trainer's end-of-training ``train_runtime``; before that, the newest ``time_s`` that
+    reasoner's metrics.jsonl records with each entry (seconds since the training process started)."""
     for entry in reversed(logs.entries):
         runtime = _number(entry.get("train_runtime"))
         if runtime is not None:
-            minutes, seconds = divmod(runtime, 60)
-            hours, minutes = divmod(minutes, 60)
-            return f"{runtime:.1f} s ({int(hours)}h {int(minutes):02d}m {seconds:04.1f}s)"
-    return "not logged yet (the run has not finished)"
+            return _duration(runtime)
+    for entry in reversed(logs.entries):
+        elapsed = _number(entry.get("time_s"))
+        if elapsed is not None:
+            return f"{_duration(elapsed)} so far (no end-of-training entry: running or interrupted)"
+    return "unknown (no end-of-training entry: running or interrupted)"
 
 
 def _summary(run_dir: Path, logs: RunLogs, series: list[Series], paths: ReportPaths) -> str:

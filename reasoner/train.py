@@ -40,6 +40,10 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def setup_logging(is_main: bool) -> None:
     """One readable line per event on the main process; warnings only elsewhere."""
+    import warnings
+
+    # TRL 1.16 calls a transformers API that transformers 5 deprecated; the user can do nothing about it.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     level = logging.INFO if is_main else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpx2", "urllib3", "filelock", "huggingface_hub", "datasets", "torch.distributed"):
@@ -177,6 +181,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)  # StepLineCallback prints one line per logged step instead
     trainer.train(resume_from_checkpoint=resume)
     if preemption.stopped:
         finish(trainer, preempted=True)

@@ -36,7 +36,11 @@ def fmt(reasoning: str, answer: str) -> str:
 # (id, completion, gold, correctness, integer, strict_format, soft_format, xml_count)
 CASES = [
     ("exact", fmt("2 + 2 = 4", "4"), "4", 2.0, 0.5, 0.5, 0.5, 0.5),
-    ("multi-line reasoning", fmt("Half of 48 is 24.\nThen 48 + 24 = 72.\n\nSo 72.", "72"), "72", 2.0, 0.5, 0.5, 0.5, 0.5),
+    (
+        "multi-line reasoning",
+        fmt("Half of 48 is 24.\nThen 48 + 24 = 72.\n\nSo 72.", "72"),
+        "72", 2.0, 0.5, 0.5, 0.5, 0.5,
+    ),
     ("no final newline", fmt("r", "72")[:-1], "72", 2.0, 0.5, 0.5, 0.5, 0.5),
     ("two final newlines", fmt("r", "72") + "\n", "72", 2.0, 0.5, 0.0, 0.5, 0.499),
     ("trailing text", fmt("r", "7") + "Hope this helps!", "7", 2.0, 0.5, 0.0, 0.5, 0.484),

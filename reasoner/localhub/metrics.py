@@ -1,0 +1,79 @@
+"""Request counters (served at ``GET /api/_metrics``) and the JSONL request log.
+
+Tests and benchmarks use them to prove who talked to the hub and how much: every request is
+counted by route kind (download / upload / api), by repo, by client (the ``X-Reasoner-Client``
+header, else the remote address) and by user agent. The log never holds the Authorization header
+nor query strings (an LFS upload URL carries a signature in its query).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+CLIENT_HEADER = "X-Reasoner-Client"
+PID_HEADER = "X-Reasoner-Pid"
+
+
+@dataclass
+class RequestRecord:
+    time: str
+    method: str
+    path: str
+    kind: str
+    repo: str | None
+    revision: str | None
+    status: int
+    bytes_sent: int
+    bytes_received: int
+    client: str
+    user_agent: str
+    pid: str | None
+    duration_ms: float
+
+
+def _bucket() -> dict[str, int]:
+    return {"requests": 0, "bytes_sent": 0, "bytes_received": 0}
+
+
+class Metrics:
+    def __init__(self, log_path: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._started = datetime.now(timezone.utc).isoformat()
+        self._total = _bucket()
+        self._groups: dict[str, dict[str, dict[str, int]]] = {
+            name: defaultdict(_bucket) for name in ("by_kind", "by_repo", "by_client", "by_user_agent", "by_status")
+        }
+        self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None  # noqa: SIM115
+
+    def record(self, record: RequestRecord) -> None:
+        keys = {
+            "by_kind": record.kind,
+            "by_repo": record.repo,
+            "by_client": record.client,
+            "by_user_agent": record.user_agent,
+            "by_status": str(record.status),
+        }
+        with self._lock:
+            for bucket in [self._total] + [self._groups[g][k] for g, k in keys.items() if k]:
+                bucket["requests"] += 1
+                bucket["bytes_sent"] += record.bytes_sent
+                bucket["bytes_received"] += record.bytes_received
+            if self._log is not None:
+                self._log.write(json.dumps(asdict(record)) + "\n")
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            out = {"since": self._started, **self._total}
+            for name, groups in self._groups.items():
+                out[name] = {key: dict(value) for key, value in sorted(groups.items())}
+            return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None

@@ -1,0 +1,129 @@
+"""Pull-through mirroring: on a repo miss, copy the repo from another HF-compatible endpoint once.
+
+The whole ``main`` revision (every file) is fetched over the same HTTP protocol this hub serves,
+stored as a normal repo in one commit that keeps the upstream commit id (so revisions pinned
+against the upstream resolve here too), and served from storage ever after. Only the standard
+library is used, so the server keeps no client dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+from reasoner.localhub import errors
+from reasoner.localhub.paths import URL_PREFIXES, Repo, file_path, is_commit_id
+from reasoner.localhub.repos import AddFile, RepoStore, git_blob_oid, lfs_pointer
+
+log = logging.getLogger(__name__)
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+
+
+class Upstream:
+    def __init__(self, url: str, store: RepoStore, token: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.store = store
+        self._token = token
+        self._timeout = timeout
+        self._locks: dict[Repo, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.mirrored: list[str] = []  # repo labels fetched by this process, for tests and logs
+
+    def _request(self, url: str, method: str = "GET"):
+        request = urllib.request.Request(url, method=method, headers={"User-Agent": "reasoner-localhub-mirror"})
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        return urllib.request.urlopen(request, timeout=self._timeout)  # noqa: S310 - URL given by the operator
+
+    def _json(self, url: str) -> tuple[object, str | None]:
+        with self._request(url) as answer:
+            body = json.loads(answer.read())
+            link = answer.headers.get("Link")
+        match = _NEXT_LINK.search(link or "")
+        return body, match.group(1) if match else None
+
+    def fetch(self, repo: Repo) -> bool:
+        """Mirror ``repo`` if the upstream has it; False if the upstream says it does not exist."""
+        with self._guard:
+            lock = self._locks.setdefault(repo, threading.Lock())
+        with lock:
+            if self.store.meta(repo) is not None:  # another request mirrored it meanwhile
+                return True
+            try:
+                return self._fetch(repo)
+            except urllib.error.HTTPError as error:
+                if error.code in (401, 403, 404):
+                    return False
+                raise errors.HubError(502, f"upstream {self.url} answered {error.code} for {repo.label}") from None
+            except (urllib.error.URLError, OSError) as error:
+                reason = getattr(error, "reason", error)
+                raise errors.HubError(502, f"upstream {self.url} unreachable for {repo.label}: {reason}") from None
+
+    def _fetch(self, repo: Repo) -> bool:
+        api = f"{self.url}/api/{repo.plural}/{repo.id}"
+        info, _ = self._json(f"{api}/revision/main")
+        sha = info.get("sha") if isinstance(info, dict) else None
+        if not sha:
+            raise errors.HubError(502, f"upstream {self.url} gave no commit for {repo.label}")
+        entries = []
+        page: str | None = f"{api}/tree/{quote(sha, safe='')}?recursive=true"
+        while page:
+            items, page = self._json(page)
+            entries.extend(item for item in items if item.get("type") == "file")
+        operations = []
+        for entry in entries:
+            path = file_path(entry["path"])
+            is_lfs = bool(entry.get("lfs"))
+            sha256, size = self._download(repo, sha, path)
+            oid = lfs_pointer_oid(sha256, size) if is_lfs else None
+            if oid is None:
+                oid = self._regular_oid(repo, sha256)
+            operations.append(AddFile(path, sha256, size, is_lfs, oid))
+        self.store.create_repo(repo, private=bool(info.get("private")), author="upstream")
+        commit_id = sha if is_commit_id(sha) and self.store.get_commit(repo, sha) is None else None
+        self.store.commit(
+            repo,
+            "main",
+            operations,
+            title=f"Mirror of {self.url} {repo.label}@{sha}",
+            message="",
+            author="upstream",
+            commit_id=commit_id,
+        )
+        self.mirrored.append(repo.label)
+        log.info("mirrored %s from %s (%d files)", repo.label, self.url, len(operations))
+        return True
+
+    def _download(self, repo: Repo, sha: str, path: str) -> tuple[str, int]:
+        url = f"{self.url}/{URL_PREFIXES[repo.type]}{repo.id}/resolve/{sha}/{quote(path)}"
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self.store.storage.temp_dir())
+        try:
+            with os.fdopen(fd, "wb") as out, self._request(url) as answer:
+                while chunk := answer.read(1024 * 1024):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            sha256 = digest.hexdigest()
+            self.store.put_blob_file(repo, sha256, tmp)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return sha256, size
+
+    def _regular_oid(self, repo: Repo, sha256: str) -> str:
+        data = b"".join(self.store.open_blob(repo, sha256))
+        return git_blob_oid(data)
+
+
+def lfs_pointer_oid(sha256: str, size: int) -> str:
+    return git_blob_oid(lfs_pointer(sha256, size))
