@@ -58,6 +58,24 @@ class StepLineCallback(TrainerCallback):
             log.info(format_step_line(state.global_step, state.max_steps, logs))
 
 
+class TimeBudgetCallback(TrainerCallback):
+    """Stop after the step that exhausts a wall-clock budget; the run then saves and pushes as usual."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.started = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
+        if time.monotonic() - self.started >= self.budget_s:
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                log.info("time budget of %.1f min reached at step %d: finishing", self.budget_s / 60, state.global_step)
+        return control
+
+
 class HubCheckpointCallback(TrainerCallback):
     """After each save, queue one background commit of that checkpoint (global rank zero only)."""
 
@@ -74,10 +92,12 @@ class HubCheckpointCallback(TrainerCallback):
             self.pusher.submit(checkpoint_job(folder, state.global_step))
 
 
-def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats):
+def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, time_budget_s: float | None = None):
     """The callbacks for one run, the function that finishes it (card, final push, report of failures),
     and the preemption watcher whose ``stopped`` flag tells a finished run from an interrupted one."""
     callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl"), StepLineCallback()]
+    if time_budget_s:
+        callbacks.append(TimeBudgetCallback(time_budget_s))
     pusher = None
     if recipe.hub["push"] and state.is_main_process:
         from reasoner.push import HubPusher

@@ -267,6 +267,8 @@ def resolve_model(model: str, revision: str | None) -> ModelRef:
     if not path.exists() and _looks_like_path(model):
         raise UserError(f"model folder {model} does not exist: check the path (or pass a hub repo id like org/name)")
     source = classify_model(model, revision)
+    if source.kind == "local" and not (Path(source.path) / "config.json").is_file():
+        raise UserError(f"{model} holds no config.json, so it is not a model folder: pass a save_pretrained folder")
     if source.kind in ("builtin", "local"):
         return ModelRef(id=model, kind=source.kind, load=str(source.path), revision=None, commit=None)
     source = pin(source, "model")
@@ -404,6 +406,26 @@ def _generate_transformers(
     return outputs
 
 
+def vllm_arguments(
+    ref: ModelRef, *, max_new_tokens: int, sampling: bool, temperature: float, seed: int,
+    stop_token_ids: Sequence[int],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of vLLM's ``LLM`` and ``SamplingParams``: the same decoding as the transformers path.
+
+    Greedy is temperature 0; sampling is plain temperature sampling (top_p 1, no top_k), seeded. The
+    model's own ``generation_config.json`` is not applied (``generation_config="vllm"``), as on the
+    transformers path, so the numbers do not depend on a repo's sampling defaults.
+    """
+    revision = ref.commit or ref.revision
+    llm = {"model": ref.load, "revision": revision, "tokenizer_revision": revision, "seed": seed,
+           "generation_config": "vllm"}
+    params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature if sampling else 0.0,
+                              "top_p": 1.0, "top_k": -1, "seed": seed if sampling else None}
+    if stop_token_ids:
+        params["stop_token_ids"] = list(stop_token_ids)
+    return llm, params
+
+
 def _generate_vllm(
     ref: ModelRef, tokenizer: Any, texts: list[str], *, max_new_tokens: int, sampling: bool,
     temperature: float, seed: int,
@@ -411,15 +433,12 @@ def _generate_vllm(
     """(completion text, completion tokens) per prompt from vLLM; the same prompts as the transformers path."""
     from vllm import LLM, SamplingParams
 
-    llm = LLM(
-        model=ref.load, revision=ref.commit or ref.revision, tokenizer_revision=ref.commit or ref.revision,
-        seed=seed, generation_config="vllm",  # our sampling settings, not the repo's generation_config.json
+    llm_kwargs, params = vllm_arguments(
+        ref, max_new_tokens=max_new_tokens, sampling=sampling, temperature=temperature, seed=seed,
+        stop_token_ids=_eos_ids(_generation_config(ref), tokenizer),
     )
-    params = SamplingParams(
-        max_tokens=max_new_tokens, temperature=temperature if sampling else 0.0, top_p=1.0,
-        seed=seed if sampling else None, stop_token_ids=_eos_ids(_generation_config(ref), tokenizer) or None,
-    )
-    results = llm.generate(texts, params, use_tqdm=True)
+    llm = LLM(**llm_kwargs)
+    results = llm.generate(texts, SamplingParams(**params), use_tqdm=True)
     return [(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
 
 

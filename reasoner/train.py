@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="with an empty output folder, continue from the newest checkpoint pushed to hub.repo_id")
     parser.add_argument("--no-resume", action="store_true",
                         help="start from scratch even if output_dir holds checkpoints")
+    parser.add_argument("--time-budget-minutes", type=float, default=None,
+                        help="stop after the step that exhausts this wall-clock budget, then save and push as usual")
     parser.add_argument("--dry-run", action="store_true", help="validate the recipe and print it, then exit")
     return parser.parse_known_args(list(argv))
 
@@ -135,7 +137,8 @@ def newest_checkpoint(output_dir: Path) -> Path | None:
     return Path(found) if found else None
 
 
-def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False) -> Path:
+def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False,
+        time_budget_s: float | None = None) -> Path:
     """Train one recipe; returns the output folder holding the final model."""
     args = build_grpo_config(recipe, push_enabled=recipe.hub["push"])
     from accelerate import PartialState
@@ -172,7 +175,8 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         if resume and state.is_main_process:
             log.info("resuming from %s", resume)
 
-    callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, dataset_src), stats=stats)
+    callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, dataset_src), stats=stats,
+                                                 time_budget_s=time_budget_s)
     trainer = GRPOTrainer(
         model=str(model_src.path),
         reward_funcs=get_reward_funcs(recipe.rewards),
@@ -211,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reasoner.preemption import PREEMPTED_EXIT_CODE, Preempted
 
         try:
-            run(recipe, resume_from_hub=ns.resume_from_hub, no_resume=ns.no_resume)
+            budget = ns.time_budget_minutes * 60 if ns.time_budget_minutes else None
+            run(recipe, resume_from_hub=ns.resume_from_hub, no_resume=ns.no_resume, time_budget_s=budget)
         except Preempted as exc:
             log.warning("%s; exiting with %d so the job is requeued", exc, PREEMPTED_EXIT_CODE)
             return PREEMPTED_EXIT_CODE

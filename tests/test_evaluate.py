@@ -151,7 +151,7 @@ def test_greedy_is_deterministic(greedy_runs):
 def test_seeded_sampling_repeats_with_its_seed_and_changes_with_another(tiny_model, tmp_path):
     def sample(seed: int, name: str) -> list[str]:
         result = evaluate(
-            str(tiny_model), limit=4, batch_size=4, data_source=str(TEST_ROWS), max_new_tokens=12,
+            str(tiny_model), limit=2, batch_size=2, data_source=str(TEST_ROWS), max_new_tokens=8,
             sampling=True, temperature=1.0, seed=seed, output_dir=tmp_path / name,
         )
         assert result.settings["sampling"] is True and result.settings["temperature"] == 1.0
@@ -242,6 +242,7 @@ def test_cli_with_a_baseline_model_and_a_saved_baseline(tiny_model, greedy_runs,
     [
         (["--model", "/no/such/model/folder"], "does not exist"),
         (["--model", "tiny", "--limit", "0"], "--limit must be a positive"),
+        (["--model", str(GSM8K)], "holds no config.json"),
         (["--model", "tiny", "--backend", "vllm", "--device", "cpu"], "vllm backend needs"),
         (["--model", "tiny", "--data", "/no/such/rows.jsonl"], "not found"),
     ],
@@ -260,3 +261,79 @@ def test_loading_a_broken_results_file_is_a_user_error(tmp_path):
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(UserError, match="cannot read evaluation results"):
         EvalResult.load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Backends
+
+
+def test_auto_backend_is_transformers_without_a_gpu():
+    from reasoner.evaluate import resolve_backend
+
+    assert resolve_backend("auto", "cpu") == "transformers"
+    assert resolve_backend("transformers", "cpu") == "transformers"
+    with pytest.raises(UserError, match="unknown backend"):
+        resolve_backend("onnx", "cpu")
+
+
+def test_vllm_arguments_match_the_transformers_decoding():
+    from reasoner.evaluate import ModelRef, vllm_arguments
+
+    ref = ModelRef(id="org/m", kind="hub", load="org/m", revision="main", commit="c" * 40)
+    llm, params = vllm_arguments(ref, max_new_tokens=200, sampling=False, temperature=0.7, seed=3,
+                                 stop_token_ids=[7, 9])
+    assert llm == {"model": "org/m", "revision": "c" * 40, "tokenizer_revision": "c" * 40, "seed": 3,
+                   "generation_config": "vllm"}
+    assert params == {"max_tokens": 200, "temperature": 0.0, "top_p": 1.0, "top_k": -1, "seed": None,
+                      "stop_token_ids": [7, 9]}
+    _, sampled = vllm_arguments(ref, max_new_tokens=8, sampling=True, temperature=0.7, seed=3, stop_token_ids=[])
+    assert sampled["temperature"] == 0.7 and sampled["seed"] == 3 and "stop_token_ids" not in sampled
+
+
+# --------------------------------------------------------------------------------------------------
+# A model on a hub, over HTTP
+
+
+def test_hub_model_is_pinned_to_the_commit_of_its_revision(tiny_model, tmp_path, monkeypatch):
+    """The embedded hub serves the tiny model; ``reasoner eval`` runs as a user runs it (HF_ENDPOINT set),
+    loads it through the hub, and records the commit its revision pointed at."""
+    import os
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi, constants
+
+    from reasoner.localhub.server import HubServer
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    with HubServer(tmp_path / "bucket") as hub:
+        api = HfApi(endpoint=hub.url, token="hf_writer_token_for_tests")
+        repo = "org/tiny-eval"
+        api.create_repo(repo)
+        first = api.upload_folder(repo_id=repo, folder_path=str(tiny_model), commit_message="model").oid
+        api.upload_file(repo_id=repo, path_or_fileobj=b"# tiny\n", path_in_repo="README.md")
+        head = api.repo_info(repo).sha
+        assert head != first
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), NO_PROXY="*")
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "reasoner.cli", "eval", "--data", str(TEST_ROWS), "--limit", "2",
+                 "--max-new-tokens", "4", *args],
+                env=env, capture_output=True, text=True, timeout=300,
+            )
+
+        done = run("--model", repo, "--revision", first, "--baseline", repo, "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        pinned = json.loads((tmp_path / "out" / RESULTS_FILE).read_text(encoding="utf-8"))
+        latest = json.loads((tmp_path / "out" / "baseline" / RESULTS_FILE).read_text(encoding="utf-8"))
+        assert (pinned["revision"], pinned["commit"]) == (first, first)
+        assert (latest["revision"], latest["commit"]) == (None, head)
+        assert pinned["settings"]["model_kind"] == "hub" and pinned["n"] == 2
+        assert f"baseline: {repo}@{head[:8]}" in done.stdout
+
+        missing = run("--model", "org/no-such-model", "--output", str(tmp_path / "missing"))
+        assert missing.returncode == 2
+        assert missing.stderr.strip().splitlines()[-1].startswith("error: model 'org/no-such-model' not found")

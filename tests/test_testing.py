@@ -107,9 +107,9 @@ def test_tiny_chat_template_renders_qwen_turns(tiny: Path) -> None:
     )
     closed = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=False, tokenize=False)
     assert not closed.endswith("<|im_start|>assistant\n")
-    ids = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True)
-    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-    assert tokenizer.convert_ids_to_tokens(ids[0]) == "<|im_start|>"
+    ids = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_dict=False)
+    assert ids == tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>")
 
 
 def test_tiny_model_generates(tiny: Path) -> None:
@@ -168,23 +168,34 @@ def test_tiny_build_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert (dest / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
-def test_ensure_tiny_model_builds_once_in_the_cache_under_a_lock(cache: Path, tiny: Path) -> None:
+def test_ensure_tiny_model_builds_once_in_the_cache_under_a_lock(
+    cache: Path, tiny: Path, tmp_path: Path
+) -> None:
     """A second process waits on the build lock, then builds the same bytes as this process did."""
     dest = tiny_model_cache_dir()
     assert dest.parent == cache and dest.name.startswith("tiny-")
+    # The other process first builds elsewhere, so that every lazy import is done and its cache
+    # build, were it not held back by the lock, would finish well inside the wait below.
     script = (
-        "import sys, torch, transformers\n"
-        "from reasoner.testing import ensure_tiny_model\n"
-        "print('imported', flush=True)\n"
+        "import sys\n"
+        "from reasoner.testing import build_tiny_model, ensure_tiny_model\n"
+        "build_tiny_model(sys.argv[1])\n"
+        "print('ready', flush=True)\n"
         "print(ensure_tiny_model(), flush=True)\n"
     )
-    env = {**os.environ, CACHE_ENV: str(cache), "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, CACHE_ENV: str(cache), "PYTHONPATH": pythonpath}
     cache.mkdir(parents=True)
     with FileLock(str(build_lock_path(dest))):
-        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+        warm = str(tmp_path / "warm-up")
+        proc = subprocess.Popen([sys.executable, "-c", script, warm], env=env, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "imported"
-        time.sleep(1.0)
+        for line in proc.stdout:  # libraries may print notices to stdout first
+            if line.strip() == "ready":
+                break
+        else:
+            pytest.fail(f"the other process ended before its build: exit code {proc.wait()}")
+        time.sleep(3.0)
         assert proc.poll() is None, "the other process did not wait for the build lock"
         assert not dest.exists()
     out, _ = proc.communicate(timeout=120)

@@ -309,8 +309,10 @@ class RepoStore:
                     return commit
             candidates = [("heads", revision), ("tags", revision)]
         for kind, name in candidates:
-            if not name or "\0" in name:
-                continue
+            try:
+                branch_name(name)
+            except errors.HubError:
+                continue  # not a possible ref name: no storage lookup at all
             ref = self.read_ref(repo, kind, name)
             if ref is not None:
                 commit = self.get_commit(repo, ref[0])

@@ -1,0 +1,44 @@
+"""localhub: a Hugging-Face-compatible hub over a folder or an S3 bucket.
+
+For development, CI and air-gapped demos: the unchanged ``huggingface_hub``, ``datasets`` and
+``transformers`` clients download, upload, list and push against it through ``HF_ENDPOINT``
+(with ``HF_HUB_DISABLE_XET=1`` set before they import ``huggingface_hub``: this hub speaks LFS,
+not Xet). Run it with ``reasoner hub serve --storage DIR|s3://BUCKET[/prefix]`` or in-process::
+
+    from reasoner.localhub import HubServer
+    with HubServer("/tmp/hub") as hub:
+        ...  # hub.url
+
+Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/``, ``datasets/``)::
+
+    models/org/name/config.json                  plain files of the head of ``main``: readable by
+    models/org/name/model.safetensors            any S3 tool (``aws s3 ls``), refreshed after commits
+    models/org/name/.hub/repo.json               repo record (type, private, createdAt); its
+                                                 presence is what makes the repo exist
+    models/org/name/.hub/refs/heads/<branch>     {"commit": id}: the branch head (ref object)
+    models/org/name/.hub/refs/tags/<tag>         {"commit": id}
+    models/org/name/.hub/commits/<id>.json       immutable commit manifest: parents, title, author,
+                                                 date, every path -> size, sha256, git oid, lfs
+    models/org/name/.hub/blobs/<sha256>          immutable file contents, by sha256
+    models/org/name/.hub/branches/<branch>/...   plain files of the head of other branches
+    models/org/name/.hub/views/<branch>.json     which commit the plain files currently show
+
+Branch and tag names are percent-quoted in keys (``feature%2Fx``). The server reads only the
+``.hub/`` objects; the plain files are a view for people and tools (never edited in place by the
+hub, and rewritten from the blobs when a commit changes them).
+
+Commits are atomic: blobs, then the manifest, then one conditional write of the ref (S3
+``If-Match``/``If-None-Match``; an ``fcntl``-locked compare-and-swap on a folder). A reader always
+resolves a revision to one complete manifest. Commits to one branch are serialised by an
+in-process lock; across processes a lost conditional write is retried on the new head, unless the
+client sent ``parentCommit``, in which case it gets 412 as on the Hugging Face Hub. The plain view
+is refreshed after the ref moves, so it may trail the ref for the time of a copy.
+
+Not implemented: pull requests, Xet, gated repos, repo listing/search, per-namespace permissions
+(every write token may write every repo). Uploaded objects of failed commits stay in
+``.hub/blobs/`` (harmless; removed with the repo).
+"""
+
+from reasoner.localhub.server import HubServer
+
+__all__ = ["HubServer"]

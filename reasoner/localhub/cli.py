@@ -1,0 +1,96 @@
+"""``serve``: run the hub from the command line (``reasoner hub serve`` / ``python -m reasoner.localhub``).
+
+S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
+of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from reasoner.errors import UserError
+from reasoner.localhub.auth import TokenBook, load_token_file, parse_token_arg
+
+UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reasoner hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve repos stored in a folder or an S3 bucket")
+    serve.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
+    serve.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
+    serve.add_argument("--upstream", help="HF-compatible endpoint to mirror repos from on a miss")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = any free)")
+    serve.add_argument("--token-file", help="YAML/JSON list of {name, token, role: read|write}")
+    serve.add_argument("--token", action="append", default=[], metavar="NAME=TOKEN:ROLE", help="a token (repeatable)")
+    serve.add_argument("--request-log", help="append one JSON line per request to this file")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from reasoner.localhub.server import HubServer
+
+    tokens = load_token_file(args.token_file) if args.token_file else []
+    tokens += [parse_token_arg(value) for value in args.token]
+    book = TokenBook(tokens)
+    try:
+        hub = HubServer(
+            args.storage,
+            host=args.host,
+            port=args.port,
+            tokens=book,
+            upstream=args.upstream,
+            upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
+            request_log=args.request_log,
+            s3_endpoint=args.s3_endpoint,
+        )
+        hub.start()
+    except OSError as error:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
+    print(f"localhub: serving {hub.storage.description} at {hub.url}", flush=True)
+    if book.open:
+        print(
+            "localhub: WARNING no tokens configured: anyone who can reach this port may read and write every "
+            "repo (development mode); pass --token-file or --token to enforce tokens",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"localhub: {len(book)} token(s) enforced", flush=True)
+    if getattr(hub.storage, "conditional_writes", True) is False:
+        print(
+            "localhub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.upstream:
+        print(f"localhub: mirroring missing repos from {args.upstream}", flush=True)
+
+    def _stop(signum, frame) -> None:
+        threading.Thread(target=hub.stop, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    hub.serve_forever()
+    print("localhub: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 2

@@ -1,0 +1,135 @@
+"""``HubServer``: the hub in a background thread of the calling process (or of the CLI).
+
+    with HubServer("/tmp/hub") as hub:           # or HubServer(S3Storage(...)), tokens=[...]
+        os.environ["HF_ENDPOINT"] = hub.url      # for clients started after this point
+        ...
+
+``stop()`` closes the listening socket and every open keep-alive connection, so a stopped
+server really answers no more requests; a new HubServer on the same storage serves everything
+the old one stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Iterable
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from reasoner.localhub.auth import Token, TokenBook
+from reasoner.localhub.http import make_handler
+from reasoner.localhub.lfs import UrlSigner
+from reasoner.localhub.metrics import Metrics
+from reasoner.localhub.repos import RepoStore
+from reasoner.localhub.routes import HubApp
+from reasoner.localhub.storage import Storage, open_storage
+from reasoner.localhub.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class HubServer:
+    """An HF-compatible hub over ``storage`` (a Storage, a folder path, or ``s3://bucket[/prefix]``)."""
+
+    def __init__(
+        self,
+        storage: Storage | str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: TokenBook | Iterable[Token] | None = None,
+        upstream: str | None = None,
+        upstream_token: str | None = None,
+        request_log: str | None = None,
+        s3_endpoint: str | None = None,
+        tree_page_size: int = 1000,
+    ) -> None:
+        self.storage = storage if isinstance(storage, Storage) else open_storage(str(storage), s3_endpoint)
+        self.tokens = tokens if isinstance(tokens, TokenBook) else TokenBook(tokens or ())
+        self.store = RepoStore(self.storage)
+        self.metrics = Metrics(request_log)
+        self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
+        self.app = HubApp(
+            self.store,
+            self.tokens,
+            self.metrics,
+            UrlSigner(secrets.token_bytes(32)),
+            self.upstream,
+            tree_page_size=tree_page_size,
+        )
+        self._host, self._port = host, port
+        self._httpd: _Server | None = None
+        self._bound_port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def _track(self, connection: socket.socket, opened: bool) -> None:
+        with self._connections_lock:
+            if opened:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def start(self) -> HubServer:
+        """Bind, then serve in a daemon thread; returns once the socket is listening."""
+        if self._httpd is not None:
+            return self
+        handler = make_handler(self.app, self.metrics, self._track)
+        self._httpd = _Server((self._host, self._port), handler)
+        self._bound_port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="localhub", daemon=True
+        )
+        self._thread.start()
+        log.info("localhub serving %s at %s", self.storage.description, self.url)
+        return self
+
+    @property
+    def port(self) -> int:
+        if self._bound_port is None:
+            raise RuntimeError("HubServer is not started")
+        return self._bound_port
+
+    @property
+    def url(self) -> str:
+        host = self._host if self._host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Block until ``stop()`` (from a signal handler or another thread)."""
+        self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        httpd, self._httpd = self._httpd, None
+        httpd.shutdown()
+        httpd.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+        self.metrics.close()
+
+    def __enter__(self) -> HubServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

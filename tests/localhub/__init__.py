@@ -1,0 +1,1 @@
+"""Tests of reasoner.localhub, the HF-compatible hub server."""
