@@ -23,7 +23,9 @@ def evaluate_after_training(recipe: Recipe, output_dir: Path, *, base_model: Sou
     ds = recipe.dataset
     data_source = ds["id"]
     common = dict(split=recipe.eval["split"], limit=recipe.eval["limit"], data_source=data_source,
-                  data_config=ds["config"], system=resolve_system_prompt(recipe.prompt["system"]),
+                  data_config=ds["config"], data_revision=ds["revision"], question_column=ds["question_column"],
+                  answer_column=ds["answer_column"], num_generated=ds["num_generated"],
+                  data_seed=int(recipe.grpo.get("seed", 42)), system=resolve_system_prompt(recipe.prompt["system"]),
                   few_shot=recipe.prompt["few_shot"], max_new_tokens=int(recipe.grpo.get("max_completion_length", 256)))
     base_path = str(base_model.path) if base_model.path else base_model.id
     log.info("evaluating the base model and the trained model on %s[%s] (limit %s)", data_source, common["split"], common["limit"])

@@ -97,8 +97,7 @@ def build_once(dest: Path, params: Mapping[str, Any], build: Callable[[Path], No
     if is_complete_build(dest, params):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    import contextlib
-    with contextlib.nullcontext():
+    with FileLock(str(build_lock_path(dest))):
         if is_complete_build(dest, params):
             return dest
         if dest.exists():

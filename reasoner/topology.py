@@ -67,7 +67,7 @@ class Plan:
     main_process_ip: str
     main_process_port: int
     cuda_visible_devices: Mapping[str, str]  # role ("generation" | "training") -> CUDA_VISIBLE_DEVICES
-    train_args: tuple[str, ...]  # reasoner.train overrides that point training at the generation
+    train_args: tuple[str, ...]  # reasoner.train overrides: the resolved placement, the server address
     accelerate_config: str | None
     generation_batch_size: int
     slurm: bool
@@ -486,13 +486,11 @@ def plan(
             max_model_len=max_model_len,
         )
         train_args = (
-            "--use_vllm", "true", "--vllm_mode", "server",
+            "--generation.placement", where,
             "--vllm_server_host", host, "--vllm_server_port", str(port),
         )
     elif where == "colocate":
-        train_args = ("--use_vllm", "true", "--vllm_mode", "colocate")
-        if tp > 1:
-            train_args += ("--vllm_tensor_parallel_size", str(tp))
+        train_args = ("--generation.placement", "colocate", "--generation.tensor_parallel_size", str(tp))
 
     # Only a one-node split names devices: there the plan runs on the node it describes. A dedicated
     # generation node picks its first tensor_parallel_size GPUs itself (REASONER_VLLM_GPUS).

@@ -60,7 +60,7 @@ def test_layouts(nodes, gpus, placement, machines, ppn, total, vllm_node, main_i
 def test_one_gpu_colocates_vllm_in_the_training_process():
     p = make(gpus=1, nodes=1, accelerate_config="accelerate_configs/single_gpu.yaml")
     assert p.vllm_command == ()
-    assert p.train_args == ("--use_vllm", "true", "--vllm_mode", "colocate")
+    assert p.train_args == ("--generation.placement", "colocate", "--generation.tensor_parallel_size", "1")
     assert p.cuda_visible_devices == {}
     assert p.machine_rank == 0
     assert p.accelerate_config == "accelerate_configs/single_gpu.yaml"
@@ -81,7 +81,7 @@ def test_one_node_of_eight_gives_vllm_one_gpu_and_trains_on_seven():
         "--dtype", "bfloat16", "--max-model-len", "456",
     )
     assert p.train_args == (
-        "--use_vllm", "true", "--vllm_mode", "server",
+        "--generation.placement", "dedicated-gpu",
         "--vllm_server_host", "127.0.0.1", "--vllm_server_port", "8000",
     )
     # single_gpu.yaml cannot start 7 processes: the plan says so and switches to DDP.
@@ -102,7 +102,8 @@ def test_four_nodes_train_on_three_and_serve_from_the_last():
     assert p.generation_node == "gpu-d"
     assert p.main_process_ip == "10.0.0.1"
     assert p.vllm_host == "10.0.0.4"
-    assert ("--vllm_server_host", "10.0.0.4") == p.train_args[4:6]
+    assert p.train_args[:2] == ("--generation.placement", "dedicated-node")
+    assert p.train_args[2:4] == ("--vllm_server_host", "10.0.0.4")
     assert p.generation_gpus == (0,)
     assert p.cuda_visible_devices == {}  # the generation node picks its own GPUs in its task
 

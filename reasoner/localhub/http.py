@@ -116,6 +116,8 @@ class Request:
     repo: str | None = None
     revision: str | None = None
     principal: object = None
+    client: str | None = None  # who to count this request for, when not in the headers (LFS PUT)
+    pid: str | None = None
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -257,9 +259,9 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
                     status=status,
                     bytes_sent=sent,
                     bytes_received=request.body.received if request else 0,
-                    client=headers.get(CLIENT_HEADER) or self.client_address[0],
+                    client=(request.client if request else None) or headers.get(CLIENT_HEADER) or self.client_address[0],
                     user_agent=headers.get("User-Agent") or "",
-                    pid=headers.get(PID_HEADER),
+                    pid=(request.pid if request else None) or headers.get(PID_HEADER),
                     duration_ms=round((time.monotonic() - started) * 1000, 3),
                 )
             )

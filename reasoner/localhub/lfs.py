@@ -50,16 +50,18 @@ class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def _signature(self, repo: Repo, oid: str, size: int, expires: int) -> str:
-        message = f"{repo.type}\n{repo.id}\n{oid}\n{size}\n{expires}".encode()
+    def _signature(self, repo: Repo, oid: str, size: int, expires: int, client: str, pid: str) -> str:
+        message = f"{repo.type}\n{repo.id}\n{oid}\n{size}\n{expires}\n{client}\n{pid}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def upload_href(self, base: str, repo: Repo, oid: str, size: int) -> str:
+    def upload_href(self, base: str, repo: Repo, oid: str, size: int, client: str = "", pid: str = "") -> str:
+        """The PUT URL; ``client``/``pid`` name the uploader in the metrics (the PUT carries no headers)."""
         expires = int(time.time()) + URL_LIFETIME_S
-        sig = self._signature(repo, oid, size, expires)
-        return f"{base}/_lfs/{repo.plural}/{quote(repo.id)}/{oid}?size={size}&expires={expires}&sig={sig}"
+        sig = self._signature(repo, oid, size, expires, client, pid)
+        extra = "".join(f"&{k}={quote(v, safe='')}" for k, v in (("client", client), ("pid", pid)) if v)
+        return f"{base}/_lfs/{repo.plural}/{quote(repo.id)}/{oid}?size={size}&expires={expires}{extra}&sig={sig}"
 
-    def check(self, repo: Repo, oid: str, size: int, expires: int, sig: str) -> bool:
+    def check(self, repo: Repo, oid: str, size: int, expires: int, sig: str, client: str = "", pid: str = "") -> bool:
         if expires < time.time():
             return False
-        return hmac.compare_digest(self._signature(repo, oid, size, expires), sig)
+        return hmac.compare_digest(self._signature(repo, oid, size, expires, client, pid), sig)

@@ -40,7 +40,7 @@ from reasoner.localhub.auth import Principal, TokenBook
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.http import Request, Response, json_response
 from reasoner.localhub.lfs import UrlSigner, upload_mode
-from reasoner.localhub.metrics import Metrics
+from reasoner.localhub.metrics import CLIENT_HEADER, PID_HEADER, Metrics
 from reasoner.localhub.paths import (
     TYPES_BY_PLURAL,
     Repo,
@@ -558,7 +558,8 @@ class HubApp:
                 continue
             item: dict = {"oid": oid, "size": size, "authenticated": True}
             if self.store.blob_size(repo, oid) != size:
-                href = self.signer.upload_href(req.base_url, repo, oid, size)
+                client = req.headers.get(CLIENT_HEADER) or ""
+                href = self.signer.upload_href(req.base_url, repo, oid, size, client, req.headers.get(PID_HEADER) or "")
                 item["actions"] = {"upload": {"href": href, "expires_in": 3600}}
             out.append(item)
         return json_response({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
@@ -575,8 +576,10 @@ class HubApp:
             expires = int(req.arg("expires") or 0)
         except ValueError:
             raise errors.forbidden("Invalid upload URL") from None
-        if not _SHA256.fullmatch(oid) or not self.signer.check(repo, oid, size, expires, req.arg("sig") or ""):
+        client, pid = req.arg("client") or "", req.arg("pid") or ""
+        if not _SHA256.fullmatch(oid) or not self.signer.check(repo, oid, size, expires, req.arg("sig") or "", client, pid):
             raise errors.forbidden("Invalid or expired upload URL: ask the LFS batch API for a new one")
+        req.client, req.pid = client or None, pid or None
         if self.store.meta(repo) is None:
             raise errors.repo_not_found(repo.id)
         digest, received = hashlib.sha256(), 0

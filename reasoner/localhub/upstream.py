@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from reasoner.localhub import errors
 from reasoner.localhub.paths import URL_PREFIXES, Repo, file_path, is_commit_id
-from reasoner.localhub.repos import AddFile, RepoStore, git_blob_oid, lfs_pointer
+from reasoner.localhub.repos import AddFile, DeleteFile, RepoStore, git_blob_oid, lfs_pointer
 
 log = logging.getLogger(__name__)
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -87,6 +87,8 @@ class Upstream:
             if oid is None:
                 oid = self._regular_oid(repo, sha256)
             operations.append(AddFile(path, sha256, size, is_lfs, oid))
+        if ".gitattributes" not in {op.path for op in operations}:
+            operations.append(DeleteFile(".gitattributes"))  # keep exactly the upstream's file set
         self.store.create_repo(repo, private=bool(info.get("private")), author="upstream")
         commit_id = sha if is_commit_id(sha) and self.store.get_commit(repo, sha) is None else None
         self.store.commit(

@@ -18,7 +18,7 @@ from reasoner.localhub.server import HubServer
 
 from .helpers import WRITE_TOKEN
 
-N_FILES = 24
+N_FILES = 12
 
 
 def _version_ops(version: int) -> list[CommitOperationAdd]:
