@@ -21,7 +21,7 @@ from typing import Any
 from reasoner.models import build_once, cache_root, params_digest
 
 # Bump when the build changes in a way that should invalidate folders already in caches.
-TINY_BUILD_FORMAT = 1
+TINY_BUILD_FORMAT = 2
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -48,6 +48,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "num_heads": 4,
     "num_kv_heads": 2,
     "max_position_embeddings": 2048,
+    # Supervised steps on answers in the <reasoning>/<answer> format. A random model's completions all score
+    # zero, and zero rewards give zero gradients; after a short warm-up, sampled completions hit the format
+    # part of the time, so GRPO tests see real reward signal from the real rewards.
+    "warmup_steps": 120,
 }
 
 _NAMES = ("Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kiko", "Lena")
@@ -173,11 +177,59 @@ def _build_into(out: Path, params: dict[str, Any]) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params["seed"])
         model = Qwen2ForCausalLM(config).to(torch.float32)
+    if params["warmup_steps"]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(params["seed"])
+            _warm_up(model, tokenizer, params["warmup_steps"], params["seed"])
     model.generation_config = GenerationConfig(
         bos_token_id=None, eos_token_id=[eos_id, pad_id], pad_token_id=pad_id
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _formatted_examples(count: int, seed: int) -> list[list[dict[str, str]]]:
+    """Chat conversations whose assistant turn is a (short, correct) answer in the exact reward format."""
+    from reasoner.data import SYSTEM_PROMPT, extract_gold, generate_problems
+
+    conversations = []
+    for row in generate_problems(count, seed=seed + 7919):
+        gold = extract_gold(row["answer"]) or "0"
+        steps = row["answer"].split("####")[0].strip().replace("\n", " ")
+        completion = f"<reasoning>\n{steps}\n</reasoning>\n<answer>\n{gold}\n</answer>\n"
+        conversations.append([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": row["question"]},
+                              {"role": "assistant", "content": completion}])
+    return conversations
+
+
+def _warm_up(model, tokenizer, steps: int, seed: int, batch_size: int = 8) -> None:
+    """A few supervised steps on the assistant turns only, so the format is likely but not certain."""
+    import torch
+
+    conversations = _formatted_examples(steps * batch_size // 4 + batch_size, seed)
+    encoded = []
+    for conversation in conversations:
+        prompt = tokenizer.apply_chat_template(conversation[:2], add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(conversation, tokenize=False)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        labels = [-100] * len(prompt_ids) + ids[len(prompt_ids):]
+        encoded.append((ids, labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    rng = random.Random(seed)
+    for _ in range(steps):
+        batch = rng.sample(encoded, batch_size)
+        width = max(len(ids) for ids, _ in batch)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
 
 
 def tiny_params(**overrides: Any) -> dict[str, Any]:
@@ -199,6 +251,7 @@ def build_tiny_model(
     num_heads: int = DEFAULT_PARAMS["num_heads"],
     num_kv_heads: int = DEFAULT_PARAMS["num_kv_heads"],
     max_position_embeddings: int = DEFAULT_PARAMS["max_position_embeddings"],
+    warmup_steps: int = DEFAULT_PARAMS["warmup_steps"],
 ) -> Path:
     """Build the tiny model into ``dest`` (a new or empty folder) and return it.
 
@@ -214,6 +267,7 @@ def build_tiny_model(
         num_heads=num_heads,
         num_kv_heads=num_kv_heads,
         max_position_embeddings=max_position_embeddings,
+        warmup_steps=warmup_steps,
     )
     return build_once(Path(dest), params, lambda out: _build_into(out, params))
 

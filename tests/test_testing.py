@@ -129,33 +129,41 @@ def test_tiny_model_generates(tiny: Path) -> None:
 def test_tiny_build_is_deterministic(tiny: Path, tmp_path: Path) -> None:
     again = build_tiny_model(tmp_path / "again", seed=0)
     assert file_hashes(again) == file_hashes(tiny)
-    other = build_tiny_model(tmp_path / "other", seed=1)
+    other = build_tiny_model(tmp_path / "other", seed=1, warmup_steps=0)
     hashes, other_hashes = file_hashes(tiny), file_hashes(other)
     assert other_hashes["model.safetensors"] != hashes["model.safetensors"]
     assert other_hashes["tokenizer.json"] == hashes["tokenizer.json"]
 
 
+def test_tiny_warm_up_changes_the_weights_and_is_recorded(tiny: Path, tmp_path: Path) -> None:
+    """The format warm-up is part of the build: it changes the weights and the marker records it."""
+    cold = build_tiny_model(tmp_path / "cold", warmup_steps=0)
+    assert file_hashes(cold)["model.safetensors"] != file_hashes(tiny)["model.safetensors"]
+    marker = json.loads((tiny / MARKER_NAME).read_text(encoding="utf-8"))
+    assert marker["params"]["warmup_steps"] > 0
+
+
 def test_tiny_build_is_idempotent(tmp_path: Path) -> None:
-    dest = build_tiny_model(tmp_path / "model")
+    dest = build_tiny_model(tmp_path / "model", warmup_steps=0)
     before = mtimes(dest)
-    assert build_tiny_model(dest) == dest
+    assert build_tiny_model(dest, warmup_steps=0) == dest
     assert mtimes(dest) == before
     marker = json.loads((dest / MARKER_NAME).read_text(encoding="utf-8"))
     assert marker["params"]["seed"] == 0 and marker["params"]["vocab_size"] == 512
 
 
 def test_tiny_build_replaces_a_build_of_other_parameters(tmp_path: Path) -> None:
-    dest = build_tiny_model(tmp_path / "model", num_layers=1)
+    dest = build_tiny_model(tmp_path / "model", num_layers=1, warmup_steps=0)
     assert AutoModelForCausalLM.from_pretrained(dest).config.num_hidden_layers == 1
-    build_tiny_model(dest, num_layers=2)
+    build_tiny_model(dest, num_layers=2, warmup_steps=0)
     assert AutoModelForCausalLM.from_pretrained(dest).config.num_hidden_layers == 2
     assert [p.name for p in tmp_path.iterdir() if ".building-" in p.name] == []
 
 
 def test_tiny_build_rebuilds_an_incomplete_folder(tmp_path: Path) -> None:
-    dest = build_tiny_model(tmp_path / "model")
+    dest = build_tiny_model(tmp_path / "model", warmup_steps=0)
     (dest / "model.safetensors").unlink()
-    build_tiny_model(dest)
+    build_tiny_model(dest, warmup_steps=0)
     assert AutoModelForCausalLM.from_pretrained(dest).config.model_type == "qwen2"
 
 
@@ -179,7 +187,7 @@ def test_ensure_tiny_model_builds_once_in_the_cache_under_a_lock(
     script = (
         "import sys\n"
         "from reasoner.testing import build_tiny_model, ensure_tiny_model\n"
-        "build_tiny_model(sys.argv[1])\n"
+        "build_tiny_model(sys.argv[1], warmup_steps=0)\n"
         "print('ready', flush=True)\n"
         "print(ensure_tiny_model(), flush=True)\n"
     )

@@ -306,3 +306,20 @@ def test_plan_for_recipe_reads_the_recipe_sections():
     with pytest.raises(UserError, match="lacks num_generations"):
         plan_for_recipe(SimpleNamespace(generation={}, grpo={"per_device_train_batch_size": 1}, model={}),
                         env={}, gpus_per_node=1)
+
+
+@pytest.mark.parametrize("nodes,gpus,mode,host", [(1, 1, "colocate", None), (1, 8, "server", "127.0.0.1"),
+                                                  (3, 8, "server", "node2")])
+def test_train_arguments_reach_trls_config(nodes, gpus, mode, host):
+    """The plan's overrides pass the real recipe loader and become TRL's vLLM settings."""
+    from reasoner.recipe import load_recipe
+    from reasoner.train import build_grpo_config
+
+    recipe = load_recipe("qwen2.5-0.5b-gsm8k")
+    p = plan_for_recipe(recipe, env={}, gpus_per_node=gpus, nodes=nodes)
+    # bf16 and gradient checkpointing off only so GRPOConfig accepts this CPU machine.
+    cpu_safe = ["--bf16", "false", "--gradient_checkpointing", "false"]
+    config = build_grpo_config(load_recipe("qwen2.5-0.5b-gsm8k", [*p.train_args, *cpu_safe]), push_enabled=False)
+    assert config.use_vllm and config.vllm_mode == mode
+    if host:
+        assert (config.vllm_server_host, config.vllm_server_port) == (host, 8000)

@@ -72,6 +72,12 @@ class HubServer:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
+    def store_repo(self, repo_type: str, repo_id: str):
+        """The Repo object for ``repo_type``/``repo_id``, to inspect ``self.store`` directly."""
+        from reasoner.localhub.paths import repo_from_id
+
+        return repo_from_id(repo_type, repo_id)
+
     def _track(self, connection: socket.socket, opened: bool) -> None:
         with self._connections_lock:
             if opened:

@@ -1,0 +1,1 @@
+"""Tests that need the local SLURM cluster (.ci/slurm-up.sh)."""
