@@ -64,6 +64,11 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "private": (_BOOL, False),
         "push_checkpoints": (_BOOL, True),
     },
+    "resources": {
+        "nodes": (_INT, 1),
+        "gpus_per_node": (_INT, 1),
+        "gpu_memory_gb": (_NUM, 80),
+    },
     "eval": {
         "after_training": (_BOOL, False),
         "split": (_STR, "test"),
@@ -104,6 +109,7 @@ class Recipe:
     hub: dict[str, Any]
     eval: dict[str, Any]
     grpo: dict[str, Any]
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
     accelerate_config: str | None = None
     source: str = ""
 
