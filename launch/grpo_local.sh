@@ -84,14 +84,26 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# `reasoner plan` and `reasoner prefetch` take the recipe overrides, not train's own flags.
+recipe_args=()
+skip_value=0
+for arg in "$@"; do
+    if ((skip_value)); then skip_value=0; continue; fi
+    case "$arg" in
+    --resume-from-hub | --no-resume | --dry-run | --time-budget-minutes=*) ;;
+    --time-budget-minutes) skip_value=1 ;;
+    *) recipe_args+=("$arg") ;;
+    esac
+done
+
 # ---- 1. plan ----------------------------------------------------------------------------------
 GPUS="$(detect_gpus)"
-plan_env="$(reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format env "$@")" \
+plan_env="$(reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format env "${recipe_args[@]}")" \
     || die "reasoner plan refused this layout (see the message above)"
 set -a
 eval "$plan_env"
 set +a
-reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format table "$@" >&2 || true
+reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format table "${recipe_args[@]}" >&2 || true
 [[ -n "${REASONER_ACCELERATE_CONFIG:-}" ]] \
     || die "no accelerate config: add accelerate_config to the recipe or set REASONER_ACCELERATE_CONFIG"
 [[ -f "$REASONER_ACCELERATE_CONFIG" ]] || die "accelerate config $REASONER_ACCELERATE_CONFIG not found (paths are relative to $ROOT)"
@@ -100,7 +112,7 @@ eval "train_args=(${REASONER_TRAIN_ARGS})"  # shell-quoted by reasoner plan
 
 # ---- 2. prefetch: the only step that talks to the hub -----------------------------------------
 log "prefetching the pinned model and data set"
-env -u HF_HUB_OFFLINE "$PY" -c "$CLI_PY" prefetch --recipe "$RECIPE" "$@"
+env -u HF_HUB_OFFLINE "$PY" -c "$CLI_PY" prefetch --recipe "$RECIPE" "${recipe_args[@]}"
 export HF_HUB_OFFLINE=1
 
 # ---- 3. generation server on its own GPU(s) ---------------------------------------------------

@@ -1,0 +1,130 @@
+"""`sbatch slurm/grpo.sbatch tiny-cpu` on the real two-node cluster, against a local hub over HTTP.
+
+What a user does on a CPU cluster, end to end: the job prefetches the model and data set from the hub on
+every node, trains with one rank per node over gloo (machine ranks 0 and 1, each read inside its own
+task), sends no request to the hub for them after the prefetch, pushes the result from global rank
+zero, and ends COMPLETED. The token never shows in the job's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from reasoner.localhub.auth import Token
+from reasoner.localhub.server import HubServer
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[2]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+TOKEN = "hf_sbatch_write_token_5c1f0e2a9d"
+BASE, DATA, OUT_REPO = "acme/tiny-base", "acme/gsm8k-mini", "acme/tiny-grpo-slurm"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hub_env(url: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE"))}
+    env.update(HF_ENDPOINT=url, HF_TOKEN=TOKEN, HF_HOME=str(home), HF_HUB_DISABLE_XET="1",
+               HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="*", no_proxy="*")
+    return env
+
+
+@pytest.fixture(scope="module")
+def job(slurm_cluster, tmp_path_factory):
+    work = tmp_path_factory.mktemp("sbatch")
+    log = work / "requests.jsonl"
+    with HubServer(work / "bucket", tokens=[Token("ci", TOKEN, "write")], request_log=str(log)) as server:
+        from reasoner.testing import ensure_tiny_model
+
+        seed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from huggingface_hub import HfApi
+            from datasets import load_dataset
+            api = HfApi()
+            api.create_repo({BASE!r})
+            api.upload_folder(repo_id={BASE!r}, folder_path={str(ensure_tiny_model())!r})
+            rows = load_dataset("json", data_files={str(GSM8K / "train.jsonl")!r}, split="train")
+            rows.select(range(32)).push_to_hub({DATA!r}, config_name="main", split="train")
+        """)], env=hub_env(server.url, work / "seed-home"), capture_output=True, text=True, timeout=300)
+        assert seed.returncode == 0, seed.stderr[-3000:]
+        seeded = len(log.read_text().splitlines())
+
+        out_dir = work / "run"
+        job_log = work / "job.out"
+        env = hub_env(server.url, work / "job-home")
+        env.update(
+            SLURM_CONF=slurm_cluster,
+            REASONER_PYTHON=sys.executable,
+            REASONER_CACHE_DIR=str(work / "node-cache"),
+            REASONER_MAIN_PORT=str(free_port()),
+            REASONER_LOG_DIR=str(work / "logs"),
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            DS_ACCELERATOR="cpu",
+            OMP_NUM_THREADS="1",
+        )
+        submit = subprocess.run(
+            ["sbatch", "--wait", "--parsable", "--nodes=2", f"--output={job_log}", "--time=15",
+             "slurm/grpo.sbatch", "tiny-cpu",
+             "--model.id", BASE, "--dataset.id", DATA, "--dataset.config", "main",
+             "--hub.push", "true", "--hub.repo_id", OUT_REPO, "--hub.push_checkpoints", "false",
+             "--max_steps", "2", "--output_dir", str(out_dir)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        )
+        job_id = submit.stdout.strip().split(";")[0]
+        state = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
+        records = [json.loads(line) for line in log.read_text().splitlines()[seeded:]]
+        yield {"submit": submit, "id": job_id, "state": state, "out": out_dir,
+               "log": job_log.read_text() if job_log.exists() else "", "records": records, "url": server.url}
+
+
+def test_job_completes(job):
+    assert job["submit"].returncode == 0, job["submit"].stderr + job["log"][-6000:]
+    assert "JobState=COMPLETED" in job["state"], job["state"]
+    assert (job["out"] / "model.safetensors").is_file()
+
+
+def test_each_node_read_its_own_rank(job):
+    ranks = set(re.findall(r"\[task train (n\d)\] machine rank (\d) of 2", job["log"]))
+    assert ranks == {("n1", "0"), ("n2", "1")}, job["log"][-4000:]
+    assert "rendezvous 127.0.0.1:" in job["log"]  # NodeAddr, since the names n1/n2 do not resolve
+
+
+def test_one_two_rank_job_trained(job):
+    for step in (1, 2):
+        lines = [line for line in job["log"].splitlines() if f"reasoner.train: step {step}/2" in line]
+        assert len(lines) == 1, f"{len(lines)} main processes logged step {step}"
+
+
+def test_no_request_for_model_or_data_after_the_prefetch(job):
+    match = re.search(r"\[grpo\.sbatch (\d\d:\d\d:\d\d)\] training on ", job["log"])
+    assert match, job["log"][-3000:]
+    started = datetime.combine(datetime.now().astimezone().date(), datetime.strptime(match[1], "%H:%M:%S").time(),
+                               tzinfo=datetime.now().astimezone().tzinfo)
+    inputs = [r for r in job["records"] if r["repo"] in (BASE, DATA)]
+    assert any("/resolve/" in r["path"] for r in inputs), "the prefetch downloaded nothing"
+    late = [r for r in inputs if (datetime.fromisoformat(r["time"]) - started).total_seconds() >= 1.0]
+    assert not late, f"requests after training started: {[(r['time'], r['method'], r['path']) for r in late][:5]}"
+
+
+def test_result_pushed_and_token_kept_secret(job):
+    pushed = [r for r in job["records"] if r["repo"] == OUT_REPO and r["method"] == "POST" and "/commit/" in r["path"]]
+    assert pushed, "nothing was pushed to the output repo"
+    assert TOKEN not in job["log"]
+    for path in job["out"].rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert TOKEN.encode() not in path.read_bytes(), path
