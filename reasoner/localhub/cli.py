@@ -56,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
     print(f"localhub: serving {hub.storage.description} at {hub.url}", flush=True)
     if book.open:
+        print("localhub: no tokens: open to every reader and writer", flush=True)
         print(
             "localhub: WARNING no tokens configured: anyone who can reach this port may read and write every "
             "repo (development mode); pass --token-file or --token to enforce tokens",

@@ -3,12 +3,14 @@
 Tests and benchmarks use them to prove who talked to the hub and how much: every request is
 counted by route kind (download / upload / api), by repo, by client (the ``X-Reasoner-Client``
 header, else the remote address) and by user agent. The log never holds the Authorization header
-nor query strings (an LFS upload URL carries a signature in its query).
+nor query strings (an LFS upload URL carries a signature in its query). Processes that cannot add
+a header (e.g. libraries calling huggingface_hub for you) are named by ``HF_HUB_USER_AGENT_ORIGIN``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -16,6 +18,17 @@ from datetime import datetime, timezone
 
 CLIENT_HEADER = "X-Reasoner-Client"
 PID_HEADER = "X-Reasoner-Pid"
+_ORIGIN = re.compile(r"(?:^|;)\s*origin/([^;]+)")
+
+
+def client_of(headers, remote: str) -> str:
+    """Who is asking: the X-Reasoner-Client header, else the ``origin/NAME`` huggingface_hub adds to its
+    user agent when ``HF_HUB_USER_AGENT_ORIGIN=NAME`` is set in the client process, else the address."""
+    named = headers.get(CLIENT_HEADER)
+    if named:
+        return named.strip()
+    match = _ORIGIN.search(headers.get("User-Agent") or "")
+    return match.group(1).strip() if match else remote
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Repositories, commits and refs over a Storage: the hub's data model.
+"""Repositories, refs, commits and blobs over a Storage: the hub's data model in action.
 
-A commit is an immutable JSON manifest (every path with its size, sha256 and git oid) stored under
-its id; a branch is a tiny ref object that names its head commit. A commit becomes visible in one
+A commit is an immutable JSON manifest (commits.py) stored under its id; a branch is a tiny ref
+object that names its head commit. A commit becomes visible in one
 step, the conditional write of its branch ref, after its blobs and manifest are stored: a reader
 resolves a revision to one manifest and never sees half a commit. See the package docstring for
 the layout in the bucket.
@@ -16,139 +16,25 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from reasoner.localhub import errors
+from reasoner.localhub.commits import (
+    DEFAULT_BRANCH,
+    GITATTRIBUTES,
+    Commit,
+    FileEntry,
+    Operation,
+    RepoMeta,
+    apply_operations,
+    git_blob_oid,
+    new_commit_id,
+    now_iso,
+)
 from reasoner.localhub.paths import Repo, branch_name, is_commit_id
 from reasoner.localhub.storage import NotFound, PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BRANCH = "main"
-GITATTRIBUTES = b"""*.7z filter=lfs diff=lfs merge=lfs -text
-*.arrow filter=lfs diff=lfs merge=lfs -text
-*.bin filter=lfs diff=lfs merge=lfs -text
-*.ckpt filter=lfs diff=lfs merge=lfs -text
-*.gguf filter=lfs diff=lfs merge=lfs -text
-*.gz filter=lfs diff=lfs merge=lfs -text
-*.h5 filter=lfs diff=lfs merge=lfs -text
-*.msgpack filter=lfs diff=lfs merge=lfs -text
-*.npy filter=lfs diff=lfs merge=lfs -text
-*.npz filter=lfs diff=lfs merge=lfs -text
-*.onnx filter=lfs diff=lfs merge=lfs -text
-*.parquet filter=lfs diff=lfs merge=lfs -text
-*.pickle filter=lfs diff=lfs merge=lfs -text
-*.pkl filter=lfs diff=lfs merge=lfs -text
-*.pt filter=lfs diff=lfs merge=lfs -text
-*.pth filter=lfs diff=lfs merge=lfs -text
-*.safetensors filter=lfs diff=lfs merge=lfs -text
-*.tar filter=lfs diff=lfs merge=lfs -text
-*.zip filter=lfs diff=lfs merge=lfs -text
-*.zst filter=lfs diff=lfs merge=lfs -text
-"""
-
-
-def now_iso() -> str:
-    """The Hub's date format, which huggingface_hub's parser insists on."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def git_blob_oid(data: bytes) -> str:
-    """The git object id of a regular file: what the Hub reports as its ``oid``/ETag."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def lfs_pointer(sha256: str, size: int) -> bytes:
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a commit. ``oid`` is the git id (of the content, or of the LFS pointer)."""
-
-    size: int
-    sha256: str
-    oid: str
-    lfs: bool
-    commit: str  # the last commit that changed this path
-
-    def to_json(self) -> dict:
-        return {"size": self.size, "sha256": self.sha256, "oid": self.oid, "lfs": self.lfs, "commit": self.commit}
-
-    @staticmethod
-    def from_json(data: dict) -> FileEntry:
-        return FileEntry(data["size"], data["sha256"], data["oid"], data["lfs"], data["commit"])
-
-    @property
-    def etag(self) -> str:
-        return self.sha256 if self.lfs else self.oid
-
-    @property
-    def pointer_size(self) -> int:
-        return len(lfs_pointer(self.sha256, self.size))
-
-
-@dataclass(frozen=True)
-class Commit:
-    id: str
-    parents: list[str]
-    title: str
-    message: str
-    authors: list[str]
-    date: str
-    files: dict[str, FileEntry] = field(repr=False)
-
-    def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "id": self.id,
-                "parents": self.parents,
-                "title": self.title,
-                "message": self.message,
-                "authors": self.authors,
-                "date": self.date,
-                "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
-            },
-            separators=(",", ":"),
-        ).encode()
-
-    @staticmethod
-    def from_json(raw: bytes) -> Commit:
-        data = json.loads(raw)
-        files = {path: FileEntry.from_json(entry) for path, entry in data["files"].items()}
-        return Commit(data["id"], data["parents"], data["title"], data["message"], data["authors"], data["date"], files)
-
-
-@dataclass(frozen=True)
-class RepoMeta:
-    repo: Repo
-    private: bool
-    created_at: str
-
-
-# Commit operations, already validated and with their blobs stored.
-@dataclass(frozen=True)
-class AddFile:
-    path: str
-    sha256: str
-    size: int
-    lfs: bool
-    oid: str
-
-
-@dataclass(frozen=True)
-class DeleteFile:
-    path: str
-
-
-@dataclass(frozen=True)
-class DeleteFolder:
-    path: str
-
-
-Operation = AddFile | DeleteFile | DeleteFolder
 
 
 def _ref_segment(name: str) -> str:
@@ -190,7 +76,7 @@ class RepoStore:
             except PreconditionFailed:
                 raise errors.conflict(f"You already created this {repo.type} repo: {repo.id}") from None
             sha = self.put_blob(repo, GITATTRIBUTES)
-            entry_commit = _new_commit_id()
+            entry_commit = new_commit_id()
             files = {
                 ".gitattributes": FileEntry(len(GITATTRIBUTES), sha, git_blob_oid(GITATTRIBUTES), False, entry_commit)
             }
@@ -233,8 +119,6 @@ class RepoStore:
         self.storage.put_if(self._ref_key(repo, kind, name), body, expected)
 
     def refs(self, repo: Repo, kind: str) -> dict[str, str]:
-        from urllib.parse import unquote
-
         prefix = f"{repo.internal}refs/{kind}/"
         out = {}
         for key in self.storage.list(prefix):
@@ -274,6 +158,11 @@ class RepoStore:
     def _store_commit(self, repo: Repo, commit: Commit) -> None:
         self.storage.put(self._commit_key(repo, commit.id), commit.to_json())
         self._remember(repo, commit)
+
+    def _forget(self, repo: Repo, commit_id: str) -> None:
+        self.storage.delete(self._commit_key(repo, commit_id))
+        with self._cache_lock:
+            self._cache.pop((repo, commit_id), None)
 
     def _remember(self, repo: Repo, commit: Commit) -> None:
         with self._cache_lock:
@@ -358,13 +247,14 @@ class RepoStore:
                 head = self.get_commit(repo, head_id)
                 if head is None:
                     raise errors.HubError(500, f"branch {branch} names a missing commit {head_id}")
-                new_id = commit_id or _new_commit_id()
-                files = _apply(head.files, operations, new_id)
+                new_id = commit_id or new_commit_id()
+                files = apply_operations(head.files, operations, new_id)
                 commit = Commit(new_id, [head_id], title, message, [author], now_iso(), files)
                 self._store_commit(repo, commit)
                 try:
                     self._write_ref(repo, "heads", branch, commit.id, version)
                 except PreconditionFailed:
+                    self._forget(repo, commit.id)  # never landed: leave no readable trace
                     if parent is not None:
                         raise errors.precondition_failed() from None
                     continue  # another process moved the branch: rebase on its head and retry
@@ -440,30 +330,3 @@ class RepoStore:
                 if path not in present or old is None or old.sha256 != entry.sha256:
                     self.storage.copy(self.blob_key(repo, entry.sha256), prefix + path)
             self.storage.put(state_key, json.dumps({"commit": target.id}).encode())
-
-
-def _new_commit_id() -> str:
-    return hashlib.sha1(uuid.uuid4().bytes + now_iso().encode()).hexdigest()
-
-
-def _apply(files: dict[str, FileEntry], operations: list[Operation], commit_id: str) -> dict[str, FileEntry]:
-    out = dict(files)
-    for op in operations:
-        if isinstance(op, AddFile):
-            out[op.path] = FileEntry(op.size, op.sha256, op.oid, op.lfs, commit_id)
-        elif isinstance(op, DeleteFile):
-            if op.path not in out:
-                raise errors.entry_not_found(op.path, message=f"A file with this name doesn't exist: {op.path}")
-            del out[op.path]
-        elif isinstance(op, DeleteFolder):
-            folder = op.path.rstrip("/") + "/"
-            doomed = [p for p in out if p.startswith(folder)]
-            if not doomed:
-                raise errors.entry_not_found(op.path, message=f"A file with this name doesn't exist: {op.path}")
-            for path in doomed:
-                del out[path]
-    folders = {path.rsplit("/", i)[0] for path in out for i in range(1, path.count("/") + 1)}
-    clash = sorted(folders & set(out))
-    if clash:
-        raise errors.bad_request(f"Invalid commit: {clash[0]!r} would be both a file and a folder")
-    return out

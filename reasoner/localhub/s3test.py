@@ -80,6 +80,7 @@ class SeaweedFS:
         self.process: subprocess.Popen | None = None
         self.endpoint = ""
         self.log_path: Path | None = None
+        self._admin_socket: Path | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> SeaweedFS:
@@ -112,10 +113,13 @@ class SeaweedFS:
         ]
         ports = dict(zip(names, _free_ports(len(names))))
         self.endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self._admin_socket = Path(tempfile.gettempdir()) / f"seaweedfs-admin-grpc-{ports['admin.port.grpc']}.sock"
         command = [
             weed, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.config={config}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
             "-s3.port.lance=0", "-metricsPort=0", "-s3.metricsPort=0", "-master.telemetry=false",
+            # Unix sockets default to /tmp/seaweedfs-*.sock and outlive the process: keep them in workdir.
+            f"-s3.localSocket={workdir / 's3.sock'}", f"-filer.localSocket={workdir / 'filer.sock'}",
             *(f"-{name}={port}" for name, port in ports.items()),
         ]
         self.log_path = workdir / "weed.log"
@@ -172,6 +176,8 @@ class SeaweedFS:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+        if self._admin_socket is not None:  # the one socket path weed mini does not let us choose
+            self._admin_socket.unlink(missing_ok=True)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from reasoner.localhub.auth import Token, TokenBook
-from reasoner.localhub.http import make_handler
+from reasoner.localhub.auth import Token, TokenBook, parse_token_arg
+from reasoner.localhub.transport import make_handler
 from reasoner.localhub.lfs import UrlSigner
 from reasoner.localhub.metrics import Metrics
 from reasoner.localhub.repos import RepoStore
@@ -38,14 +38,19 @@ class _Server(ThreadingHTTPServer):
 
 
 class HubServer:
-    """An HF-compatible hub over ``storage`` (a Storage, a folder path, or ``s3://bucket[/prefix]``)."""
+    """An HF-compatible hub over ``storage`` (a Storage, a folder path, or ``s3://bucket[/prefix]``).
+
+    ``tokens``: a TokenBook, Token objects or ``"NAME=TOKEN:ROLE"`` strings; none = open hub.
+    ``upstream``: an HF-compatible endpoint to mirror missing repos from (``upstream_token`` if it
+    needs one). ``request_log``: a JSONL file, one line per request. ``port=0`` picks a free port.
+    """
 
     def __init__(
         self,
         storage: Storage | str | Path,
         host: str = "127.0.0.1",
         port: int = 0,
-        tokens: TokenBook | Iterable[Token] | None = None,
+        tokens: TokenBook | Iterable[Token | str] | None = None,
         upstream: str | None = None,
         upstream_token: str | None = None,
         request_log: str | None = None,
@@ -53,7 +58,9 @@ class HubServer:
         tree_page_size: int = 1000,
     ) -> None:
         self.storage = storage if isinstance(storage, Storage) else open_storage(str(storage), s3_endpoint)
-        self.tokens = tokens if isinstance(tokens, TokenBook) else TokenBook(tokens or ())
+        if not isinstance(tokens, TokenBook):  # Token objects or "NAME=TOKEN:ROLE" strings
+            tokens = TokenBook(parse_token_arg(t) if isinstance(t, str) else t for t in tokens or ())
+        self.tokens = tokens
         self.store = RepoStore(self.storage)
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None

@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 from reasoner.localhub import errors
 from reasoner.localhub.paths import URL_PREFIXES, Repo, file_path, is_commit_id
-from reasoner.localhub.repos import AddFile, DeleteFile, RepoStore, git_blob_oid, lfs_pointer
+from reasoner.localhub.commits import AddFile, DeleteFile, git_blob_oid, lfs_pointer
+from reasoner.localhub.repos import RepoStore
 
 log = logging.getLogger(__name__)
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -40,7 +41,8 @@ class Upstream:
     def _request(self, url: str, method: str = "GET"):
         request = urllib.request.Request(url, method=method, headers={"User-Agent": "reasoner-localhub-mirror"})
         if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
+            # Unredirected: the token stays with the upstream, never follows a redirect to a CDN.
+            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
         return urllib.request.urlopen(request, timeout=self._timeout)  # noqa: S310 - URL given by the operator
 
     def _json(self, url: str) -> tuple[object, str | None]:
@@ -90,16 +92,19 @@ class Upstream:
         if ".gitattributes" not in {op.path for op in operations}:
             operations.append(DeleteFile(".gitattributes"))  # keep exactly the upstream's file set
         self.store.create_repo(repo, private=bool(info.get("private")), author="upstream")
-        commit_id = sha if is_commit_id(sha) and self.store.get_commit(repo, sha) is None else None
-        self.store.commit(
-            repo,
-            "main",
-            operations,
-            title=f"Mirror of {self.url} {repo.label}@{sha}",
-            message="",
-            author="upstream",
-            commit_id=commit_id,
-        )
+        try:
+            self.store.commit(
+                repo,
+                "main",
+                operations,
+                title=f"Mirror of {self.url} {repo.label}@{sha}",
+                message="",
+                author="upstream",
+                commit_id=sha if is_commit_id(sha) else None,
+            )
+        except BaseException:
+            self.store.delete_repo(repo)  # no half-mirrored repo: the next request tries again
+            raise
         self.mirrored.append(repo.label)
         log.info("mirrored %s from %s (%d files)", repo.label, self.url, len(operations))
         return True

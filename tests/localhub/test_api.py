@@ -133,7 +133,7 @@ def test_range_requests(folder_api, folder_hub):
         assert handle.read(300) == data[5000:5300]
 
 
-def test_branches_tags_and_revisions(folder_api, folder_hub, tmp_path):
+def test_branches_tags_and_revisions(folder_api, folder_hub, folder_storage, tmp_path):
     api = folder_api
     api.create_repo("org/rev")
     first = api.upload_file(path_or_fileobj=b"v1", path_in_repo="file.txt", repo_id="org/rev").oid
@@ -152,6 +152,9 @@ def test_branches_tags_and_revisions(folder_api, folder_hub, tmp_path):
         return Path(path).read_bytes()
 
     assert read("main") == b"v2" and read("dev") == b"dev"
+    # Each branch head is also there as plain files: main at the repo root, others under .hub/branches/.
+    assert folder_storage.get("models/org/rev/file.txt") == b"v2"
+    assert folder_storage.get("models/org/rev/.hub/branches/dev/file.txt") == b"dev"
     assert read(first) == b"v1" and read("v1.0") == b"v1" and read(dev) == b"dev"
     assert api.repo_info("org/rev", revision="dev").sha == dev
     refs = api.list_repo_refs("org/rev")
@@ -167,6 +170,7 @@ def test_branches_tags_and_revisions(folder_api, folder_hub, tmp_path):
         api.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id="org/rev", revision="nope")
     api.delete_branch("org/rev", branch="dev")
     assert [b.name for b in api.list_repo_refs("org/rev").branches] == ["main"]
+    assert not folder_storage.exists("models/org/rev/.hub/branches/dev/file.txt")
     with pytest.raises(HfHubHTTPError):
         api.delete_branch("org/rev", branch="main")
     api.delete_tag("org/rev", tag="v1.0")

@@ -97,6 +97,12 @@ def test_open_hub_lets_anyone_write(folder_storage):
     with HubServer(folder_storage) as hub:
         HfApi(endpoint=hub.url, token=False).create_repo("org/open")
         assert HfApi(endpoint=hub.url, token=False).repo_exists("org/open")
+    # Tokens may also be given as the CLI writes them; then the same storage is no longer open.
+    with HubServer(folder_storage, tokens=[f"ci={WRITE_TOKEN}:write"]) as hub:
+        with pytest.raises(HfHubHTTPError) as error:
+            HfApi(endpoint=hub.url, token=False).create_repo("org/closed")
+        assert error.value.response.status_code == 401
+        assert HfApi(endpoint=hub.url, token=WRITE_TOKEN).whoami()["name"] == "ci"
 
 
 def test_token_sources(tmp_path):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -16,39 +19,64 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from reasoner.localhub.cli import main
 
-from .helpers import READ_TOKEN, REPO_ROOT, WRITE_TOKEN, free_port
+from .helpers import READ_TOKEN, REPO_ROOT, WRITE_TOKEN
 
 
-def _serve(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
-    """Start serve; returns the process, its URL and its first two stdout lines."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reasoner.localhub", "serve", "--port", str(free_port()), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**(env or os.environ), "PYTHONPATH": str(REPO_ROOT)},
-    )
-    line = process.stdout.readline()
-    match = re.search(r"serving .* at (http://\S+)", line)
-    if not match:
-        process.kill()
-        pytest.fail(f"serve did not start: {line}{process.stdout.read()}{process.stderr.read()}")
-    return process, match.group(1), line + process.stdout.readline()
+class Served:
+    """``serve`` in a subprocess; its output is pumped by threads so no read can block a test."""
 
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reasoner.localhub", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**(env or os.environ), "PYTHONPATH": str(REPO_ROOT)},
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(self.process.stdout, self.out, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.process.stderr, self.err, False), daemon=True).start()
+        self.url = self.wait_for(r"serving .* at (http://\S+)").group(1)
 
-def _stop(process: subprocess.Popen) -> tuple[int, str, str]:
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=20)
-    return process.returncode, out, err
+    def _pump(self, stream, sink: list[str], lines: bool) -> None:
+        for line in stream:
+            sink.append(line)
+            if lines:
+                self._lines.put(line)
+        if lines:
+            self._lines.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if match := re.search(pattern, line):
+                return match
+        self.process.kill()
+        pytest.fail(f"serve never printed {pattern!r}: {''.join(self.out)}{''.join(self.err)}")
+
+    def stop(self) -> tuple[int, str, str]:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(20)
+        time.sleep(0.1)  # let the pumps drain the pipes
+        return code, "".join(self.out), "".join(self.err)
 
 
 def test_serve_with_tokens(tmp_path):
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(f"- {{name: ci, token: {WRITE_TOKEN}, role: write}}\n")
     log = tmp_path / "requests.jsonl"
-    process, url, head = _serve(["--storage", str(tmp_path / "hub"), "--token-file", str(tokens),
-                           "--token", f"viewer={READ_TOKEN}:read", "--request-log", str(log)])
+    served = Served(["--storage", str(tmp_path / "hub"), "--token-file", str(tokens),
+                     "--token", f"viewer={READ_TOKEN}:read", "--request-log", str(log)])
+    url = served.url
     try:
         api = HfApi(endpoint=url, token=WRITE_TOKEN)
         api.create_repo("org/served")
@@ -60,19 +88,19 @@ def test_serve_with_tokens(tmp_path):
         path = hf_hub_download("org/served", "f.txt", endpoint=url, cache_dir=tmp_path / "cache", token=False)
         assert Path(path).read_bytes() == b"served"
     finally:
-        code, out, err = _stop(process)
-    assert code == 0 and "stopped" in out and "2 token(s) enforced" in head
-    everything = head + out + err + log.read_text()
+        code, out, err = served.stop()
+    assert code == 0 and "stopped" in out and "2 token(s) enforced" in out
+    everything = out + err + log.read_text()
     assert WRITE_TOKEN not in everything and READ_TOKEN not in everything
     assert (tmp_path / "hub" / "models" / "org" / "served" / "f.txt").read_bytes() == b"served"
 
 
 def test_serve_without_tokens_warns_it_is_open(tmp_path):
-    process, url, _ = _serve(["--storage", str(tmp_path / "hub")])
+    served = Served(["--storage", str(tmp_path / "hub")])
     try:
-        HfApi(endpoint=url, token=False).create_repo("org/open")
+        HfApi(endpoint=served.url, token=False).create_repo("org/open")
     finally:
-        code, out, err = _stop(process)
+        code, out, err = served.stop()
     assert code == 0 and "WARNING no tokens configured" in err
 
 
@@ -80,13 +108,13 @@ def test_serve_without_tokens_warns_it_is_open(tmp_path):
 def test_serve_on_s3_with_credentials_from_the_environment(seaweedfs, tmp_path):
     prefix = f"cli-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **seaweedfs.env()}
-    process, url, _ = _serve(["--storage", f"s3://{seaweedfs.bucket}/{prefix}", "--s3-endpoint", seaweedfs.endpoint], env)
+    served = Served(["--storage", f"s3://{seaweedfs.bucket}/{prefix}", "--s3-endpoint", seaweedfs.endpoint], env)
     try:
-        api = HfApi(endpoint=url, token=WRITE_TOKEN)
+        api = HfApi(endpoint=served.url, token=WRITE_TOKEN)
         api.create_repo("org/in-s3")
         api.upload_file(path_or_fileobj=b"\x00" * 1000, path_in_repo="w.bin", repo_id="org/in-s3")
     finally:
-        code, out, _ = _stop(process)
+        code, _, _ = served.stop()
     assert code == 0
     listed = seaweedfs.client().list_objects_v2(Bucket=seaweedfs.bucket, Prefix=f"{prefix}/models/org/in-s3/",
                                                 Delimiter="/")

@@ -19,7 +19,8 @@ def token_hub(storage):
 
 
 def test_datasets_push_to_hub_and_load_dataset(token_hub, storage, tmp_path):
-    result = run_client("datasets_roundtrip.py", ["org/gsm-mini"], client_env(token_hub.url, tmp_path / "home"))
+    env = client_env(token_hub.url, tmp_path / "home", HF_HUB_USER_AGENT_ORIGIN="datasets-client")
+    result = run_client("datasets_roundtrip.py", ["org/gsm-mini"], env)
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen == {
         "rows": 40,
@@ -32,7 +33,11 @@ def test_datasets_push_to_hub_and_load_dataset(token_hub, storage, tmp_path):
     ]
     assert parquet.lfs  # parquet goes through LFS, as on the Hub
     assert storage.exists("datasets/org/gsm-mini/data/train-00000-of-00001.parquet")
-    assert token_hub.metrics.snapshot()["by_kind"]["upload"]["bytes_received"] > 0
+    # The client process is named in the metrics by the origin it puts in its user agent, uploads included.
+    metrics = token_hub.metrics.snapshot()
+    ours = metrics["by_client"]["datasets-client"]
+    assert ours["bytes_received"] >= parquet.size and ours["bytes_sent"] > 0
+    assert ours["requests"] == metrics["requests"]
 
 
 def test_transformers_push_to_hub_and_from_pretrained(token_hub, storage, tmp_path):

@@ -13,7 +13,8 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from reasoner.localhub import errors
 from reasoner.localhub.paths import Repo
-from reasoner.localhub.repos import AddFile, RepoStore
+from reasoner.localhub.commits import AddFile
+from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.server import HubServer
 
 from .helpers import WRITE_TOKEN
@@ -38,7 +39,13 @@ def test_readers_never_see_half_a_commit(api, hub):
     stop = threading.Event()
     problems: list[str] = []
     seen: set[int] = set()
+    reads = [0]
     reader = HfApi(endpoint=hub.url, token=False)
+
+    def wait_reads(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while reads[0] < count and not problems and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def read_loop() -> None:
         while not stop.is_set():
@@ -56,21 +63,22 @@ def test_readers_never_see_half_a_commit(api, hub):
                 if not content.startswith(f"v{version}:".encode()):
                     problems.append(f"{info.sha} (v{version}) served {content[:8]!r} for shard {i}")
                     return
+            reads[0] += 1  # one complete, consistent read
 
     threads = [threading.Thread(target=read_loop) for _ in range(2)]
     for thread in threads:
         thread.start()
     try:
+        wait_reads(2)  # the readers are running before the first commit...
         for version in (2, 3, 4):
-            time.sleep(0.05)
             api.create_commit("org/atomic", _version_ops(version), commit_message=f"v{version}")
-        time.sleep(0.1)
+            wait_reads(reads[0] + 4)  # ...between commits and after the last (2 reads may predate it)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert not problems, problems
-    assert len(seen) >= 2  # the readers really overlapped with the commits
+    assert {1, 4} <= seen  # the readers ran before, during and after the commits
     assert {s.rfilename for s in reader.model_info("org/atomic").siblings} == expected_files[4]
 
 

@@ -72,7 +72,7 @@ def test_conditional_writes(storage):
 
 def test_conditional_writes_race_has_one_winner(storage):
     base = storage.put_if("refs/race", b"base", None)
-    barrier = threading.Barrier(6)
+    barrier = threading.Barrier(4)
     winners = []
 
     def write(i: int) -> None:
@@ -83,7 +83,7 @@ def test_conditional_writes_race_has_one_winner(storage):
         except PreconditionFailed:
             pass
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from reasoner.localhub.errors import HubError
-from reasoner.localhub.metrics import CLIENT_HEADER, PID_HEADER, Metrics, RequestRecord
+from reasoner.localhub.metrics import PID_HEADER, Metrics, RequestRecord, client_of
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,8 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
                     track(self.connection, False)
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-            log.debug("%s %s", self.address_string(), format % args)
+            # Query strings may hold signed upload URLs: never log them.
+            log.debug("%s %s", self.address_string(), re.sub(r"\?\S*", "", format % args))
 
         def _handle(self) -> None:
             started = time.monotonic()
@@ -259,7 +261,7 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
                     status=status,
                     bytes_sent=sent,
                     bytes_received=request.body.received if request else 0,
-                    client=(request.client if request else None) or headers.get(CLIENT_HEADER) or self.client_address[0],
+                    client=(request.client if request else None) or client_of(headers, self.client_address[0]),
                     user_agent=headers.get("User-Agent") or "",
                     pid=(request.pid if request else None) or headers.get(PID_HEADER),
                     duration_ms=round((time.monotonic() - started) * 1000, 3),

@@ -1,0 +1,272 @@
+"""Write routes: create/delete repos, settings, branches and tags, preupload, LFS, commits.
+
+A mixin of HubApp (see routes.py), which provides ``store``, ``signer`` and the access checks.
+A commit's blobs are stored while its body streams in; the branch moves only at the end, in one
+conditional write (RepoStore.commit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import tempfile
+from urllib.parse import unquote
+
+from reasoner.localhub import errors
+from reasoner.localhub.commits import AddFile, DeleteFile, DeleteFolder, git_blob_oid, lfs_pointer
+from reasoner.localhub.errors import HubError
+from reasoner.localhub.lfs import UrlSigner, upload_mode
+from reasoner.localhub.metrics import PID_HEADER, client_of
+from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
+from reasoner.localhub.repos import RepoStore
+from reasoner.localhub.transport import Request, Response, json_response
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_REGULAR_FILE = 64 * 1024 * 1024  # a regular file travels base64 in the commit body
+
+
+class WriteRoutes:
+    store: RepoStore
+    signer: UrlSigner
+
+    # provided by HubApp
+    def _require_writer(self, req: Request): ...
+    def _writable(self, req: Request, repo: Repo): ...
+    def _branch_for_write(self, revision: str | None) -> str: ...
+
+    def create_repo(self, req: Request) -> Response:
+        principal = self._require_writer(req)
+        data = req.body.json()
+        if not isinstance(data, dict) or not data.get("name"):
+            raise errors.bad_request("create needs a JSON body with name (and organization, type, private)")
+        org = data.get("organization") or principal.name
+        repo = repo_from_parts(repo_type(data.get("type")), str(org), str(data["name"]))
+        req.repo = repo.label
+        visibility = data.get("visibility")
+        private = visibility == "private" if visibility is not None else bool(data.get("private"))
+        url = repo.url(req.base_url)
+        try:
+            self.store.create_repo(repo, private, principal.name)
+        except HubError as error:
+            if error.status == 409:
+                return json_response({"error": error.message, "url": url}, 409, {"X-Error-Message": error.message})
+            raise
+        return json_response({"url": url, "name": repo.id, "id": repo.id})
+
+    def delete_repo(self, req: Request) -> Response:
+        self._require_writer(req)
+        data = req.body.json()
+        if not isinstance(data, dict) or not data.get("name") or not data.get("organization"):
+            raise errors.bad_request("delete needs a JSON body with organization and name (and type)")
+        repo = repo_from_parts(repo_type(data.get("type")), str(data["organization"]), str(data["name"]))
+        req.repo = repo.label
+        if self.store.meta(repo) is None:
+            raise errors.repo_not_found(repo.id)
+        self.store.delete_repo(repo)
+        return json_response({})
+
+    def settings(self, req: Request, repo: Repo) -> Response:
+        self._writable(req, repo)
+        data = req.body.json()
+        if isinstance(data, dict):
+            if data.get("visibility") in ("private", "public"):
+                self.store.set_private(repo, data["visibility"] == "private")
+            elif "private" in data:
+                self.store.set_private(repo, bool(data["private"]))
+        return json_response({})
+
+    def branch(self, req: Request, repo: Repo, name: str) -> Response:
+        self._writable(req, repo)
+        name = self._branch_for_write(name)
+        if req.method == "DELETE":
+            self.store.delete_ref(repo, "heads", name)
+            return json_response({})
+        data = req.body.json()
+        start = data.get("startingPoint") if isinstance(data, dict) else None
+        self.store.create_ref(repo, "heads", name, start)
+        return json_response({})
+
+    def tag(self, req: Request, repo: Repo, target: str) -> Response:
+        self._writable(req, repo)
+        if req.method == "DELETE":
+            name = branch_name(target)
+            self.store.delete_ref(repo, "tags", name)
+            return json_response({})
+        data = req.body.json()
+        if not isinstance(data, dict) or not data.get("tag"):
+            raise errors.bad_request("tag needs a JSON body with tag")
+        self.store.create_ref(repo, "tags", str(data["tag"]), target)
+        return json_response({})
+
+    def preupload(self, req: Request, repo: Repo, revision: str | None) -> Response:
+        self._writable(req, repo)
+        branch = self._branch_for_write(revision)
+        commit = self.store.resolve(repo, branch)
+        data = req.body.json()
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, list):
+            raise errors.bad_request("preupload needs a JSON body with files: [{path, sample, size}]")
+        out = []
+        for item in files:
+            if not isinstance(item, dict):
+                raise errors.bad_request("preupload: each file needs path, sample and size")
+            path = file_path(str(item.get("path", "")))
+            try:
+                sample = base64.b64decode(item.get("sample") or "")
+                size = int(item.get("size", 0))
+            except (binascii.Error, ValueError, TypeError):
+                raise errors.bad_request(f"preupload: invalid sample or size for {path}") from None
+            mode = upload_mode(path, size, sample)
+            existing = commit.files.get(path)
+            oid = None  # the client skips files whose oid matches its own: unchanged content
+            if existing is not None:
+                if mode == "lfs":
+                    oid = existing.sha256
+                elif not existing.lfs:
+                    oid = existing.oid
+                elif existing.size == size:
+                    oid = git_blob_oid(b"".join(self.store.open_blob(repo, existing.sha256)))
+            out.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        return json_response({"files": out, "commitOid": commit.id})
+
+    def lfs_batch(self, req: Request, repo: Repo) -> Response:
+        self._writable(req, repo)
+        data = req.body.json()
+        if not isinstance(data, dict) or data.get("operation") != "upload":
+            raise errors.bad_request("This hub's LFS batch API serves uploads only; download through /resolve/")
+        objects = data.get("objects")
+        if not isinstance(objects, list):
+            raise errors.bad_request("LFS batch needs objects: [{oid, size}]")
+        out = []
+        for obj in objects:
+            oid = str(obj.get("oid", "")) if isinstance(obj, dict) else ""
+            size = obj.get("size") if isinstance(obj, dict) else None
+            if not _SHA256.fullmatch(oid) or not isinstance(size, int) or size < 0:
+                out.append({"oid": oid, "size": size if isinstance(size, int) else 0,
+                            "error": {"code": 422, "message": "oid must be a sha256 and size an integer"}})
+                continue
+            item: dict = {"oid": oid, "size": size, "authenticated": True}
+            if self.store.blob_size(repo, oid) != size:
+                client = client_of(req.headers, "")
+                href = self.signer.upload_href(req.base_url, repo, oid, size, client, req.headers.get(PID_HEADER) or "")
+                item["actions"] = {"upload": {"href": href, "expires_in": 3600}}
+            out.append(item)
+        return json_response({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
+                             headers={"Content-Type": "application/vnd.git-lfs+json"})
+
+    def _lfs_put(self, req: Request, segs: list[str]) -> Response:
+        if req.method != "PUT" or len(segs) != 4 or segs[0] not in TYPES_BY_PLURAL:
+            raise HubError(404, f"Not found: {req.method} {req.path}")
+        repo = repo_from_parts(TYPES_BY_PLURAL[segs[0]], unquote(segs[1]), unquote(segs[2]))
+        req.repo = repo.label
+        oid = segs[3]
+        try:
+            size = int(req.arg("size") or -1)
+            expires = int(req.arg("expires") or 0)
+        except ValueError:
+            raise errors.forbidden("Invalid upload URL") from None
+        client, pid = req.arg("client") or "", req.arg("pid") or ""
+        if not _SHA256.fullmatch(oid) or not self.signer.check(repo, oid, size, expires, req.arg("sig") or "", client, pid):
+            raise errors.forbidden("Invalid or expired upload URL: ask the LFS batch API for a new one")
+        req.client, req.pid = client or None, pid or None
+        if self.store.meta(repo) is None:
+            raise errors.repo_not_found(repo.id)
+        digest, received = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self.store.storage.temp_dir())
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in req.body.chunks():
+                    digest.update(chunk)
+                    received += len(chunk)
+                    out.write(chunk)
+            if received != size or digest.hexdigest() != oid:
+                raise errors.bad_request(
+                    f"Uploaded content does not match: expected {size} bytes with sha256 {oid}, "
+                    f"got {received} bytes with sha256 {digest.hexdigest()}"
+                )
+            self.store.put_blob_file(repo, oid, tmp)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return json_response({})
+
+    def commit(self, req: Request, repo: Repo, revision: str | None) -> Response:
+        principal, _ = self._writable(req, repo)
+        if req.flag("create_pr"):
+            raise errors.bad_request("This hub has no pull requests: commit to a branch instead")
+        branch = self._branch_for_write(revision)
+        if self.store.read_ref(repo, "heads", branch) is None:
+            raise errors.revision_not_found(branch)
+        header: dict | None = None
+        operations = []
+        for line in req.body.lines():
+            try:
+                item = json.loads(line)
+                key, value = item["key"], item["value"]
+            except (ValueError, KeyError, TypeError):
+                raise errors.bad_request("commit body must be x-ndjson lines of {key, value}") from None
+            if key == "header":
+                header = value if isinstance(value, dict) else {}
+            elif key == "file":
+                operations.append(self._regular_file(repo, value))
+            elif key == "lfsFile":
+                operations.append(self._lfs_file(repo, value))
+            elif key == "deletedFile":
+                operations.append(DeleteFile(file_path(str(value.get("path", "")))))
+            elif key == "deletedFolder":
+                operations.append(DeleteFolder(file_path(str(value.get("path", "")).rstrip("/"))))
+            else:
+                raise errors.bad_request(f"Unknown commit operation {key!r}")
+        if header is None:
+            raise errors.bad_request("commit body needs a header line with summary")
+        parent = header.get("parentCommit") or None
+        if parent is not None and not re.fullmatch(r"[0-9a-fA-F]{4,40}", str(parent)):
+            raise errors.bad_request(f"Invalid parentCommit {parent!r}")
+        commit = self.store.commit(
+            repo,
+            branch,
+            operations,
+            title=str(header.get("summary") or "Upload files"),
+            message=str(header.get("description") or ""),
+            author=principal.name,
+            parent=parent,
+        )
+        req.revision = branch
+        return json_response(
+            {
+                "success": True,
+                "commitOid": commit.id,
+                "commitUrl": f"{repo.url(req.base_url)}/commit/{commit.id}",
+                "hookOutput": "",
+                "pullRequestUrl": None,
+            }
+        )
+
+    def _regular_file(self, repo: Repo, value: dict) -> AddFile:
+        path = file_path(str(value.get("path", "")))
+        if value.get("encoding", "base64") != "base64":
+            raise errors.bad_request(f"{path}: only base64 encoding is supported")
+        try:
+            data = base64.b64decode(value.get("content") or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.bad_request(f"{path}: content is not valid base64") from None
+        if len(data) > MAX_REGULAR_FILE:
+            raise errors.bad_request(f"{path}: regular files are limited to {MAX_REGULAR_FILE} bytes; use LFS")
+        sha = self.store.put_blob(repo, data)
+        return AddFile(path, sha, len(data), False, git_blob_oid(data))
+
+    def _lfs_file(self, repo: Repo, value: dict) -> AddFile:
+        path = file_path(str(value.get("path", "")))
+        oid = str(value.get("oid", ""))
+        if value.get("algo", "sha256") != "sha256" or not _SHA256.fullmatch(oid):
+            raise errors.bad_request(f"{path}: lfsFile needs algo sha256 and a sha256 oid")
+        size = self.store.blob_size(repo, oid)
+        if size is None:
+            raise errors.bad_request(f"{path}: LFS object {oid} was never uploaded; upload it before committing")
+        if value.get("size") is not None and int(value["size"]) != size:
+            raise errors.bad_request(f"{path}: LFS object {oid} has {size} bytes, not {value['size']}")
+        return AddFile(path, oid, size, True, git_blob_oid(lfs_pointer(oid, size)))
