@@ -98,6 +98,12 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
     callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl"), StepLineCallback()]
     if time_budget_s:
         callbacks.append(TimeBudgetCallback(time_budget_s))
+    from reasoner.tracking import CompletionSampleCallback, configure_tracking
+
+    targets = configure_tracking(recipe.grpo.get("report_to"))
+    if recipe.tracking["samples"] > 0:
+        callbacks.append(CompletionSampleCallback(output_dir, recipe.tracking["samples_every"], recipe.tracking["samples"],
+                                                  tensorboard="tensorboard" in targets))
     pusher = None
     if recipe.hub["push"] and state.is_main_process:
         from reasoner.push import HubPusher

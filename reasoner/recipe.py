@@ -69,6 +69,10 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "gpus_per_node": (_INT, 1),
         "gpu_memory_gb": (_NUM, 80),
     },
+    "tracking": {
+        "samples_every": (_INT, 10),
+        "samples": (_INT, 4),
+    },
     "eval": {
         "after_training": (_BOOL, False),
         "split": (_STR, "test"),
@@ -110,6 +114,7 @@ class Recipe:
     eval: dict[str, Any]
     grpo: dict[str, Any]
     resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
     accelerate_config: str | None = None
     source: str = ""
 
