@@ -12,13 +12,15 @@
 #
 # Variables: REASONER_SLURM_DIR (state dir, default /tmp/reasoner-slurm),
 #            REASONER_SLURM_PORT (slurmctld port, default 6917; the nodes use the next two),
-#            REASONER_SLURM_CPUS (CPUs each node claims, default 2).
+#            REASONER_SLURM_CPUS (CPUs each node claims, default 2),
+#            REASONER_SLURM_GPUS (fake GPUs each node offers as GRES gpu, default 4).
 # Only the export line goes to stdout; progress and errors go to stderr.
 set -euo pipefail
 
 STATE_DIR="${REASONER_SLURM_DIR:-/tmp/reasoner-slurm}"
 CTLD_PORT="${REASONER_SLURM_PORT:-6917}"
 NODE_CPUS="${REASONER_SLURM_CPUS:-2}"
+NODE_GPUS="${REASONER_SLURM_GPUS:-4}"
 NODES=(n1 n2)
 CONF="$STATE_DIR/slurm.conf"
 INSTALL_HINT="apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge"
@@ -77,8 +79,21 @@ if ! munge_ok; then
 fi
 
 # ---- configuration (rewritten each time: it is data derived from the variables above) -----------
-mkdir -p "$STATE_DIR"/{state,spool,run,log}
+mkdir -p "$STATE_DIR"/{state,spool,run,log,dev}
 host="$(hostname -s)"
+# Fake GPUs: SLURM only needs character devices behind a GPU GRES; with them `--gres=gpu:N` sets
+# CUDA_VISIBLE_DEVICES and SLURM_GPUS_ON_NODE in a job as on a real cluster (no CUDA behind them).
+for i in $(seq 0 $((NODE_GPUS - 1))); do
+    [[ -c "$STATE_DIR/dev/gpu$i" ]] || mknod "$STATE_DIR/dev/gpu$i" c 1 3
+done
+# slurmd reads gres.conf from the directory of slurm.conf.
+echo "Name=gpu File=$STATE_DIR/dev/gpu[0-$((NODE_GPUS - 1))]" >"$STATE_DIR/gres.conf.new"
+if [[ -f "$STATE_DIR/gres.conf" ]] && cmp -s "$STATE_DIR/gres.conf" "$STATE_DIR/gres.conf.new"; then
+    rm -f "$STATE_DIR/gres.conf.new"
+else
+    mv "$STATE_DIR/gres.conf.new" "$STATE_DIR/gres.conf"
+    changed=1
+fi
 {
     echo "# Written by .ci/slurm-up.sh: two nodes on one host, for tests."
     echo "ClusterName=reasoner"
@@ -112,9 +127,10 @@ host="$(hostname -s)"
     echo "SlurmdTimeout=60"
     echo "InactiveLimit=0"
     echo "SchedulerType=sched/backfill"
+    echo "GresTypes=gpu"
     port=$((CTLD_PORT + 1))
     for node in "${NODES[@]}"; do
-        echo "NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 Port=$port CPUs=$NODE_CPUS State=UNKNOWN"
+        echo "NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 Port=$port CPUs=$NODE_CPUS Gres=gpu:$NODE_GPUS State=UNKNOWN"
         port=$((port + 1))
     done
     echo "PartitionName=debug Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES MaxTime=INFINITE State=UP"
@@ -138,7 +154,6 @@ if ! pid_alive "$STATE_DIR/run/slurmctld.pid"; then
     log "starting slurmctld on port $CTLD_PORT"
     slurmctld -f "$CONF"
     for _ in $(seq 100); do
-        scontrol -M reasoner ping >/dev/null 2>&1 && break
         scontrol ping 2>/dev/null | grep -q UP && break
         sleep 0.1
     done

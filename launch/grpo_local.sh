@@ -4,8 +4,8 @@
 #
 #   launch/grpo_local.sh RECIPE [--key value ...]      # overrides go to plan, prefetch and train
 #
-# Steps: plan -> prefetch the pinned model and data set once -> (server + health wait) -> train,
-# offline (HF_HUB_OFFLINE=1) after the prefetch. The server is stopped on every exit path.
+# Steps: plan -> pin and prefetch the model and data set once -> (server + health wait) -> train on
+# the pinned commits, offline (HF_HUB_OFFLINE=1). The server is stopped on every exit path.
 #
 # Variables (all optional):
 #   REASONER_PYTHON           python that has reasoner installed (default: python3)
@@ -33,6 +33,13 @@ HEALTH_TIMEOUT="${REASONER_VLLM_TIMEOUT:-900}"
 LOG_DIR="${REASONER_LOG_DIR:-runs/logs}"
 # The CLI through the chosen python, so one interpreter runs every step.
 CLI_PY='import sys; from reasoner.cli import main; sys.argv[0] = "reasoner"; sys.exit(main())'
+# The prefetched model's local folder (what the generation server loads, offline).
+MODEL_PATH_PY='import sys
+from reasoner import hub
+from reasoner.recipe import load_recipe
+recipe = load_recipe(sys.argv[1], sys.argv[2:])
+source = hub.pin(hub.classify_model(recipe.model["id"], recipe.model["revision"]), "model")
+print(hub.materialize(source, "model", download=False).path)'
 
 reasoner() { "$PY" -c "$CLI_PY" "$@"; }
 
@@ -96,30 +103,52 @@ for arg in "$@"; do
     esac
 done
 
-# ---- 1. plan ----------------------------------------------------------------------------------
+# ---- 1. plan: refuse a layout that cannot work before downloading anything ---------------------
 GPUS="$(detect_gpus)"
-plan_env="$(reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format env "${recipe_args[@]}")" \
+plan_args=(plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS")
+reasoner "${plan_args[@]}" --format env "${recipe_args[@]}" >/dev/null \
+    || die "reasoner plan refused this layout (see the message above)"
+
+# ---- 2. prefetch: pin the commits and download them; the only step that talks to the hub -------
+mkdir -p "$LOG_DIR"
+pins_file="$LOG_DIR/pins-$(date +%Y%m%d-%H%M%S)-$$.txt"
+log "prefetching the pinned model and data set"
+env -u HF_HUB_OFFLINE "$PY" -c "$CLI_PY" prefetch --recipe "$RECIPE" "${recipe_args[@]}" --pins-out "$pins_file" \
+    || die "prefetch failed (see the message above)"
+pins=()
+read -ra pins <"$pins_file" || true
+export HF_HUB_OFFLINE=1
+
+# The layout and the memory estimate (which reads the prefetched config), then the launch
+# variables, against the pinned commits (the server loads exactly those).
+reasoner "${plan_args[@]}" --format table "${recipe_args[@]}" "${pins[@]}" >&2 \
+    || die "reasoner plan refused this run (see the message above)"
+plan_env="$(reasoner "${plan_args[@]}" --format env "${recipe_args[@]}" "${pins[@]}")" \
     || die "reasoner plan refused this layout (see the message above)"
 set -a
 eval "$plan_env"
 set +a
-reasoner plan --recipe "$RECIPE" --nodes 1 --gpus-per-node "$GPUS" --format table "${recipe_args[@]}" >&2 || true
+if [[ -n "$REASONER_VLLM_COMMAND" && -z "${REASONER_MODEL_PATH:-}" ]]; then
+    # The server loads the prefetched snapshot by its local path: no hub id to resolve offline.
+    REASONER_MODEL_PATH="$("$PY" -c "$MODEL_PATH_PY" "$RECIPE" "${recipe_args[@]}" "${pins[@]}")" \
+        || die "the prefetched model is not in the local cache (see the message above)"
+    export REASONER_MODEL_PATH
+    plan_env="$(reasoner "${plan_args[@]}" --format env "${recipe_args[@]}" "${pins[@]}")" \
+        || die "reasoner plan refused this layout (see the message above)"
+    set -a
+    eval "$plan_env"
+    set +a
+fi
 [[ -n "${REASONER_ACCELERATE_CONFIG:-}" ]] \
     || die "no accelerate config: add accelerate_config to the recipe or set REASONER_ACCELERATE_CONFIG"
 [[ -f "$REASONER_ACCELERATE_CONFIG" ]] || die "accelerate config $REASONER_ACCELERATE_CONFIG not found (paths are relative to $ROOT)"
 train_args=()
 eval "train_args=(${REASONER_TRAIN_ARGS})"  # shell-quoted by reasoner plan
 
-# ---- 2. prefetch: the only step that talks to the hub -----------------------------------------
-log "prefetching the pinned model and data set"
-env -u HF_HUB_OFFLINE "$PY" -c "$CLI_PY" prefetch --recipe "$RECIPE" "${recipe_args[@]}"
-export HF_HUB_OFFLINE=1
-
 # ---- 3. generation server on its own GPU(s) ---------------------------------------------------
 if [[ "$REASONER_PLACEMENT" == "dedicated-gpu" ]]; then
     vllm_cmd=()
     eval "vllm_cmd=(${REASONER_VLLM_COMMAND})"  # shell-quoted by reasoner plan
-    mkdir -p "$LOG_DIR"
     server_log="$LOG_DIR/vllm-$(date +%Y%m%d-%H%M%S).log"
     log "starting the vLLM server on GPU(s) $REASONER_VLLM_CUDA_VISIBLE_DEVICES (log: $server_log)"
     # Its own session, so stopping it stops vLLM's worker processes too.
@@ -154,4 +183,4 @@ log "training: $REASONER_NUM_PROCESSES process(es) with $REASONER_ACCELERATE_CON
     --machine_rank 0 \
     --main_process_ip "$REASONER_MAIN_IP" \
     --main_process_port "$REASONER_MAIN_PORT" \
-    -m reasoner.train --recipe "$RECIPE" "${train_args[@]}" "$@"
+    -m reasoner.train --recipe "$RECIPE" "${train_args[@]}" "$@" "${pins[@]}"

@@ -25,18 +25,31 @@ class Preempted(Exception):
 
 
 class PreemptionCallback(TrainerCallback):
+    """Turns SIGUSR1/SIGTERM into "save at the next step boundary, then stop".
+
+    The handlers go in when the callback is made (before the model loads, so a signal during start-up is
+    not fatal either) and again at ``on_train_begin``, in case anything installed its own in between
+    (transformers' opt-in ``enable_jit_checkpoint`` replaces the SIGTERM handler when the Trainer is made).
+    """
+
     def __init__(self) -> None:
         self.requested = False
         self.stopped = False
         self._previous: dict[int, object] = {}
+        self._install()
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
         self.requested = True
 
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python delivers signals to the main thread only
+        for sig in SIGNALS:
+            previous = signal.signal(sig, self._handle)
+            self._previous.setdefault(sig, previous)
+
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
-        if threading.current_thread() is threading.main_thread():
-            for sig in SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+        self._install()
 
     def _agreed(self) -> bool:
         import torch.distributed as dist

@@ -6,20 +6,29 @@ The rules this module enforces:
 * one commit per save: a checkpoint replaces ``last-checkpoint/`` in the repo in a single commit;
 * a failed push is retried with exponential backoff, never dropped; if the hub stays away, the run ends with
   everything on disk and the one ``reasoner push`` command that finishes the upload is printed;
-* the final push is verified: every local file is on the hub with the same size and hash.
+* the final push is verified: every local file is on the hub with the same size and hash;
+* a run that will push checks first that its token may write the repo, so a read-only token fails in
+  seconds, not after hours of training;
+* pushes are the one request rank zero makes during training, even when ``HF_HUB_OFFLINE=1`` keeps every
+  other caller off the hub (as the SLURM job does after its prefetch).
+
+The retry policy comes from ``REASONER_PUSH_ATTEMPTS``, ``REASONER_PUSH_BACKOFF_S`` (the first delay, doubled
+after each failure) and ``REASONER_PUSH_MAX_BACKOFF_S``, so a cluster with long hub outages can wait longer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import queue
 import shlex
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from reasoner.errors import UserError
 
@@ -31,11 +40,31 @@ TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "train
                         "global_step*/**", "latest", "zero_to_fp32.py")
 
 
+ATTEMPTS_ENV = "REASONER_PUSH_ATTEMPTS"
+BACKOFF_ENV = "REASONER_PUSH_BACKOFF_S"
+MAX_BACKOFF_ENV = "REASONER_PUSH_MAX_BACKOFF_S"
+
+
+def _env_number(name: str, default: float, kind: type, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise UserError(f"{name}={raw!r} is not valid: use {'an integer' if kind is int else 'a number'} >= {minimum}")
+    return value
+
+
 @dataclass
 class PushPolicy:
-    attempts: int = 6
-    first_delay_s: float = 2.0
-    max_delay_s: float = 60.0
+    """How often and how patiently a push is retried; the defaults come from the environment."""
+
+    attempts: int = field(default_factory=lambda: int(_env_number(ATTEMPTS_ENV, 6, int, 1)))
+    first_delay_s: float = field(default_factory=lambda: _env_number(BACKOFF_ENV, 2.0, float, 0))
+    max_delay_s: float = field(default_factory=lambda: _env_number(MAX_BACKOFF_ENV, 60.0, float, 0))
 
 
 @dataclass
@@ -45,6 +74,29 @@ class PushJob:
     message: str
     ignore_patterns: list[str] = field(default_factory=list)
     delete_patterns: list[str] = field(default_factory=list)
+    step: int | None = None  # the optimizer step of a checkpoint job; None for a model
+
+
+_OFFLINE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def hub_reachable() -> Iterator[None]:
+    """Let this thread's hub calls through even under ``HF_HUB_OFFLINE=1``.
+
+    huggingface_hub refuses every request in offline mode; a training job sets it so that no rank downloads
+    anything after the prefetch. Pushing from global rank zero is the exception the design makes, and during
+    training nothing else calls the hub, so lifting the flag for the length of a push lets nothing else out.
+    """
+    from huggingface_hub import constants
+
+    with _OFFLINE_LOCK:
+        saved = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = False
+        try:
+            yield
+        finally:
+            constants.HF_HUB_OFFLINE = saved
 
 
 def finish_command(repo_id: str, job: PushJob) -> str:
@@ -84,7 +136,8 @@ class HubPusher:
         self._thread: threading.Thread | None = None
         self._repo_ready = False
         self.pushed: list[PushJob] = []
-        self.failed: list[PushJob] = []
+        self.failed: list[PushJob] = []  # pushes that did not land and still matter
+        self.skipped: list[PushJob] = []  # checkpoints the Trainer deleted (save_total_limit) before their turn
 
     # -- the one upload, with retries -------------------------------------------------------------
     def _ensure_repo(self) -> None:
@@ -98,26 +151,36 @@ class HubPusher:
     def _upload(self, job: PushJob) -> None:
         from huggingface_hub import HfApi
 
-        self._ensure_repo()
-        HfApi().upload_folder(
-            repo_id=self.repo_id,
-            folder_path=str(job.folder),
-            path_in_repo=job.path_in_repo or None,
-            commit_message=job.message,
-            ignore_patterns=job.ignore_patterns or None,
-            delete_patterns=job.delete_patterns or None,
-        )
+        with hub_reachable():
+            self._ensure_repo()
+            HfApi().upload_folder(
+                repo_id=self.repo_id,
+                folder_path=str(job.folder),
+                path_in_repo=job.path_in_repo or None,
+                commit_message=job.message,
+                ignore_patterns=job.ignore_patterns or None,
+                delete_patterns=job.delete_patterns or None,
+            )
 
     def push_now(self, job: PushJob) -> bool:
-        """Upload with retries; True when it landed. Permanent errors (401/403/404) stop retrying at once."""
+        """Upload with retries; True when it landed. Permanent errors (401/403) stop retrying at once."""
         from reasoner.hub import describe_hub_error
 
+        if job.step is not None and not job.folder.is_dir():
+            # The Trainer rotates checkpoints out (save_total_limit) only after saving a newer one, which is
+            # queued behind this job: nothing is lost by skipping it.
+            log.info("skipped the push of %s: deleted locally after a newer checkpoint was saved", job.folder)
+            self.skipped.append(job)
+            return True
         delay = self.policy.first_delay_s
         for attempt in range(1, self.policy.attempts + 1):
             try:
                 self._upload(job)
                 self.pushed.append(job)
                 log.info("pushed %s to %s (%s)", job.folder, self.repo_id, job.message)
+                if job.step is not None:
+                    # This commit replaced last-checkpoint/ whole: older checkpoints that failed no longer matter.
+                    self.failed = [j for j in self.failed if j.step is None or j.step > job.step]
                 return True
             except Exception as exc:  # noqa: BLE001 - every failure is retried or reported, never dropped
                 friendly = describe_hub_error(exc, self.repo_id, "model", None, "pushing to")
@@ -162,13 +225,25 @@ class HubPusher:
             self._thread = None
 
     def unfinished_commands(self) -> list[str]:
-        return [finish_command(self.repo_id, job) for job in self.failed]
+        """The one command that brings the hub up to date with local disk (an empty list: nothing to do).
+
+        The final model, when its push failed, is what the hub must get. Otherwise it is the newest checkpoint
+        that did not land: each checkpoint replaces ``last-checkpoint/`` whole, so older ones would only be
+        overwritten (and ``failed`` already forgets those that a newer landed checkpoint superseded).
+        """
+        finals = [job for job in self.failed if job.step is None]
+        if finals:
+            return [finish_command(self.repo_id, finals[-1])]
+        checkpoints = [job for job in self.failed if job.step is not None]
+        if checkpoints:
+            return [finish_command(self.repo_id, max(checkpoints, key=lambda job: job.step or 0))]
+        return []
 
 
 def checkpoint_job(folder: Path, step: int) -> PushJob:
     """One commit that replaces ``last-checkpoint/`` with this checkpoint (weights, optimizer, RNG, step)."""
     return PushJob(folder=folder, path_in_repo=CHECKPOINT_PATH_IN_REPO, message=f"checkpoint step {step}",
-                   delete_patterns=["*"])
+                   delete_patterns=["*"], step=step)
 
 
 def final_job(folder: Path) -> PushJob:
@@ -185,9 +260,13 @@ def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
     from huggingface_hub import HfApi
 
     remote = {}
-    for entry in HfApi().list_repo_tree(repo_id, recursive=True):
-        if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile":
-            remote[entry.path] = entry
+    try:
+        with hub_reachable():
+            for entry in HfApi().list_repo_tree(repo_id, recursive=True):
+                if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile":
+                    remote[entry.path] = entry
+    except Exception as exc:  # noqa: BLE001 - an unverifiable push counts as not landed; the caller reports it
+        return [f"could not list {repo_id} on the hub to verify it ({type(exc).__name__})"]
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
@@ -209,6 +288,57 @@ def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
         elif entry.blob_id != git_blob_sha1(path):
             problems.append(f"{name}: content differs")
     return problems
+
+
+def _scoped_write_grant(whoami: dict, repo_id: str) -> bool:
+    """Whether a fine-grained token's scopes grant ``repo.write`` on this repo or its namespace."""
+    fine = ((whoami.get("auth") or {}).get("accessToken") or {}).get("fineGrained") or {}
+    namespace = repo_id.split("/", 1)[0]
+    for scope in fine.get("scoped") or []:
+        entity = scope.get("entity") or {}
+        if entity.get("name") in (repo_id, namespace) and "repo.write" in (scope.get("permissions") or []):
+            return True
+    return False
+
+
+def preflight_push(repo_id: str, *, private: bool = False) -> None:
+    """Refuse, before any training, a run whose pushes could not land: the token must be able to write ``repo_id``.
+
+    Two checks, because hubs differ in what they reveal. First ``whoami``: a token the hub reports with role
+    ``read`` can never push. Then the repo is created (``create_repo`` without ``exist_ok``, so that the hub's
+    own answer is seen: huggingface_hub's ``exist_ok`` turns a 403 into success when the repo exists): a
+    new repo or 409 "exists" pass, 401/403 refuse. A fine-grained token whose scopes grant ``repo.write`` on
+    the repo passes even if it may not create repos in the namespace.
+    """
+    from huggingface_hub import HfApi, get_token
+
+    from reasoner.hub import describe_hub_error, endpoint, hub_call
+
+    api = HfApi()
+    whoami: dict = {}
+    with hub_reachable():
+        if get_token():
+            found = hub_call(api.whoami, repo_id, "model", None, "checking push access to")
+            whoami = found if isinstance(found, dict) else {}
+        role = ((whoami.get("auth") or {}).get("accessToken") or {}).get("role")
+        if role == "read":
+            raise UserError(f"hub.push is true but the token is read-only at {endpoint()} (whoami role 'read'): set "
+                            f"HF_TOKEN to a token with write access to {repo_id}, or pass --hub.push false")
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=False)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status == 409:
+                return
+            if status == 403 and role == "fineGrained" and _scoped_write_grant(whoami, repo_id):
+                return
+            if status in (401, 403):
+                raise UserError(f"hub.push is true but the token may not write {repo_id} at {endpoint()} ({status}): "
+                                f"set HF_TOKEN to a token with write access there, or pass --hub.push false") from None
+            friendly = describe_hub_error(exc, repo_id, "model", None, "checking push access to")
+            if friendly is None:
+                raise
+            raise friendly from None
 
 
 def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: bool = False,

@@ -80,6 +80,16 @@ def build_grpo_config(recipe: Recipe, *, push_enabled: bool):
         raise UserError(f"TRL refused the grpo settings: {str(exc).splitlines()[0]}") from None
 
 
+def refuse_missing_paths(*sources: tuple[Any, str]) -> None:
+    """A local path that does not exist would reach the hub as a malformed repo id; name the path instead."""
+    for source, key in sources:
+        text = source.id
+        if source.kind == "hub" and (text.startswith(("/", "./", "../", "~")) or text.count("/") > 1
+                                     or text.endswith((".json", ".jsonl", ".csv", ".parquet", ".txt"))):
+            raise UserError(f"{key} '{text}' is not an existing file or folder (nor a hub repo id ORG/NAME): "
+                            f"fix the path or create it")
+
+
 def resolve_sources(recipe: Recipe, state) -> tuple[Any, Any]:
     """Pin on global rank zero, download once per node, then every rank reads its node's cache."""
     from accelerate.utils import broadcast_object_list
@@ -88,12 +98,17 @@ def resolve_sources(recipe: Recipe, state) -> tuple[Any, Any]:
 
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     dataset = hub.classify_dataset(recipe.dataset["id"], recipe.dataset["revision"])
+    refuse_missing_paths((model, "model.id"), (dataset, "dataset.id"))
     pinned: list[Any] = [None, None]
     if state.is_main_process:
         try:
             if not hub.is_offline() and (model.kind == "hub" or dataset.kind == "hub"):
                 hub.check_token()
             pinned = [hub.pin(model, "model").commit, hub.pin(dataset, "dataset").commit]
+            if recipe.hub["push"]:
+                from reasoner.push import preflight_push
+
+                preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
         except UserError as exc:
             pinned = [exc, None]
     if state.num_processes > 1:
@@ -129,12 +144,9 @@ def load_training_data(recipe: Recipe, dataset_source, tokenizer):
 
 
 def newest_checkpoint(output_dir: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    from reasoner.resume import newest_checkpoint as newest_complete
 
-    if not output_dir.is_dir():
-        return None
-    found = get_last_checkpoint(str(output_dir))
-    return Path(found) if found else None
+    return newest_complete(output_dir)  # a checkpoint whose save was cut short is passed over
 
 
 def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False,
@@ -185,19 +197,27 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    for callback in callbacks:
+        if hasattr(callback, "attach"):
+            callback.attach(trainer)  # callbacks that read the trainer's own state (completion samples)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)  # StepLineCallback prints one line per logged step instead
-    trainer.train(resume_from_checkpoint=resume)
+    from reasoner.resume import disk_full_is_a_user_error
+
+    with disk_full_is_a_user_error(output_dir):
+        trainer.train(resume_from_checkpoint=resume)
     if preemption.stopped:
+        state.wait_for_everyone()  # every rank's part of the checkpoint is on disk before any rank exits
         finish(trainer, preempted=True)
         from reasoner.preemption import Preempted
 
         raise Preempted(f"preempted at step {trainer.state.global_step}; checkpoint saved in {output_dir}")
-    trainer.save_model(str(output_dir))
-    if state.is_main_process:
-        tokenizer.save_pretrained(str(output_dir))
+    with disk_full_is_a_user_error(output_dir):
+        trainer.save_model(str(output_dir))
+        if state.is_main_process:
+            tokenizer.save_pretrained(str(output_dir))
     state.wait_for_everyone()
     finish(trainer)
     return output_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,54 @@ def test_sbatch_expands_the_rank_inside_each_task():
     assert "SLURM_NODEID" not in sbatch.split("set -euo pipefail", 1)[1]
     assert '--machine_rank "$SLURM_NODEID"' in task
     assert "#SBATCH --requeue" in sbatch and "#SBATCH --signal=B:USR1@" in sbatch
+
+
+# ---- the one-machine launcher, for real ------------------------------------------------------------
+
+def _launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "REASONER_", "CUDA_VISIBLE"))}
+    env.update(REASONER_LOG_DIR=str(tmp_path / "logs"), REASONER_PYTHON=sys.executable, OMP_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
+    return env
+
+
+@pytest.mark.slow  # a minute on 2 cores; tests/slurm/test_sbatch.py covers the same plan/pin/prefetch/train steps
+def test_local_launcher_trains_on_cpu(tmp_path: Path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        ["launch/grpo_local.sh", "tiny-cpu", "--max_steps", "1", "--output_dir", str(out)],
+        cwd=ROOT, env=_launcher_env(tmp_path, REASONER_GPUS_PER_NODE="0", REASONER_MAIN_PORT=str(_free_port())),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "placement none" in result.stderr and "accelerate_configs/cpu_ddp.yaml" in result.stderr
+    assert "step 1/1" in result.stderr + result.stdout
+    assert (out / "model.safetensors").is_file()
+
+
+def test_local_launcher_stops_on_a_generation_server_that_dies(tmp_path: Path):
+    """Two GPUs planned: the server goes on one; here `trl vllm-serve` fails (no vLLM), and the launcher
+    says so, points at the server log, and never starts training."""
+    port = _free_port()
+    result = subprocess.run(
+        ["launch/grpo_local.sh", "tiny-cpu", "--generation.backend", "vllm", "--max_steps", "1",
+         "--output_dir", str(tmp_path / "run")],
+        cwd=ROOT, env=_launcher_env(tmp_path, REASONER_GPUS_PER_NODE="2", REASONER_VLLM_PORT=str(port)),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 2, result.stderr[-4000:]
+    assert f"the vLLM server exited before answering http://127.0.0.1:{port}/health" in result.stderr
+    logs = list((tmp_path / "logs").glob("vllm-*.log"))
+    assert len(logs) == 1 and logs[0].read_text()
+    assert "CUDA_VISIBLE_DEVICES (generation)  0" in result.stderr  # the server's GPU, training on the other
+    # The server loads the prefetched snapshot by path, not a hub id that offline mode cannot resolve.
+    assert "vllm-serve --model /" in result.stderr or "vllm serve /" in result.stderr
+    assert not (tmp_path / "run").exists(), "training started although the server never answered"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -18,3 +18,48 @@ def test_two_nodes_idle_and_a_job_spans_both(slurm_cluster, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.split("\n")[:2]) == ["0 n1", "1 n2"]
+
+
+def _plan_in_job(launcher: list[str], script: str, cwd) -> dict[str, str]:
+    """Run `reasoner plan --format env` inside a real allocation and read its variables."""
+    import os
+    import shlex
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {k: v for k, v in env.items() if not k.startswith(("REASONER_", "CUDA_VISIBLE"))}
+    command = script.replace("PYTHON", shlex.quote(sys.executable))
+    out = subprocess.run([*launcher, "bash", "-c", command], capture_output=True, text=True,
+                         timeout=180, cwd=cwd, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def test_one_gpu_node_plan_reads_slurms_gpus(slurm_cluster, tmp_path):
+    """`--gres=gpu:4` on one node: the plan finds 4 GPUs and splits them 1 (vLLM) + 3 (training)."""
+    plan = _plan_in_job(["srun", "--nodes=1", "--gres=gpu:4"],
+                        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --format env", tmp_path)
+    assert plan["REASONER_GPUS_PER_NODE"] == "4"
+    assert plan["REASONER_PLACEMENT"] == "dedicated-gpu"
+    assert plan["REASONER_VLLM_CUDA_VISIBLE_DEVICES"] == "0"
+    assert plan["REASONER_TRAIN_CUDA_VISIBLE_DEVICES"] == "1,2,3"
+    assert plan["REASONER_NUM_PROCESSES"] == "3"
+
+
+def test_two_gpu_nodes_plan_a_generation_node(slurm_cluster, tmp_path):
+    """Two nodes: the last serves generation, the first trains; addresses come from NodeAddr."""
+    script = (
+        'export REASONER_NODELIST="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"; '
+        'export REASONER_NODE_ADDRS="$(for n in $REASONER_NODELIST; do scontrol show node "$n" '
+        '| sed -n "s/.*NodeAddr=\\([^ ]*\\).*/\\1/p"; done)"; '
+        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --format env"
+    )
+    # The plan runs once, on the first node of a two-node allocation, as in slurm/grpo.sbatch.
+    plan = _plan_in_job(["salloc", "--nodes=2", "--gres=gpu:4", "srun", "--nodes=1", "--ntasks=1"], script, tmp_path)
+    assert plan["REASONER_PLACEMENT"] == "dedicated-node"
+    assert plan["REASONER_VLLM_NODE"] == "n2" and plan["REASONER_VLLM_HOST"] == "127.0.0.1"
+    assert plan["REASONER_TRAIN_NODES"] == "n1" and plan["REASONER_NUM_PROCESSES"] == "4"
+    assert plan["REASONER_MAIN_IP"] == "127.0.0.1"
+    assert plan["REASONER_MACHINE_RANK"] == "0"

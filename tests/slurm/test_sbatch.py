@@ -98,6 +98,11 @@ def test_job_completes(job):
     assert (job["out"] / "model.safetensors").is_file()
 
 
+def test_cpu_nodes_planned_as_cpu_nodes(job):
+    assert re.search(r"nodes x GPUs\s+2 x 0\s+\(SLURM\)", job["log"]), job["log"][:3000]
+    assert "generation         transformers, placement none" in job["log"]
+
+
 def test_each_node_read_its_own_rank(job):
     ranks = set(re.findall(r"\[task train (n\d)\] machine rank (\d) of 2", job["log"]))
     assert ranks == {("n1", "0"), ("n2", "1")}, job["log"][-4000:]
@@ -115,14 +120,15 @@ def test_no_request_for_model_or_data_after_the_prefetch(job):
     assert match, job["log"][-3000:]
     started = datetime.combine(datetime.now().astimezone().date(), datetime.strptime(match[1], "%H:%M:%S").time(),
                                tzinfo=datetime.now().astimezone().tzinfo)
-    inputs = [r for r in job["records"] if r["repo"] in (BASE, DATA)]
+    inputs = [r for r in job["records"] if r["repo"] in (f"models/{BASE}", f"datasets/{DATA}")]
     assert any("/resolve/" in r["path"] for r in inputs), "the prefetch downloaded nothing"
     late = [r for r in inputs if (datetime.fromisoformat(r["time"]) - started).total_seconds() >= 1.0]
     assert not late, f"requests after training started: {[(r['time'], r['method'], r['path']) for r in late][:5]}"
 
 
 def test_result_pushed_and_token_kept_secret(job):
-    pushed = [r for r in job["records"] if r["repo"] == OUT_REPO and r["method"] == "POST" and "/commit/" in r["path"]]
+    pushed = [r for r in job["records"]
+              if r["repo"] == f"models/{OUT_REPO}" and r["method"] == "POST" and "/commit/" in r["path"]]
     assert pushed, "nothing was pushed to the output repo"
     assert TOKEN not in job["log"]
     for path in job["out"].rglob("*"):
