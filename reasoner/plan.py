@@ -39,8 +39,12 @@ def main(argv: Sequence[str]) -> int:
 
     env = dict(os.environ)
     in_slurm = "SLURM_JOB_ID" in env
-    nodes = ns.nodes or (None if in_slurm else recipe.resources.get("nodes"))
-    gpus = ns.gpus_per_node or topology.gpus_from_env(env) or recipe.resources.get("gpus_per_node")
+    nodes = ns.nodes if ns.nodes is not None else (None if in_slurm else recipe.resources.get("nodes"))
+    gpus = ns.gpus_per_node
+    if gpus is None:
+        gpus = topology.gpus_from_env(env)
+    if gpus is None:
+        gpus = recipe.resources.get("gpus_per_node")
     layout = topology.plan_for_recipe(recipe, env=env, gpus_per_node=gpus, nodes=nodes)
     if ns.format == "env":
         print(topology.format_env(layout))

@@ -67,6 +67,15 @@ def build_grpo_config(recipe: Recipe, *, push_enabled: bool):
         if kwargs["vllm_mode"] == "server":
             kwargs.setdefault("vllm_server_host", os.environ.get("REASONER_VLLM_HOST", "127.0.0.1"))
             kwargs.setdefault("vllm_server_port", int(os.environ.get("REASONER_VLLM_PORT", "8000")))
+    import torch
+
+    if not torch.cuda.is_available():
+        # Ranks on CPU meet over gloo: plain DDP needs use_cpu, while DeepSpeed needs the gloo backend and no
+        # use_cpu (which would quietly turn it into plain DDP).
+        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+            kwargs.setdefault("ddp_backend", "gloo")
+        else:
+            kwargs.setdefault("use_cpu", True)
     # Pushing is ours (rank zero, background, retried, verified), not the Trainer's.
     kwargs["push_to_hub"] = False
     model_init = dict(kwargs.get("model_init_kwargs") or {})
