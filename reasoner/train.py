@@ -145,8 +145,7 @@ def load_training_data(recipe: Recipe, dataset_source, tokenizer):
                           num_generated=ds["num_generated"], seed=int(recipe.grpo.get("seed", 42)))
     if ds.get("limit"):
         rows = rows.select(range(min(ds["limit"], len(rows))))
-    system = data.SYSTEM_PROMPT if recipe.prompt["system"] == "default" else recipe.prompt["system"]
-    prepared, stats = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt["few_shot"],
+    prepared, stats = data.prepare_dataset(rows, system=data.resolve_system_prompt(recipe.prompt["system"]), few_shot=recipe.prompt["few_shot"],
                                            question_column=ds["question_column"], answer_column=ds["answer_column"],
                                            tokenizer=tokenizer, max_prompt_tokens=ds["max_prompt_tokens"])
     return prepared, stats
