@@ -244,19 +244,32 @@ def load_bench_recipe(model: str, overrides: Sequence[str]):
 
 
 def grpo_kwargs(recipe) -> dict[str, Any]:
-    """The GRPOConfig keyword arguments ``reasoner.train.build_grpo_config`` derives from a CPU recipe.
+    """The GRPOConfig keyword arguments ``reasoner.train.build_grpo_config`` passes for ``recipe``.
 
-    The plain script receives exactly these; :func:`assert_same_config` proves that they build the same
-    GRPOConfig as reasoner does, so a change in reasoner.train cannot silently make the comparison unfair.
+    They are captured from reasoner's own call (GRPOConfig is wrapped for the duration), so the plain script
+    receives exactly what reasoner configures, whatever rules reasoner.train applies; :func:`assert_same_config`
+    then checks that both build equal GRPOConfigs.
     """
-    kwargs: dict[str, Any] = dict(recipe.grpo)
-    kwargs["reward_weights"] = list(recipe.rewards.values())
-    kwargs["use_vllm"] = recipe.generation["backend"] == "vllm"
-    kwargs["push_to_hub"] = False
-    model_init = dict(kwargs.get("model_init_kwargs") or {})
-    model_init.setdefault("dtype", recipe.model["dtype"])
-    kwargs["model_init_kwargs"] = model_init
-    return kwargs
+    import trl
+
+    from reasoner.train import build_grpo_config
+
+    captured: dict[str, Any] = {}
+    real = trl.GRPOConfig
+
+    class Recorder(real):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs: Any) -> None:
+            captured.update(kwargs)
+            super().__init__(**kwargs)
+
+    trl.GRPOConfig = Recorder
+    try:
+        build_grpo_config(recipe, push_enabled=False)
+    finally:
+        trl.GRPOConfig = real
+    if not captured:
+        raise SystemExit("reasoner.train.build_grpo_config did not build a trl.GRPOConfig: update bench/common.py")
+    return json.loads(json.dumps(captured))
 
 
 def assert_same_config(recipe, kwargs: Mapping[str, Any]) -> None:

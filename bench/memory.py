@@ -1,19 +1,18 @@
 """The memory planner (``reasoner.memory``) against measured memory: peak RSS of real CPU training processes.
 
-For each model, one plain TRL GRPO process reports its resident memory after the imports, after building
-the trainer (model, reference model: "without training") and at its peak over a few real GRPO steps
-("with training"); ``reasoner train`` runs the same settings and its peak RSS is read by ``wait4``. The
-planner's estimate for the same recipe, batch and measured prompt length is set beside them:
+For each model, one plain TRL GRPO process reports its resident memory after the imports and at its peak
+over a few real GRPO steps (two by default: AdamW allocates its states at the first optimizer step, so the
+second step is the steady state); ``reasoner train`` runs the same settings and its peak RSS is read by
+``wait4``. The planner's estimate for the same recipe, batch and measured prompt length is set beside the
+measured growth (peak RSS - RSS after the imports): weights, gradients, AdamW states and the largest
+transient (activations of one micro-batch with TRL's log-prob head, or the generation KV cache).
 
-* weights (+ reference model)  ~ RSS after building the trainer - RSS after the imports
-* training state (gradients, AdamW states, the largest transient: activations or the generation KV cache)
-  ~ peak RSS while training - RSS after building the trainer
+What to expect: the planner counts the tensors autograd keeps exactly (``tests/test_memory.py`` checks the
+count against ``saved_tensors_hooks``), but CPU RSS also holds what glibc keeps after a free, oneDNN's
+buffers and Python objects, so the measured growth is larger than the tensors alone. transformers maps the
+weights lazily, so the RSS right after building the trainer does not hold them yet: only the peak is read.
 
-CPU RSS also holds the allocator's slack and Python objects, so agreement within tens of percent is what
-to expect; the point is that the planner's arithmetic (above all the activation count) is grounded in a
-measurement, not only in another estimator.
-
-    python bench/memory.py                          # tiny and SmolLM2 (its recipe: 8 completions x 96 tokens)
+    python bench/memory.py                          # tiny and SmolLM2 (8 completions x 32 tokens), 2 steps
     python bench/memory.py --models tiny --steps 1 --no-reasoner
 """
 
@@ -31,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common  # noqa: E402
 
 MIB = 1 << 20
+# SmolLM2's recipe generates 8 x 96 tokens (minutes per step on a loaded 2-core machine); 32 keeps it short.
+MODEL_OVERRIDES = {"smollm2": ["--max_completion_length", "32"]}
 
 
 def longest_prompt(model: str, recipe, limit: int) -> int:
@@ -51,7 +52,9 @@ def measure(model: str, ns, work: Path) -> dict:
     from reasoner import memory
 
     overrides = ["--dataset.id", str(common.GSM8K_TRAIN), "--dataset.limit", str(ns.limit), "--max_steps",
-                 str(ns.steps), "--save_steps", "100000", "--logging_steps", "1"]
+                 str(ns.steps), "--save_steps", "100000", "--logging_steps", "1", *MODEL_OVERRIDES.get(model, [])]
+    if ns.completion_tokens:
+        overrides += ["--max_completion_length", str(ns.completion_tokens)]
     recipe = common.load_bench_recipe(model, overrides)
     kwargs = common.grpo_kwargs(recipe)
     settings = work / f"{model}-settings.json"
@@ -73,10 +76,8 @@ def measure(model: str, ns, work: Path) -> dict:
     prompt = longest_prompt(model, recipe, ns.limit)
     plan = memory.estimate(recipe, nodes=1, gpus_per_node=0, prompt_tokens=prompt)
     items = {item.name: item.bytes / MIB for item in plan.training.items}
-    est_weights = items.get("weights", 0) + items.get("reference model", 0)
-    est_training = sum(v for k, v in items.items() if k not in ("weights", "reference model"))
-    measured_weights = rss["setup"]["rss_mib"] - rss["imports"]["rss_mib"]
-    measured_training = rss["train"]["peak_mib"] - rss["setup"]["rss_mib"]
+    measured = rss["train"]["peak_mib"] - rss["imports"]["rss_mib"]
+    estimated = sum(items.values())
     return {
         "model": model,
         "params": plan.model.params,
@@ -88,9 +89,9 @@ def measure(model: str, ns, work: Path) -> dict:
         "reasoner_peak_rss_mib": reasoner_peak,
         "plain_peak_rss_mib": plain.max_rss_mib,
         "estimate_mib": items,
-        "weights": {"measured_mib": measured_weights, "estimated_mib": est_weights},
-        "training": {"measured_mib": measured_training, "estimated_mib": est_training},
-        "total": {"measured_mib": measured_weights + measured_training, "estimated_mib": est_weights + est_training},
+        "measured_growth_mib": measured,
+        "estimated_mib": estimated,
+        "estimate_over_measured": estimated / measured if measured > 0 else float("nan"),
     }
 
 
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", default="tiny,smollm2", help="comma-separated: tiny, smollm2")
     parser.add_argument("--steps", type=int, default=2, help="GRPO steps per process")
     parser.add_argument("--limit", type=int, default=64, help="GSM8K training rows")
+    parser.add_argument("--completion-tokens", type=int, default=None, help="max_completion_length for every model")
     parser.add_argument("--no-reasoner", dest="reasoner", action="store_false",
                         help="skip the reasoner train process (its peak RSS beside the plain script's)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
@@ -119,17 +121,14 @@ def main(argv: list[str]) -> int:
             rows.append(measure(model, ns, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table_rows = []
+    print(common.table(
+        ["model", "params", "batch x (prompt + completion)", "measured growth MiB", "estimated MiB",
+         "estimate / measured", "plain peak RSS MiB", "reasoner peak RSS MiB"],
+        [[r["model"], f"{r['params'] / 1e6:.1f}M", f"{r['batch']} x ({r['prompt_tokens']} + {r['completion_tokens']})",
+          r["measured_growth_mib"], r["estimated_mib"], r["estimate_over_measured"], r["plain_peak_rss_mib"],
+          r["reasoner_peak_rss_mib"] or "-"] for r in rows]))
     for r in rows:
-        for part in ("weights", "training", "total"):
-            measured, estimated = r[part]["measured_mib"], r[part]["estimated_mib"]
-            table_rows.append([r["model"], part, measured, estimated,
-                               estimated / measured if measured > 0 else float("nan")])
-    print(common.table(["model", "part", "measured MiB", "estimated MiB", "estimate / measured"], table_rows))
-    print()
-    print(common.table(["model", "batch x (prompt + completion)", "plain peak RSS MiB", "reasoner peak RSS MiB"],
-                       [[r["model"], f"{r['batch']} x ({r['prompt_tokens']} + {r['completion_tokens']})",
-                         r["plain_peak_rss_mib"], r["reasoner_peak_rss_mib"] or "-"] for r in rows]))
+        print(f"  {r['model']} estimate: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["estimate_mib"].items()))
     for model, why in skipped.items():
         print(f"{model}: skipped: {why}")
     path = common.write_result("memory", {"command": common.this_command(), "threads": common.THREADS,

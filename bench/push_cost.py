@@ -8,7 +8,7 @@ intervals are compared separately from all steps. TRL's own ``step_time`` is rep
 alternate the order (ABBA); the first step of every run is left out. The final push (after training) is
 not a step and is not counted.
 
-    python bench/push_cost.py                     # tiny model, 3 rounds of 10 steps, a save every 2
+    python bench/push_cost.py                     # tiny model, 2 rounds of 10 steps, a save every 2
     python bench/push_cost.py --rounds 1 --steps 2 --save-every 1
 Goal: <= 2% slower on save steps.
 """
@@ -50,7 +50,7 @@ def run(hub: common.SeededHub, ns, out: Path, push: bool, repo: str) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny", choices=sorted(common.MODEL_RECIPES))
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, ABBA order (default 2)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=2)
     parser.add_argument("--limit", type=int, default=64, help="GSM8K training rows")

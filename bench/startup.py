@@ -7,7 +7,7 @@ the first training step's line in the run's own log (reasoner's ``metrics.jsonl`
 ``--log-jsonl``), so it covers imports, the hub preflight and pinning (reasoner), downloads, data
 preparation, model load and one GRPO step. Rounds alternate the order of the sides (ABBA).
 
-    python bench/startup.py                      # tiny model, 3 rounds
+    python bench/startup.py                      # tiny model, 2 rounds (ABBA)
     python bench/startup.py --rounds 1 --modes warm
 """
 
@@ -48,7 +48,7 @@ def run_side(side: str, hub: common.SeededHub, home: Path, out: Path, settings: 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny", choices=sorted(common.MODEL_RECIPES))
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, ABBA order (default 2)")
     parser.add_argument("--modes", default="cold,warm", help="comma-separated: cold, warm")
     parser.add_argument("--limit", type=int, default=64, help="GSM8K training rows")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import common  # noqa: E402
 
 # Small enough for minutes on 2 cores, the recipes' shape otherwise (SmolLM2's recipe: 8 x 96 tokens).
-DEFAULT_STEPS = {"tiny": 12, "smollm2": 5}
+DEFAULT_STEPS = {"tiny": 12, "smollm2": 4}
 MODEL_OVERRIDES = {
     "tiny": [],
     "smollm2": ["--per_device_train_batch_size", "4", "--num_generations", "4", "--max_completion_length", "32"],
@@ -124,7 +124,7 @@ def bench_model(model: str, ns: argparse.Namespace, work: Path) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,smollm2", help="comma-separated: tiny, smollm2")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, ABBA order (default 2)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"steps per run, the first is warm-up and not counted (default {DEFAULT_STEPS})")
     parser.add_argument("--limit", type=int, default=64, help="GSM8K training rows")

@@ -121,7 +121,9 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
             return
         if preempted:
             if pusher is not None:
-                pusher.drain()
+                from reasoner.push import preempted_drain_s
+
+                pusher.drain(timeout=preempted_drain_s())  # the scheduler's kill is near
                 for command in pusher.unfinished_commands():
                     log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
             return

@@ -496,7 +496,7 @@ class _Layout:
 
 
 def _layout(recipe: Any, nodes: int, gpus_per_node: int, tensor_parallel_size: int | None,
-            gpu_memory_gb: float) -> _Layout:
+            gpu_memory_gb: float, placement: str | None = None) -> _Layout:
     """Placement, training ranks and tensor-parallel size from reasoner.topology (the launchers' source of truth)."""
     from reasoner import topology
 
@@ -517,6 +517,7 @@ def _layout(recipe: Any, nodes: int, gpus_per_node: int, tensor_parallel_size: i
         accelerate_config=getattr(recipe, "accelerate_config", None),
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_gb=gpu_memory_gb,
+        placement=placement,
     )
     utilization = None
     command = list(plan.vllm_command)
@@ -555,6 +556,7 @@ def estimate(
     completion_tokens: int | None = None,
     host_memory_gb: float | None = None,
     shape: ModelShape | None = None,
+    placement: str | None = None,
 ) -> MemoryPlan:
     """Memory per training GPU and per generation GPU for ``recipe`` on ``nodes`` x ``gpus_per_node``.
 
@@ -562,7 +564,8 @@ def estimate(
     placement and tensor-parallel size come from reasoner.topology. ``prompt_tokens``/``completion_tokens``
     default to the recipe's limits (``dataset.max_prompt_tokens``, ``max_completion_length``): an upper bound.
     ``gpus_per_node=0`` plans a CPU run (per process; a verdict only with ``host_memory_gb``).
-    ``shape`` skips the model lookup (the search sizes one model many times).
+    ``shape`` skips the model lookup (the search sizes one model many times); ``placement`` overrides the
+    recipe's ``generation.placement`` (``auto`` lets the topology choose by layout).
     Raises UserError for layouts reasoner.topology refuses.
     """
     if shape is None:
@@ -571,7 +574,7 @@ def estimate(
     stage = zero_stage_of(getattr(recipe, "accelerate_config", None)) if zero_stage is None else int(zero_stage)
     if stage not in ZERO_STAGES:
         raise UserError(f"ZeRO stage {stage} is not planned for; use 0 (single/DDP), 2 or 3")
-    layout = _layout(recipe, nodes, gpus_per_node, tensor_parallel_size, gpu_memory_gb)
+    layout = _layout(recipe, nodes, gpus_per_node, tensor_parallel_size, gpu_memory_gb, placement)
     grpo = recipe.grpo
     param_bytes, mixed, act_bytes = _precision(recipe, shape, on_gpu)
 
@@ -671,7 +674,7 @@ def estimate(
         role = "training GPU"
     else:
         train_capacity = int(host_memory_gb * GIB) if host_memory_gb else None
-        role = "training process (CPU)"
+        role = "training process"
     training = Budget(role, tuple(items), train_capacity)
 
     return MemoryPlan(
@@ -687,41 +690,59 @@ def estimate(
 # Search and output
 
 
+def smallest_plan(recipe: Any, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, max_nodes: int = 64, *,
+                  node_gpus: int = 8) -> MemoryPlan:
+    """The plan of the layout with the fewest GPUs that fits (see :func:`smallest_layout`)."""
+    shape = model_shape(recipe.model["id"], recipe.model.get("revision"))
+    single = [g for g in GPU_COUNTS if g < node_gpus] + [node_gpus]
+    candidates = sorted({(g, 1, g) for g in single} | {(n * node_gpus, n, node_gpus) for n in range(2, max_nodes + 1)})
+    vllm = recipe.generation.get("backend") == "vllm"
+    own = recipe.generation.get("placement") or "auto"
+    placements = [own] if own == "auto" or not vllm else [own, "auto"]
+    for _total, nodes, gpus in candidates:
+        for where in placements:
+            for stage in ZERO_STAGES:
+                fitting: list[MemoryPlan] = []
+                for tp in ([t for t in GPU_COUNTS if t <= gpus] if vllm else [None]):
+                    try:
+                        plan = estimate(recipe, nodes=nodes, gpus_per_node=gpus, gpu_memory_gb=gpu_memory_gb,
+                                        zero_stage=stage, tensor_parallel_size=tp, shape=shape, placement=where)
+                    except UserError:
+                        continue
+                    if plan.fits:
+                        fitting.append(plan)
+                if fitting:
+                    # Same GPUs either way: prefer a tensor-parallel size whose KV cache holds the whole batch.
+                    whole = [p for p in fitting if not p.generation_queued]
+                    return (whole or fitting)[0]
+    raise UserError(f"recipe {getattr(recipe, 'name', '?')} fits no layout of up to {max_nodes} nodes of "
+                    f"{node_gpus} GPUs with {gpu_memory_gb:g} GiB each; use a smaller model or shorter sequences")
+
+
 def smallest_layout(recipe: Any, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, max_nodes: int = 64, *,
                     node_gpus: int = 8) -> tuple[int, int, int, int]:
     """The layout with the fewest GPUs that fits: ``(nodes, gpus_per_node, zero_stage, tensor_parallel_size)``.
 
     One node is tried with 1, 2, 4 ... ``node_gpus`` GPUs, several nodes with ``node_gpus`` each (clusters
-    are built of whole nodes). Ties go to fewer nodes, then the lower ZeRO stage (less communication), then
-    the smaller tensor-parallel size. Layouts reasoner.topology refuses are skipped. Raises UserError when
-    nothing up to ``max_nodes`` fits.
+    are built of whole nodes). For each layout the recipe's own generation placement is tried first, then
+    the topology's choice for that layout (``auto``). Ties go to fewer nodes, then the lower ZeRO stage (less
+    communication), then the smaller tensor-parallel size among those whose KV cache holds the whole batch.
+    Layouts reasoner.topology refuses are skipped. Raises UserError when nothing up to ``max_nodes`` fits.
     """
-    shape = model_shape(recipe.model["id"], recipe.model.get("revision"))
-    single = [g for g in GPU_COUNTS if g < node_gpus] + [node_gpus]
-    candidates = sorted({(g, 1, g) for g in single} | {(n * node_gpus, n, node_gpus) for n in range(2, max_nodes + 1)})
-    vllm = recipe.generation.get("backend") == "vllm"
-    for _total, nodes, gpus in candidates:
-        for stage in ZERO_STAGES:
-            fitting: list[MemoryPlan] = []
-            for tp in ([t for t in GPU_COUNTS if t <= gpus] if vllm else [None]):
-                try:
-                    plan = estimate(recipe, nodes=nodes, gpus_per_node=gpus, gpu_memory_gb=gpu_memory_gb,
-                                    zero_stage=stage, tensor_parallel_size=tp, shape=shape)
-                except UserError:
-                    continue
-                if plan.fits:
-                    fitting.append(plan)
-            if fitting:
-                # Same GPUs either way: prefer a tensor-parallel size whose KV cache holds the whole batch.
-                whole = [p for p in fitting if not p.generation_queued]
-                best = (whole or fitting)[0]
-                return nodes, gpus, stage, best.tensor_parallel_size
-    raise UserError(f"recipe {getattr(recipe, 'name', '?')} fits no layout of up to {max_nodes} nodes of "
-                    f"{node_gpus} GPUs with {gpu_memory_gb:g} GiB each; use a smaller model or shorter sequences")
+    plan = smallest_plan(recipe, gpu_memory_gb, max_nodes, node_gpus=node_gpus)
+    return plan.nodes, plan.gpus_per_node, plan.zero_stage, plan.tensor_parallel_size
 
 
 def format_memory_plan(plan: MemoryPlan) -> str:
-    """The plan as a table: one block per device kind, one line per item, then the verdict."""
+    """The plan as a table: one block per device kind, one line per item, then the verdict.
+
+    Sizes are GiB, or MiB for plans under 1 GiB (the tiny CPU model), so no line reads 0.00.
+    """
+    unit, scale = ("GiB", GIB) if plan.training.total >= GIB else ("MiB", 1 << 20)
+
+    def size(value: int | float) -> str:
+        return f"{value / scale:.2f}"
+
     gen = f"{plan.backend}, placement {plan.placement}" + (f", tp {plan.tensor_parallel_size}" if plan.backend == "vllm" else "")
     device = f"{plan.gpus_per_node} GPU(s) of {plan.gpu_memory_gb:g} GiB" if plan.on_gpu else "CPU"
     lines = [f"memory plan: {plan.recipe} on {plan.nodes} node(s) x {device}; {plan.training_ranks} training rank(s), "
@@ -730,14 +751,15 @@ def format_memory_plan(plan: MemoryPlan) -> str:
     for budget in (plan.training, plan.generation):
         if budget is None:
             continue
+        per = "per GPU" if plan.on_gpu else "RAM"
         lines.append("")
-        lines.append(f"{budget.role + ' (per device)':<{width}} {'GiB':>8}   how")
+        lines.append(f"{budget.role + ' (' + per + ')':<{width}} {unit:>8}   how")
         for item in budget.items:
-            lines.append(f"  {item.name:<{width - 2}} {gib(item.bytes):>8}   {item.note}")
-        lines.append(f"  {'total':<{width - 2}} {gib(budget.total):>8}")
+            lines.append(f"  {item.name:<{width - 2}} {size(item.bytes):>8}   {item.note}")
+        lines.append(f"  {'total':<{width - 2}} {size(budget.total):>8}")
         if budget.capacity is not None:
             word = "headroom" if budget.fits else "short by"
-            lines.append(f"  {'capacity':<{width - 2}} {gib(budget.capacity):>8}   {word} {gib(abs(budget.headroom or 0))} GiB")
+            lines.append(f"  {'capacity':<{width - 2}} {size(budget.capacity):>8}   {word} {size(abs(budget.headroom or 0))} {unit}")
         for note in budget.notes:
             lines.append(f"  note: {note}")
     lines.append("")
@@ -764,13 +786,15 @@ def refusal(recipe: Any, nodes: int, gpus_per_node: int, gpu_memory_gb: float = 
 
 def _suggestion(recipe: Any, gpu_memory_gb: float) -> str:
     try:
-        nodes, gpus, stage, tp = smallest_layout(recipe, gpu_memory_gb)
+        plan = smallest_plan(recipe, gpu_memory_gb)
     except UserError as exc:
         return str(exc)
-    config = {0: "single_gpu.yaml or ddp.yaml", 2: "zero2.yaml", 3: "zero3.yaml"}[stage]
-    tp_text = f", --generation.tensor_parallel_size {tp}" if recipe.generation.get("backend") == "vllm" else ""
-    return (f"smallest layout that fits: {nodes} node(s) x {gpus} GPU(s), ZeRO-{stage} "
-            f"(--accelerate_config accelerate_configs/{config}{tp_text})")
+    config = {0: "single_gpu.yaml or ddp.yaml", 2: "zero2.yaml", 3: "zero3.yaml"}[plan.zero_stage]
+    flags = f"--accelerate_config accelerate_configs/{config}"
+    if plan.backend == "vllm":
+        flags += f" --generation.placement {plan.placement} --generation.tensor_parallel_size {plan.tensor_parallel_size}"
+    return (f"smallest layout that fits: {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s), ZeRO-{plan.zero_stage} "
+            f"({flags})")
 
 
 def memory_report(recipe: Any, nodes: int, gpus_per_node: int, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB) -> str:

@@ -13,7 +13,8 @@ The rules this module enforces:
   other caller off the hub (as the SLURM job does after its prefetch).
 
 The retry policy comes from ``REASONER_PUSH_ATTEMPTS``, ``REASONER_PUSH_BACKOFF_S`` (the first delay, doubled
-after each failure) and ``REASONER_PUSH_MAX_BACKOFF_S``, so a cluster with long hub outages can wait longer.
+after each failure) and ``REASONER_PUSH_MAX_BACKOFF_S``, so a cluster with long hub outages can wait longer;
+``REASONER_PREEMPT_PUSH_S`` bounds how long a preempted run waits for its pushes before it exits.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "train
 ATTEMPTS_ENV = "REASONER_PUSH_ATTEMPTS"
 BACKOFF_ENV = "REASONER_PUSH_BACKOFF_S"
 MAX_BACKOFF_ENV = "REASONER_PUSH_MAX_BACKOFF_S"
+PREEMPT_PUSH_ENV = "REASONER_PREEMPT_PUSH_S"
 
 
 def _env_number(name: str, default: float, kind: type, minimum: float) -> float:
@@ -124,7 +126,13 @@ def sha256(path: Path) -> str:
 
 
 class HubPusher:
-    """Pushes folders to one repo in order, in a background thread, retrying each until it lands."""
+    """Pushes folders to one repo in order, in a background thread, retrying each until it lands.
+
+    The retry budget belongs to the hub, not to each push: once ``policy.attempts`` tries in a row have
+    failed, the hub is taken to be gone and every later push gets one try until one succeeds. Otherwise a
+    queue of checkpoints behind a dead hub would each wait out the whole policy (and huggingface_hub retries
+    some requests itself on top), keeping a finished or preempted run from ending for many minutes.
+    """
 
     def __init__(self, repo_id: str, *, private: bool = False, policy: PushPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -134,7 +142,11 @@ class HubPusher:
         self._sleep = sleep
         self._queue: queue.Queue[PushJob | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._abandon = threading.Event()  # set when drain() gives up: the worker stops retrying
         self._repo_ready = False
+        self._failures_in_a_row = 0
+        self._pending: list[PushJob] = []  # submitted, not yet landed or failed
         self.pushed: list[PushJob] = []
         self.failed: list[PushJob] = []  # pushes that did not land and still matter
         self.skipped: list[PushJob] = []  # checkpoints the Trainer deleted (save_total_limit) before their turn
@@ -170,38 +182,52 @@ class HubPusher:
             # The Trainer rotates checkpoints out (save_total_limit) only after saving a newer one, which is
             # queued behind this job: nothing is lost by skipping it.
             log.info("skipped the push of %s: deleted locally after a newer checkpoint was saved", job.folder)
-            self.skipped.append(job)
+            with self._lock:
+                self.skipped.append(job)
             return True
+        hub_gone = self._failures_in_a_row >= self.policy.attempts
+        attempts = 1 if hub_gone else self.policy.attempts
         delay = self.policy.first_delay_s
-        for attempt in range(1, self.policy.attempts + 1):
+        for attempt in range(1, attempts + 1):
+            if self._abandon.is_set():
+                break
             try:
                 self._upload(job)
-                self.pushed.append(job)
-                log.info("pushed %s to %s (%s)", job.folder, self.repo_id, job.message)
-                if job.step is not None:
-                    # This commit replaced last-checkpoint/ whole: older checkpoints that failed no longer matter.
-                    self.failed = [j for j in self.failed if j.step is None or j.step > job.step]
-                return True
             except Exception as exc:  # noqa: BLE001 - every failure is retried or reported, never dropped
+                self._failures_in_a_row += 1
                 friendly = describe_hub_error(exc, self.repo_id, "model", None, "pushing to")
                 reason = str(friendly) if friendly else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 if status in (401, 403):
                     log.error("push of %s refused: %s", job.folder, reason)
                     break
-                if attempt == self.policy.attempts:
-                    log.error("push of %s failed after %d attempts: %s", job.folder, attempt, reason)
+                if attempt == attempts:
+                    gone = " (the hub has not answered for a while: one try per push until it does)" if hub_gone else ""
+                    log.error("push of %s failed after %d attempt(s)%s: %s", job.folder, attempt, gone, reason)
                     break
                 log.warning("push of %s failed (attempt %d/%d): %s; retrying in %.0f s", job.folder, attempt,
-                            self.policy.attempts, reason, delay)
+                            attempts, reason, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, self.policy.max_delay_s)
-        self.failed.append(job)
+                continue
+            self._failures_in_a_row = 0
+            with self._lock:
+                self.pushed.append(job)
+                if job.step is not None:
+                    # This commit replaced last-checkpoint/ whole: older checkpoints that failed no longer matter.
+                    self.failed = [j for j in self.failed if j.step is None or j.step > job.step]
+            log.info("pushed %s to %s (%s)", job.folder, self.repo_id, job.message)
+            return True
+        with self._lock:
+            if not any(j is job for j in self.failed):
+                self.failed.append(job)
         return False
 
     # -- background queue -------------------------------------------------------------------------
     def submit(self, job: PushJob) -> None:
         """Queue a push; the training loop does not wait for it."""
+        with self._lock:
+            self._pending.append(job)
         if self._thread is None:
             self._thread = threading.Thread(target=self._worker, name="reasoner-hub-push", daemon=True)
             self._thread.start()
@@ -215,14 +241,32 @@ class HubPusher:
                     return
                 self.push_now(job)
             finally:
+                if job is not None:
+                    with self._lock:
+                        self._pending = [j for j in self._pending if j is not job]
                 self._queue.task_done()
 
-    def drain(self) -> None:
-        """Wait for every queued push to land or fail for good."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for every queued push to land or fail for good; False if ``timeout`` ran out first.
+
+        A preempted run has seconds before its kill: what is still queued then counts as failed, so the
+        command that finishes it is printed while there is time (the checkpoint itself is already on disk).
+        """
+        if self._thread is None:
+            return True
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandon.set()
+            with self._lock:
+                late, self._pending = self._pending, []
+                self.failed.extend(late)
+            log.warning("%d push(es) to %s still unfinished after %.0f s: leaving them", len(late), self.repo_id,
+                        timeout or 0)
+            self._thread.join(2.0)  # an attempt that is not mid-upload ends at once
+            return False
+        self._thread = None
+        return True
 
     def unfinished_commands(self) -> list[str]:
         """The one command that brings the hub up to date with local disk (an empty list: nothing to do).
@@ -231,13 +275,21 @@ class HubPusher:
         that did not land: each checkpoint replaces ``last-checkpoint/`` whole, so older ones would only be
         overwritten (and ``failed`` already forgets those that a newer landed checkpoint superseded).
         """
-        finals = [job for job in self.failed if job.step is None]
+        with self._lock:
+            failed = list(self.failed)
+        finals = [job for job in failed if job.step is None]
         if finals:
             return [finish_command(self.repo_id, finals[-1])]
-        checkpoints = [job for job in self.failed if job.step is not None]
+        checkpoints = [job for job in failed if job.step is not None]
         if checkpoints:
             return [finish_command(self.repo_id, max(checkpoints, key=lambda job: job.step or 0))]
         return []
+
+
+def preempted_drain_s() -> float:
+    """How long a preempted run waits for its queued pushes (``REASONER_PREEMPT_PUSH_S``, default 60 s): the
+    scheduler's grace period must also cover the checkpoint save and the exit."""
+    return _env_number(PREEMPT_PUSH_ENV, 60.0, float, 0)
 
 
 def checkpoint_job(folder: Path, step: int) -> PushJob:

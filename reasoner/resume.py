@@ -71,7 +71,10 @@ def remove_incomplete_checkpoints(output_dir: Path) -> list[Path]:
 
 
 # -- a full disk ---------------------------------------------------------------------------------------
-_DISK_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded", "file write failed")
+_DISK_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded")
+# What torch.save's C++ writer says when a write comes up short ("iostream error", "unexpected pos ...",
+# "file write failed"): a full disk, or another I/O error.
+_SHORT_WRITE_TEXT = ("iostream error", "unexpected pos", "pytorchstreamwriter", "write")
 # Below this much free space, a failed write is taken to be the full disk's doing.
 NEARLY_FULL_BYTES = 64 * 1024 * 1024
 
@@ -90,8 +93,8 @@ def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
     """Whether an exception (or one it was raised from) means the disk is full.
 
     ``json``/``open`` raise ``OSError(ENOSPC)`` and safetensors says so in its message, but torch.save's
-    writer only reports "iostream error" or "unexpected pos": for a ``RuntimeError`` or ``OSError``, a disk
-    under ``folder`` with almost nothing free settles it.
+    writer only reports "iostream error" or "unexpected pos": for such a short write, a disk under
+    ``folder`` with almost nothing free settles it.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -100,9 +103,11 @@ def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if any(text in str(current).lower() for text in _DISK_FULL_TEXT):
+        text = str(current).lower()
+        if any(marker in text for marker in _DISK_FULL_TEXT):
             return True
-        write_error = write_error or isinstance(current, (OSError, RuntimeError))
+        write_error = write_error or (isinstance(current, (OSError, RuntimeError))
+                                      and any(marker in text for marker in _SHORT_WRITE_TEXT))
         current = current.__cause__ or current.__context__
     if write_error and folder is not None:
         free = _free_bytes(folder)

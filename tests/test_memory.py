@@ -35,8 +35,7 @@ def qwen_recipe(size: str, **extra: str):
     overrides = [(k, v) for k, v in extra.items()]
     if name in packaged_recipes():
         return load_recipe(name, overrides) if overrides else load_recipe(name)
-    model = f"Qwen/Qwen2.5-{size[:-1].upper() if size[:-1].isalpha() else size[:-1]}B-Instruct"
-    return load_recipe("qwen2.5-0.5b-gsm8k", [("model.id", model), *overrides])
+    return load_recipe("qwen2.5-0.5b-gsm8k", [("model.id", f"Qwen/Qwen2.5-{size[:-1]}B-Instruct"), *overrides])
 
 
 # --- model shapes -----------------------------------------------------------------------------
@@ -161,9 +160,21 @@ def test_reference_recipe_fits_one_80gb_gpu():
 def test_every_qwen_size_has_a_smallest_layout_that_fits(size):
     recipe = qwen_recipe(size)
     nodes, gpus, stage, tp = memory.smallest_layout(recipe, 80)
-    plan = memory.estimate(recipe, nodes=nodes, gpus_per_node=gpus, zero_stage=stage, tensor_parallel_size=tp)
+    found = memory.smallest_plan(recipe, 80)
+    assert (found.nodes, found.gpus_per_node, found.zero_stage, found.tensor_parallel_size) == (nodes, gpus, stage, tp)
+    plan = memory.estimate(recipe, nodes=nodes, gpus_per_node=gpus, zero_stage=stage, tensor_parallel_size=tp,
+                           placement=found.placement)
     assert plan.fits
-    assert memory.refusal(recipe, nodes, gpus, 80, zero_stage=stage) is None or tp != plan.tensor_parallel_size
+    if nodes * gpus > 1:  # one GPU fewer (same node size) does not fit, whatever the ZeRO stage
+        fewer = (nodes - 1, gpus) if nodes > 1 else (1, gpus // 2)
+        for zero in memory.ZERO_STAGES:
+            for where in ("auto", recipe.generation["placement"]):
+                try:
+                    smaller = memory.estimate(recipe, nodes=fewer[0], gpus_per_node=fewer[1], zero_stage=zero,
+                                              placement=where)
+                except UserError:
+                    continue
+                assert not smaller.fits
 
 
 def test_smallest_layouts_grow_with_the_model():
@@ -176,7 +187,7 @@ def test_smallest_layouts_grow_with_the_model():
 
 
 def test_32b_on_one_gpu_without_zero_is_refused():
-    recipe = qwen_recipe("32b")
+    recipe = qwen_recipe("32b", **{"generation.placement": "colocate", "generation.tensor_parallel_size": "1"})
     plan = memory.estimate(recipe, nodes=1, gpus_per_node=1, gpu_memory_gb=80, zero_stage=0)
     assert not plan.fits and plan.training.headroom < 0
     message = memory.refusal(recipe, 1, 1, 80, zero_stage=0)
@@ -193,11 +204,10 @@ def test_layouts_topology_refuses_come_back_as_refusals():
 def test_vllm_queues_instead_of_failing_when_the_kv_cache_is_short():
     recipe = qwen_recipe("7b", per_device_train_batch_size="64", num_generations="16")
     plan = memory.estimate(recipe, nodes=2, gpus_per_node=8, zero_stage=3, tensor_parallel_size=1)
-    assert plan.generation is not None and plan.generation_queued
-    assert plan.generation.fits
-    starved = memory.estimate(qwen_recipe("7b", **{"generation.gpu_memory_utilization": "0.1"}), nodes=1,
-                              gpus_per_node=2, zero_stage=3, tensor_parallel_size=1)
-    assert starved.generation is not None  # dedicated-gpu: the server's own utilization (trl vllm-serve default)
+    assert plan.generation is not None and plan.generation_queued and plan.generation.fits
+    starved = memory.estimate(qwen_recipe("0.5b", **{"generation.gpu_memory_utilization": "0.01"}), nodes=1,
+                              gpus_per_node=1)
+    assert starved.generation is not None and not starved.generation.fits and not starved.fits
 
 
 def test_cpu_recipes_are_planned_per_process():
@@ -259,12 +269,21 @@ def test_longer_completions_grow_the_plan():
     assert long.generation.total > short.generation.total
 
 
+@pytest.mark.parametrize("name", packaged_recipes())
+def test_every_packaged_recipe_fits_the_layout_it_declares(name):
+    recipe = load_recipe(name)
+    resources = getattr(recipe, "resources", None) or {}
+    gpus = resources.get("gpus_per_node", 1 if recipe.generation["backend"] == "vllm" else 0)
+    assert memory.refusal(recipe, resources.get("nodes", 1), gpus, float(resources.get("gpu_memory_gb", 80))) is None
+
+
 def test_report_is_printable_for_every_packaged_recipe():
     for name in packaged_recipes():
         recipe = load_recipe(name)
-        gpus = 1 if recipe.generation["backend"] == "vllm" else 0
-        text = memory.memory_report(recipe, 1, gpus, 80)
-        assert "verdict:" in text, name
+        resources = getattr(recipe, "resources", None) or {}
+        gpus = resources.get("gpus_per_node", 1 if recipe.generation["backend"] == "vllm" else 0)
+        text = memory.memory_report(recipe, resources.get("nodes", 1), gpus, 80)
+        assert "verdict: fits" in text, name
 
 
 # --- the activation count against what autograd really keeps --------------------------------------

@@ -195,20 +195,38 @@ def test_resumed_weights_equal_the_uninterrupted_run(resumed_from_hub):
 # -- hub outage ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def outages(tiny_model, tmp_path_factory):
-    """Two runs side by side, each with its own hub that stops after step 1: one hub returns, one does not."""
+    """Three runs side by side, each with its own hub, which stops once the run has logged step 1.
+
+    ``returns``: the hub comes back (same storage, same port) after training has ended; ``gone``: it never
+    does; ``preempted``: it never does and the run gets SIGUSR1 after step 2, so the preempted run's bounded
+    wait for its pushes (REASONER_PREEMPT_PUSH_S) is what lets it exit.
+    """
     base = tmp_path_factory.mktemp("outage")
-    push = ["--hub.push", "true", "--hub.push_checkpoints", "true", "--save_steps", "2"]
+    push = ["--hub.push", "true", "--hub.push_checkpoints", "true", "--save_steps", "2", "--resume-from-hub"]
+    settings = {"returns": {"REASONER_PUSH_ATTEMPTS": "1000"}, "gone": {"REASONER_PUSH_ATTEMPTS": "2"},
+                "preempted": {"REASONER_PUSH_ATTEMPTS": "1000", "REASONER_PREEMPT_PUSH_S": "5"}}
     hubs, runs = {}, {}
-    for name, attempts in (("returns", "1000"), ("gone", "2")):
-        storage = base / f"bucket-{name}"
-        hubs[name] = HubServer(storage, tokens=TOKENS).start()
-        env = client_env(hubs[name].url, base / f"home-{name}", REASONER_PUSH_ATTEMPTS=attempts,
-                         REASONER_PUSH_BACKOFF_S="0.2", REASONER_PUSH_MAX_BACKOFF_S="1")
-        runs[name] = Run(base / name, tiny_model, env, *push, "--hub.repo_id", f"org/{name}", "--resume-from-hub")
+    for name, extra in settings.items():
+        hubs[name] = HubServer(base / f"bucket-{name}", tokens=TOKENS).start()
+        env = client_env(hubs[name].url, base / f"home-{name}", REASONER_PUSH_BACKOFF_S="0.2",
+                         REASONER_PUSH_MAX_BACKOFF_S="1", **extra)
+        runs[name] = Run(base / name, tiny_model, env, *push, "--hub.repo_id", f"org/{name}")
     try:
-        for name, run in runs.items():
-            run.wait_for_step(1)
-            hubs[name].stop()
+        hub_down, signalled = set(), False
+        deadline = time.monotonic() + 240
+        while (len(hub_down) < len(runs) or not signalled) and time.monotonic() < deadline:
+            for name, run in runs.items():
+                reached = max((r["step"] for r in step_records(run.out)), default=0)
+                if name not in hub_down and reached >= 1:
+                    hubs[name].stop()
+                    hub_down.add(name)
+                if name == "preempted" and reached >= 2 and not signalled:
+                    run.process.send_signal(signal.SIGUSR1)
+                    signalled = True
+                if run.process.poll() is not None and name not in hub_down:
+                    pytest.fail(f"{name} exited with {run.process.returncode} early:\n{run.text()[-3000:]}")
+            time.sleep(0.05)
+        assert len(hub_down) == len(runs) and signalled, "the runs never reached their first steps"
         returns = runs["returns"]
         returns.wait_for_step(STEPS)  # training went on without the hub
         time.sleep(2)
@@ -217,12 +235,23 @@ def outages(tiny_model, tmp_path_factory):
         results = {name: {"run": run, "rc": run.wait()} for name, run in runs.items()}
         results["returns"]["still_waiting"] = still_waiting
         results["returns"]["hub"] = hubs["returns"]
-        results["gone"]["bucket"] = base / "bucket-gone"
-        results["gone"]["port"] = hubs["gone"].port
+        for name in ("gone", "preempted"):
+            results[name]["bucket"] = base / f"bucket-{name}"
+            results[name]["port"] = hubs[name].port
         yield results
     finally:
         for hub in hubs.values():
             hub.stop()
+
+
+def finish_upload(command: str, bucket: Path, port: int, home: Path) -> tuple[HubServer, subprocess.CompletedProcess]:
+    """Run a printed ``reasoner push ...`` command against the hub restarted on its storage and port."""
+    argv = shlex.split(command)
+    assert argv[0] == "reasoner"
+    hub = HubServer(bucket, port=port, tokens=TOKENS).start()
+    result = subprocess.run([sys.executable, "-m", "reasoner.cli", *argv[1:]], cwd=ROOT, capture_output=True,
+                            text=True, timeout=180, env=client_env(hub.url, home))
+    return hub, result
 
 
 def test_training_goes_on_and_every_push_lands_when_the_hub_returns(outages):
@@ -251,15 +280,12 @@ def test_a_hub_that_never_returns_ends_with_one_command_that_finishes_the_upload
     assert "Traceback" not in log
     assert log.strip().splitlines()[-1].startswith("error: training finished but")
     commands = re.findall(r"finish with: (reasoner push .*)$", log, flags=re.M)
-    assert len(commands) == 1, commands
+    assert commands == [f"reasoner push --folder {run.out} --repo-id org/gone"], commands  # the final model
     for name in ("model.safetensors", "README.md", f"checkpoint-{STEPS}/trainer_state.json"):
         assert (run.out / name).is_file(), name  # everything is on local disk
 
-    with HubServer(result["bucket"], port=result["port"], tokens=TOKENS) as hub:
-        argv = shlex.split(commands[0])
-        assert argv[0] == "reasoner"
-        finish = subprocess.run([sys.executable, "-m", "reasoner.cli", *argv[1:]], cwd=ROOT, capture_output=True,
-                                text=True, timeout=180, env=client_env(hub.url, tmp_path / "home"))
+    hub, finish = finish_upload(commands[0], result["bucket"], result["port"], tmp_path / "home")
+    try:
         assert finish.returncode == 0, finish.stdout + finish.stderr
         assert "pushed and verified" in finish.stdout
         api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
@@ -267,6 +293,28 @@ def test_a_hub_that_never_returns_ends_with_one_command_that_finishes_the_upload
         card = Path(hf_hub_download("org/gone", "README.md", endpoint=hub.url, token=WRITE_TOKEN,
                                     cache_dir=tmp_path / "cache")).read_bytes()
         assert card == (run.out / "README.md").read_bytes()
+    finally:
+        hub.stop()
+
+
+def test_a_preempted_run_behind_a_dead_hub_exits_75_with_the_command_for_its_checkpoint(outages, tmp_path):
+    result = outages["preempted"]
+    run = result["run"]
+    log = run.text()
+    assert result["rc"] == PREEMPTED, log[-3000:]
+    assert "still unfinished after 5 s" in log  # REASONER_PREEMPT_PUSH_S bounded the wait
+    checkpoints = sorted((p for p in run.out.glob("checkpoint-*")), key=lambda p: int(p.name.split("-")[1]))
+    newest = checkpoints[-1]
+    commands = re.findall(r"finish with: (reasoner push .*)$", log, flags=re.M)
+    assert commands == [f"reasoner push --folder {newest} --repo-id org/preempted --path-in-repo last-checkpoint"]
+    hub, finish = finish_upload(commands[0], result["bucket"], result["port"], tmp_path / "home")
+    try:
+        assert finish.returncode == 0, finish.stdout + finish.stderr
+        state = Path(hf_hub_download("org/preempted", "last-checkpoint/trainer_state.json", endpoint=hub.url,
+                                     token=WRITE_TOKEN, cache_dir=tmp_path / "cache")).read_text()
+        assert json.loads(state)["global_step"] == int(newest.name.split("-")[1])
+    finally:
+        hub.stop()
 
 
 def test_a_checkpoint_that_lands_supersedes_older_ones_that_did_not(tmp_path, monkeypatch):
@@ -287,11 +335,17 @@ def test_a_checkpoint_that_lands_supersedes_older_ones_that_did_not(tmp_path, mo
     (tmp_path / "run" / "config.json").write_text("{}")
     hub = HubServer(tmp_path / "bucket", tokens=TOKENS).start()
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    pusher = HubPusher("org/flaky")
+    waits: list[float] = []
+    pusher = HubPusher("org/flaky", sleep=waits.append)
     port = hub.port
     hub.stop()
     assert not pusher.push_now(checkpoint_job(folders[2], 2))
+    assert waits == [0.05]  # two attempts, one backoff between them
     assert len(pusher.unfinished_commands()) == 1 and "checkpoint-2" in pusher.unfinished_commands()[0]
+    # The hub has failed `attempts` times in a row: the next push gets one try, not the whole policy again.
+    assert not pusher.push_now(checkpoint_job(folders[4], 4))
+    assert waits == [0.05]
+    assert len(pusher.unfinished_commands()) == 1 and "checkpoint-4" in pusher.unfinished_commands()[0]
     with HubServer(tmp_path / "bucket", port=port, tokens=TOKENS):
         assert pusher.push_now(checkpoint_job(folders[4], 4))
         assert pusher.push_now(final_job(tmp_path / "run"))
@@ -299,6 +353,24 @@ def test_a_checkpoint_that_lands_supersedes_older_ones_that_did_not(tmp_path, mo
         files = HfApi(endpoint=hub.url, token=WRITE_TOKEN).list_repo_files("org/flaky")
     assert "last-checkpoint/optimizer.pt" in files and "config.json" in files
     assert not any(f.startswith("checkpoint-") for f in files)
+
+
+def test_a_preempted_run_waits_for_its_pushes_only_so_long(tmp_path, monkeypatch):
+    """drain(timeout): what is still queued when the time is up counts as failed, and its command is printed."""
+    from reasoner.push import HubPusher, PushPolicy, checkpoint_job
+
+    folder = tmp_path / "run" / "checkpoint-3"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    pusher = HubPusher("org/late", policy=PushPolicy(attempts=1000, first_delay_s=0.2, max_delay_s=0.2))
+    pusher.submit(checkpoint_job(folder, 3))
+    started = time.monotonic()
+    assert pusher.drain(timeout=1.5) is False
+    assert time.monotonic() - started < 5
+    assert pusher._thread is not None and not pusher._thread.is_alive()  # it stopped retrying too
+    commands = pusher.unfinished_commands()
+    assert commands == [f"reasoner push --folder {folder} --repo-id org/late --path-in-repo last-checkpoint"]
 
 
 def test_a_bad_retry_setting_is_a_user_error(monkeypatch):

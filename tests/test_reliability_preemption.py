@@ -198,8 +198,7 @@ def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path
     """Ranks agree through an all-reduce: SIGTERM seen by rank 1 alone stops both at the same step."""
     out = tmp_path / "ddp"
     launcher = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file",
-                "accelerate_configs/cpu_ddp.yaml", "--main_process_port", str(_free_port()), "-m", "reasoner.train",
-                "--use_cpu", "true"]  # without it each rank would train alone (transformers finds no GPU)
+                "accelerate_configs/cpu_ddp.yaml", "--main_process_port", str(_free_port()), "-m", "reasoner.train"]
     run = Run(out, tiny_model, launcher=launcher)
     run.wait_for_step(2)
     ranks = _rank_pids(run.process.pid)
