@@ -113,7 +113,15 @@ def check_token() -> str | None:
 
     if not get_token():
         return None
-    info = hub_call(lambda: HfApi().whoami(), "whoami", "model", None, "checking the token for")
+    try:
+        info = HfApi().whoami()
+    except Exception as exc:  # noqa: BLE001 - classified below, re-raised when unknown
+        ep = endpoint()
+        if _is_network_error(exc):
+            raise UserError(f"hub {ep} is unreachable ({type(exc).__name__}): start the hub or fix HF_ENDPOINT") from None
+        if _status(exc) == 401:
+            raise UserError(f"hub {ep} rejected the token (401): set a valid HF_TOKEN") from None
+        raise
     return info.get("name") if isinstance(info, dict) else None
 
 

@@ -15,9 +15,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--repo-id", required=True, help="ORG/NAME on the hub that HF_ENDPOINT names")
     parser.add_argument("--path-in-repo", default="", help="e.g. last-checkpoint for a checkpoint folder")
     parser.add_argument("--private", action="store_true")
-    parser.add_argument("--attempts", type=int, default=6)
+    parser.add_argument("--attempts", type=int, default=None, help="default: REASONER_PUSH_ATTEMPTS, else 6")
     ns = parser.parse_args(list(argv))
     push_folder(ns.repo_id, ns.folder, path_in_repo=ns.path_in_repo, private=ns.private,
-                policy=PushPolicy(attempts=ns.attempts))
+                policy=PushPolicy(attempts=ns.attempts) if ns.attempts else PushPolicy())
     print(f"pushed and verified: {ns.folder} -> {ns.repo_id}")
     return 0
