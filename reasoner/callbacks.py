@@ -28,7 +28,8 @@ class MetricsFileCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 - TrainerCallback API
         if not state.is_world_process_zero or not logs:
             return
-        record = {"step": state.global_step, "time_s": round(time.time() - self.started, 3), **logs}
+        now = time.time()
+        record = {"step": state.global_step, "time_s": round(now - self.started, 3), "wall": round(now, 3), **logs}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
