@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -100,6 +101,23 @@ DERIVED_GRPO_KEYS = {
 }
 
 
+class RecipeLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which would turn
+    ``save_strategy: no`` (a TRL value) into False."""
+
+
+RecipeLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 @dataclasses.dataclass
 class Recipe:
     """A validated recipe: plain dicts per section, so every consumer reads data, not objects."""
@@ -155,7 +173,7 @@ def recipe_path(name_or_path: str) -> Path:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -240,7 +258,7 @@ def resolve_key(key: str, fields: Mapping[str, Any]) -> tuple[str | None, str]:
 
 def _parse_value(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
+        return yaml_load(raw)
     except yaml.YAMLError:
         return raw
 

@@ -52,6 +52,13 @@ def test_overrides_reach_the_right_section():
     assert recipe.rewards["correctness"] == 3.0
 
 
+def test_yes_no_on_off_stay_strings():
+    """YAML 1.1 reads no/yes/on/off as booleans; TRL's save_strategy 'no' must stay a string."""
+    recipe = load_recipe("tiny-cpu", ["--save_strategy", "no", "--run_name", "on", "--hub.push", "false"])
+    assert recipe.grpo["save_strategy"] == "no" and recipe.grpo["run_name"] == "on"
+    assert recipe.hub["push"] is False
+
+
 def test_parse_overrides_forms():
     assert parse_overrides(["--a", "1", "--b=2", "--flag"]) == [("a", "1"), ("b", "2"), ("flag", "true")]
     with pytest.raises(UserError, match="--key value"):
