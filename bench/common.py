@@ -108,7 +108,10 @@ class ChildResult:
 
 def run_child(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
               watch: Mapping[str, Path] | None = None, timeout_s: float = 1800) -> ChildResult:
-    """Run a command to completion; return wall time, its own peak RSS (wait4) and its output.
+    """Run a command to completion; return wall time, its own peak RSS and its output.
+
+    The peak RSS is the child's ``VmHWM`` (read from /proc while it runs; it is monotonic), not wait4's
+    ``ru_maxrss``: Linux carries the parent's high-water mark over a vfork+exec into the child's maxrss.
 
     ``watch`` maps names to files: the time from launch until each file first holds a complete line is
     recorded (``first_line_s``), which is how "time to first step" is read from a run's own log.
@@ -121,7 +124,9 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str] | None = None, c
         started = time.monotonic()
         proc = subprocess.Popen(list(command), env=full_env, cwd=str(cwd or REPO), stdout=log, stderr=subprocess.STDOUT)
         rusage = None
+        hwm = 0.0
         while True:
+            hwm = max(hwm, _vm_hwm_mib(proc.pid))
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
             now = time.monotonic()
             for name, path in watch.items():
@@ -142,8 +147,19 @@ def run_child(command: Sequence[str], *, env: Mapping[str, str] | None = None, c
         log.seek(0)
         output = log.read().decode("utf-8", "replace")
     log_path.unlink(missing_ok=True)
-    return ChildResult(list(command), proc.returncode, wall, rusage.ru_maxrss / 1024 if rusage else float("nan"),
-                       output, seen)
+    return ChildResult(list(command), proc.returncode, wall, hwm or float("nan"), output, seen)
+
+
+def _vm_hwm_mib(pid: int) -> float:
+    """Peak resident memory of a live process (``VmHWM``), MiB; 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
 
 
 def _has_line(path: Path) -> bool:
@@ -234,6 +250,11 @@ def builtin_model_path(name: str) -> Path:
 
 
 MODEL_RECIPES = {"tiny": "tiny-cpu", "smollm2": "smollm2-cpu"}
+# Small enough for minutes on 2 cores, each recipe's shape otherwise (SmolLM2's recipe: 8 x 96 tokens).
+FAST_OVERRIDES = {
+    "tiny": [],
+    "smollm2": ["--per_device_train_batch_size", "4", "--num_generations", "4", "--max_completion_length", "32"],
+}
 
 
 def load_bench_recipe(model: str, overrides: Sequence[str]):
@@ -302,8 +323,9 @@ class SeededHub:
     process imports it; children get it through their environment.
     """
 
-    def __init__(self, folder: Path, *, model: str = "tiny", train_rows: int = 256) -> None:
+    def __init__(self, folder: Path, *, model: str = "tiny", train_rows: int = 256, nice: int | None = None) -> None:
         self.folder = Path(folder)
+        self.nice = nice  # None: serve from a thread of this process; N: from a child process at niceness N
         self.request_log = self.folder / "requests.jsonl"
         self.model = model
         self.train_rows = train_rows
@@ -311,6 +333,7 @@ class SeededHub:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = None
+        self.process: subprocess.Popen | None = None
         self.model_repo = ""
         self.data_repo = ""
 
@@ -325,15 +348,39 @@ class SeededHub:
             constants.HF_HUB_DISABLE_XET = True
         os.environ.update(self.env())
         os.environ["HF_HOME"] = str(self.folder / "seed-home")
-        from reasoner.localhub.auth import Token
-        from reasoner.localhub.server import HubServer
-
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "write")],
-                                request_log=str(self.request_log))
-        self.server.start()
+        if self.nice is None:
+            from reasoner.localhub.auth import Token
+            from reasoner.localhub.server import HubServer
+
+            self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "write")],
+                                    request_log=str(self.request_log))
+            self.server.start()
+        else:
+            self._start_process()
         self.model_repo, self.data_repo = self._seed()
         return self
+
+    def _start_process(self) -> None:
+        """The same hub as ``reasoner hub serve`` in a child process at low CPU priority: a stand-in for a hub
+        on another machine, whose work should not be charged to the training process beside it."""
+        import urllib.request
+
+        command = ["nice", "-n", str(self.nice), python(), "-m", "reasoner.localhub", "serve", "--storage",
+                   str(self.folder / "bucket"), "--port", str(self.port), "--token", f"bench={self.token}:write",
+                   "--request-log", str(self.request_log)]
+        self.process = subprocess.Popen(command, cwd=str(REPO), env={**os.environ, **QUIET_ENV},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/_health", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the hub process exited with code {self.process.returncode}") from None
+                time.sleep(0.2)
+        raise RuntimeError("the hub process did not answer within 60 s")
 
     def _seed(self) -> tuple[str, str]:
         from datasets import Dataset
@@ -370,6 +417,13 @@ class SeededHub:
     def __exit__(self, *exc) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def repo_traffic(before: Mapping[str, Any], after: Mapping[str, Any], repos: Iterable[str]) -> dict[str, int]:

@@ -25,15 +25,20 @@ from pathlib import Path
 
 
 def rss_mib() -> tuple[float, float]:
-    """(current RSS, peak RSS so far) of this process, MiB."""
-    current = float("nan")
+    """(current RSS, peak RSS so far) of this process, MiB, from /proc (VmRSS, VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries the launching parent's high-water mark into it across exec.
+    """
+    values = {"VmRSS:": float("nan"), "VmHWM:": float("nan")}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                current = int(line.split()[1]) / 1024
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in values:
+                values[key] = int(line.split()[1]) / 1024
     except OSError:
-        pass
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return float("nan"), peak
+    return values["VmRSS:"], values["VmHWM:"]
 
 
 MEMORY: dict[str, list[float]] = {"start": list(rss_mib())}

@@ -6,10 +6,12 @@ thread, the other pushes nothing. Each save happens after its step's log line, s
 upload running beside the next step) shows in the wall-clock interval that follows a save step: those
 intervals are compared separately from all steps. TRL's own ``step_time`` is reported too. Rounds
 alternate the order (ABBA); the first step of every run is left out. The final push (after training) is
-not a step and is not counted.
+not a step and is not counted. The hub runs in its own process at the lowest CPU priority by default
+(``--hub process``): it stands in for a hub on another machine, whose work is not the training node's.
 
     python bench/push_cost.py                     # tiny model, 2 rounds of 10 steps, a save every 2
     python bench/push_cost.py --rounds 1 --steps 2 --save-every 1
+    python bench/push_cost.py --model smollm2 --steps 4   # a 135M model: each checkpoint is ~1.6 GB
 Goal: <= 2% slower on save steps.
 """
 
@@ -32,7 +34,7 @@ def run(hub: common.SeededHub, ns, out: Path, push: bool, repo: str) -> dict:
                "--dataset.limit", str(ns.limit), "--max_steps", str(ns.steps), "--save_strategy", "steps",
                "--save_steps", str(ns.save_every), "--output_dir", str(out),
                "--hub.push", "true" if push else "false", "--hub.push_checkpoints", "true" if push else "false",
-               "--hub.repo_id", repo]
+               "--hub.repo_id", repo, *common.FAST_OVERRIDES[ns.model]]
     result = common.run_child(command, env={**hub.env(), "HF_HOME": str(out / "hf-home"), **common.thread_env()})
     result.check()
     steps = common.step_records(common.read_jsonl(out / "metrics.jsonl"))
@@ -54,6 +56,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=2)
     parser.add_argument("--limit", type=int, default=64, help="GSM8K training rows")
+    parser.add_argument("--hub", choices=("process", "thread"), default="process",
+                        help="process: the hub in its own process at niceness 19, standing in for a hub on another "
+                             "machine (default); thread: in this process, competing with training at equal priority")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     common.add_threads_flag(parser)
     ns = parser.parse_args(argv)
@@ -65,7 +70,8 @@ def main(argv: list[str]) -> int:
              "none": {"after_save": [], "all": [], "step_time": [], "pushes": 0}}
     save_pairs: list[float] = []
     try:
-        with common.SeededHub(work / "hub", model=ns.model) as hub:
+        nice = None if ns.hub == "thread" else 19
+        with common.SeededHub(work / "hub", model=ns.model, nice=nice) as hub:
             for index, order in enumerate(common.abba(ns.rounds)):
                 got = {}
                 for side in order:
@@ -95,6 +101,7 @@ def main(argv: list[str]) -> int:
     print(f"\nsave-step pairs (same step, same round): ratio median {pair['median']:.3f}, min..max "
           f"{pair['min']:.3f}..{pair['max']:.3f}, n {pair['n']}; checkpoint pushes made: {sides['push']['pushes']}")
     path = common.write_result("push_cost", {"command": common.this_command(), "model": ns.model, "goal": "<= 1.02",
+                                             "hub": ns.hub,
                                              "rounds": ns.rounds, "steps": ns.steps, "save_every": ns.save_every,
                                              "threads": common.THREADS, "rows": rows, "save_step_pairs": pair,
                                              "pushes": sides["push"]["pushes"]}, ns.out)

@@ -3,6 +3,7 @@
     python bench/run_all.py              # the default runs (minutes each on 2 cores)
     python bench/run_all.py --quick      # smallest settings: a smoke run, numbers too noisy to quote
     python bench/run_all.py --only step_time,memory
+    python bench/run_all.py --summary-only   # rewrite summary.md from the JSON results already there
 
 Each benchmark writes bench/results/<name>.json (``--out`` elsewhere); the summary is also written to
 ``<out>/summary.md``, the tables bench/README.md quotes.
@@ -85,9 +86,13 @@ def _rows(name: str, data: dict) -> list[str]:
         for r in data["rows"]:
             out.append(f"| {r['model']} | {r['batch']} x ({r['prompt_tokens']} + {r['completion_tokens']}) | "
                        f"{r['measured_growth_mib']:.0f} | {r['estimated_mib']:.0f} | {f(r['estimate_over_measured'])} | "
-                       f"{r['plain_peak_rss_mib']:.0f} | {r['reasoner_peak_rss_mib'] or '-'} |")
+                       f"{r['plain_peak_rss_mib']:.0f} | {_mib(r['reasoner_peak_rss_mib'])} |")
         return out
     return ["```", json.dumps(data.get("rows"), indent=1), "```"]
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str]) -> int:
@@ -95,13 +100,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="smallest settings (smoke run)")
     parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}")
     parser.add_argument("--out", type=Path, default=common.RESULTS)
+    parser.add_argument("--summary-only", action="store_true", help="run nothing; summarise the results in --out")
     ns = parser.parse_args(argv)
     chosen = [n for n in ns.only.split(",") if n]
     unknown = set(chosen) - set(ORDER)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     failed = []
-    for name in chosen:
+    for name in ([] if ns.summary_only else chosen):
         command = [sys.executable, str(Path(__file__).parent / f"{name}.py"), "--out", str(ns.out),
                    *(QUICK[name] if ns.quick else [])]
         print(f"\n=== {name}: {' '.join(command[1:])}  (load average {os.getloadavg()[0]:.2f})", flush=True)

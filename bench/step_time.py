@@ -26,12 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 
-# Small enough for minutes on 2 cores, the recipes' shape otherwise (SmolLM2's recipe: 8 x 96 tokens).
 DEFAULT_STEPS = {"tiny": 12, "smollm2": 4}
-MODEL_OVERRIDES = {
-    "tiny": [],
-    "smollm2": ["--per_device_train_batch_size", "4", "--num_generations", "4", "--max_completion_length", "32"],
-}
+MODEL_OVERRIDES = common.FAST_OVERRIDES
 
 
 def steps_for(model: str, ns: argparse.Namespace) -> int:

@@ -97,7 +97,7 @@ def _ds_printed_gpu_gib(fn, **kwargs) -> float:
     with contextlib.redirect_stdout(out):
         fn(**kwargs)
     for line in out.getvalue().splitlines():
-        if "offload_optimizer=none" in line and "offload_param=none" in line or line.strip().endswith("offload_optimizer=none"):
+        if "offload_optimizer=none" in line and ("offload_param=none" in line or "offload_param" not in line):
             return float(re.findall(r"([\d.]+)GB", line)[1])
     raise AssertionError(f"no no-offload row in:\n{out.getvalue()}")
 
