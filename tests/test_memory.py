@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
