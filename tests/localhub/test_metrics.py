@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 
 from huggingface_hub import HfApi, hf_hub_download
@@ -55,4 +56,9 @@ def test_without_client_header_the_remote_address_counts(folder_hub):
         urllib.request.urlopen(f"{folder_hub.url}/api/models/org/none", timeout=10)
     except urllib.error.HTTPError as error:
         assert error.code == 404
-    assert folder_hub.metrics.snapshot()["by_client"]["127.0.0.1"]["requests"] == 1
+    # The server records a request once its answer is sent, a moment after the client has read it.
+    deadline = time.monotonic() + 5
+    while not folder_hub.metrics.snapshot()["by_client"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    clients = folder_hub.metrics.snapshot()["by_client"]
+    assert clients["127.0.0.1"]["requests"] == 1, clients
