@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # before huggingface_hub is imported: the hub speaks LFS
 
 import pytest  # noqa: E402
+from training_run import TrainingRun, step_records  # noqa: E402
 import torch  # noqa: E402
 from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
@@ -74,51 +75,13 @@ def client_env(url: str, home: Path, **extra: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""), **extra}
 
 
-class Run:
+class Run(TrainingRun):
     """One ``reasoner train`` process (tiny model, 6 steps), its output captured to a file."""
 
     def __init__(self, out: Path, model: Path, env: dict[str, str], *extra: str) -> None:
-        self.out = out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.log = out.parent / f"{out.name}.{uuid.uuid4().hex[:6]}.log"
         command = [sys.executable, "-m", "reasoner.cli", "train", "--recipe", "tiny-cpu", "--model.id", str(model),
                    "--max_steps", str(STEPS), "--output_dir", str(out), *extra]
-        with self.log.open("w") as fh:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait(self, timeout: float = 300) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"run in {self.out} did not finish in {timeout:.0f} s:\n{self.text()[-3000:]}")
-
-    def wait_for_step(self, step: int, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(r["step"] >= step for r in step_records(self.out)):
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"run exited with {self.process.returncode} before step {step}:\n{self.text()[-3000:]}")
-            time.sleep(0.05)
-        pytest.fail(f"run in {self.out} did not reach step {step} in {timeout:.0f} s")
-
-
-def step_records(out: Path) -> list[dict]:
-    path = out / "metrics.jsonl"
-    records = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line being written right now
-        if "reward" in record:
-            records.append(record)
-    return records
+        super().__init__(out, command, env)
 
 
 def sha256_of(path: Path) -> str:

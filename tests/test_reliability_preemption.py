@@ -15,14 +15,13 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_run import TrainingRun, step_records
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -45,54 +44,14 @@ def run_env() -> dict[str, str]:
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")}
 
 
-class Run:
+class Run(TrainingRun):
     """One ``reasoner train`` process with its output captured to files."""
 
     def __init__(self, out: Path, model: Path, *extra: str, launcher: list[str] | None = None) -> None:
-        self.out = out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.log = out.parent / f"{out.name}.{int(time.monotonic() * 1000)}.log"
         entry = launcher or [sys.executable, "-m", "reasoner.cli", "train"]
         command = [*entry, "--recipe", "tiny-cpu", "--model.id", str(model), "--max_steps", str(STEPS),
                    "--save_steps", "100", "--output_dir", str(out), *extra]
-        with self.log.open("w") as fh:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=run_env(), stdout=fh, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait(self, timeout: float = 300) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"run in {self.out} did not finish in {timeout:.0f} s:\n{self.text()[-3000:]}")
-
-    def wait_for_step(self, step: int, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(r["step"] >= step for r in step_records(self.out)):
-                return
-            if self.process.poll() is not None:
-                pytest.fail(f"run exited with {self.process.returncode} before step {step}:\n{self.text()[-3000:]}")
-            time.sleep(0.05)
-        pytest.fail(f"run in {self.out} did not reach step {step} in {timeout:.0f} s")
-
-
-def step_records(out: Path) -> list[dict]:
-    path = out / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line being written right now
-        if "reward" in record:
-            records.append(record)
-    return records
+        super().__init__(out, command, run_env())
 
 
 def checkpoint_dirs(out: Path) -> list[str]:
