@@ -39,6 +39,33 @@ def endpoint_host() -> str:
     return endpoint().split("://", 1)[-1].split("/", 1)[0]
 
 
+def client_agent() -> dict[str, str]:
+    """What this process adds to its user agent, so a hub's request log says who asked.
+
+    On a cluster the question "which node downloaded this, which rank pushed that" is otherwise unanswerable
+    (every rank shares one user agent, and nodes may sit behind one address). The node is SLURM's node name
+    when there is one, because several SLURM nodes may share a host.
+    """
+    import socket
+
+    from reasoner import __version__
+
+    agent = {"reasoner": __version__,
+             "node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+             "pid": str(os.getpid())}
+    rank = os.environ.get("RANK")
+    if rank is not None:
+        agent["rank"] = rank
+    return agent
+
+
+def api() -> Any:
+    """An ``HfApi`` whose requests carry :func:`client_agent` (HF_ENDPOINT and HF_TOKEN apply as usual)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(user_agent=client_agent())
+
+
 def is_offline() -> bool:
     from huggingface_hub import constants
 
@@ -97,10 +124,8 @@ def hub_call(fn: Callable[[], T], repo_id: str, repo_type: RepoType, revision: s
 
 def resolve_commit(repo_id: str, repo_type: RepoType, revision: str | None) -> str:
     """Preflight one repo and pin ``revision`` (branch, tag or commit) to a commit hash."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    info = hub_call(lambda: api.repo_info(repo_id, repo_type=repo_type, revision=revision or "main"),
+    client = api()
+    info = hub_call(lambda: client.repo_info(repo_id, repo_type=repo_type, revision=revision or "main"),
                     repo_id, repo_type, revision, "resolving")
     if not info.sha:
         raise UserError(f"hub {endpoint()} gave no commit for {repo_type} '{repo_id}@{revision}': the hub is not HF-compatible")
@@ -109,12 +134,12 @@ def resolve_commit(repo_id: str, repo_type: RepoType, revision: str | None) -> s
 
 def check_token() -> str | None:
     """Fail early on a rejected token; return the user name when a token is set."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import get_token
 
     if not get_token():
         return None
     try:
-        info = HfApi().whoami()
+        info = api().whoami()
     except Exception as exc:  # noqa: BLE001 - classified below, re-raised when unknown
         ep = endpoint()
         if _is_network_error(exc):
@@ -130,7 +155,8 @@ def download_snapshot(repo_id: str, repo_type: RepoType, commit: str) -> Path:
     from huggingface_hub import snapshot_download
 
     ignore = MODEL_IGNORE_PATTERNS if repo_type == "model" else None
-    path = hub_call(lambda: snapshot_download(repo_id, repo_type=repo_type, revision=commit, ignore_patterns=ignore),
+    path = hub_call(lambda: snapshot_download(repo_id, repo_type=repo_type, revision=commit,
+                                                      ignore_patterns=ignore, user_agent=client_agent()),
                     repo_id, repo_type, commit, "downloading")
     return Path(path)
 

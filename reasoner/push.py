@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import shlex
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ ATTEMPTS_ENV = "REASONER_PUSH_ATTEMPTS"
 BACKOFF_ENV = "REASONER_PUSH_BACKOFF_S"
 MAX_BACKOFF_ENV = "REASONER_PUSH_MAX_BACKOFF_S"
 PREEMPT_PUSH_ENV = "REASONER_PREEMPT_PUSH_S"
+NICE_ENV = "REASONER_PUSH_NICE"
 
 
 def _env_number(name: str, default: float, kind: type, minimum: float) -> float:
@@ -67,6 +69,26 @@ class PushPolicy:
     attempts: int = field(default_factory=lambda: int(_env_number(ATTEMPTS_ENV, 6, int, 1)))
     first_delay_s: float = field(default_factory=lambda: _env_number(BACKOFF_ENV, 2.0, float, 0))
     max_delay_s: float = field(default_factory=lambda: _env_number(MAX_BACKOFF_ENV, 60.0, float, 0))
+    # How much lower the push thread's CPU priority is than training's (0-19). Hashing and sending a
+    # checkpoint competes with the training step for cores; the step should win, the push can wait.
+    nice: int = field(default_factory=lambda: int(_env_number(NICE_ENV, 10, int, 0)))
+
+
+def lower_this_thread_priority(increment: int) -> int | None:
+    """Raise the calling thread's niceness by ``increment`` (Linux: per thread; threads it starts inherit it).
+
+    Returns the new niceness, or None where threads have no priority of their own or the call is refused.
+    Lowering one's own priority needs no privilege, so on Linux this only fails in unusual sandboxes.
+    """
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return None
+    try:
+        tid = threading.get_native_id()
+        target = min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        os.setpriority(os.PRIO_PROCESS, tid, target)
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except (AttributeError, OSError):
+        return None
 
 
 @dataclass
@@ -155,17 +177,17 @@ class HubPusher:
     def _ensure_repo(self) -> None:
         if self._repo_ready:
             return
-        from huggingface_hub import HfApi
+        from reasoner.hub import api
 
-        HfApi().create_repo(self.repo_id, private=self.private, exist_ok=True)
+        api().create_repo(self.repo_id, private=self.private, exist_ok=True)
         self._repo_ready = True
 
     def _upload(self, job: PushJob) -> None:
-        from huggingface_hub import HfApi
+        from reasoner.hub import api
 
         with hub_reachable():
             self._ensure_repo()
-            HfApi().upload_folder(
+            api().upload_folder(
                 repo_id=self.repo_id,
                 folder_path=str(job.folder),
                 path_in_repo=job.path_in_repo or None,
@@ -234,6 +256,7 @@ class HubPusher:
         self._queue.put(job)
 
     def _worker(self) -> None:
+        lower_this_thread_priority(self.policy.nice)
         while True:
             job = self._queue.get()
             try:
@@ -309,12 +332,12 @@ def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
     """Compare every local file that the job uploads with the hub's record of it; return the mismatches."""
     import fnmatch
 
-    from huggingface_hub import HfApi
+    from reasoner.hub import api
 
     remote = {}
     try:
         with hub_reachable():
-            for entry in HfApi().list_repo_tree(repo_id, recursive=True):
+            for entry in api().list_repo_tree(repo_id, recursive=True):
                 if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile":
                     remote[entry.path] = entry
     except Exception as exc:  # noqa: BLE001 - an unverifiable push counts as not landed; the caller reports it
@@ -362,11 +385,12 @@ def preflight_push(repo_id: str, *, private: bool = False) -> None:
     new repo or 409 "exists" pass, 401/403 refuse. A fine-grained token whose scopes grant ``repo.write`` on
     the repo passes even if it may not create repos in the namespace.
     """
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import get_token
 
+    from reasoner.hub import api as hub_api
     from reasoner.hub import describe_hub_error, endpoint, hub_call
 
-    api = HfApi()
+    api = hub_api()
     whoami: dict = {}
     with hub_reachable():
         if get_token():

@@ -152,15 +152,16 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
     An unreachable hub or a rejected token is a UserError: silently starting over would waste the compute
     the checkpoint holds.
     """
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import snapshot_download
 
-    from reasoner.hub import describe_hub_error, endpoint
+    from reasoner.hub import api as hub_api
+    from reasoner.hub import client_agent, describe_hub_error, endpoint
 
     repo_id = recipe.hub.get("repo_id")
     if not repo_id:
         raise UserError("--resume-from-hub needs hub.repo_id, the repo an earlier run pushed checkpoints to: "
                         "set it in the recipe or with --hub.repo_id ORG/NAME")
-    api = HfApi()
+    api = hub_api()
     marker = f"{CHECKPOINT_PATH_IN_REPO}/{TRAINER_STATE}"
     with hub_reachable():
         try:
@@ -186,7 +187,7 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
         try:
             try:
                 snapshot_download(repo_id, revision=info.sha, allow_patterns=[f"{CHECKPOINT_PATH_IN_REPO}/*"],
-                                  local_dir=str(staging))
+                                  local_dir=str(staging), user_agent=client_agent())
             except Exception as exc:  # noqa: BLE001 - classified below
                 friendly = describe_hub_error(exc, repo_id, "model", info.sha, "downloading the checkpoint of")
                 if friendly is None:

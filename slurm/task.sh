@@ -3,10 +3,12 @@
 # inside the task: $SLURM_NODEID (the machine rank) and this node's CUDA_VISIBLE_DEVICES. Expanded
 # in the batch shell instead, they would give every node the batch node's values (rank 0 for all).
 #
+#   task.sh run CMD...              # CMD with this node's cache (prefetch, plan, model path)
 #   task.sh serve CMD...            # the generation server, on the plan's generation GPUs
 #   task.sh train LAUNCH-ARGS...    # accelerate launch on this training node, then LAUNCH-ARGS
 #
-# Reads the plan's REASONER_* variables (exported by grpo.sbatch) and REASONER_PYTHON.
+# Reads the plan's REASONER_* variables (exported by grpo.sbatch), REASONER_PYTHON and
+# REASONER_CACHE_DIR (a literal {node} in it becomes this node's name).
 set -euo pipefail
 
 role="${1:-}"
@@ -17,7 +19,18 @@ node="${SLURMD_NODENAME:-$(hostname -s)}"
 say() { printf '[task %s %s] %s\n' "$role" "$node" "$*" >&2; }
 die() { say "error: $*"; exit 2; }
 
+# The node-local hub cache every process of this task reads (and the prefetch fills).
+if [[ -n "${REASONER_CACHE_DIR:-}" ]]; then
+    cache="${REASONER_CACHE_DIR//\{node\}/$node}"
+    export HF_HUB_CACHE="$cache/hub"
+    export HF_DATASETS_CACHE="$cache/datasets"
+fi
+
 case "$role" in
+run)
+    [[ $# -gt 0 ]] || die "usage: task.sh run CMD..."
+    exec "$@"
+    ;;
 serve)
     [[ $# -gt 0 ]] || die "usage: task.sh serve CMD..."
     if [[ -n "${REASONER_VLLM_CUDA_VISIBLE_DEVICES:-}" ]]; then
@@ -84,6 +97,6 @@ train)
     exit "$rc"
     ;;
 *)
-    die "usage: task.sh serve CMD... | task.sh train LAUNCH-ARGS..."
+    die "usage: task.sh run CMD... | task.sh serve CMD... | task.sh train LAUNCH-ARGS..."
     ;;
 esac

@@ -1,9 +1,14 @@
 """`sbatch slurm/grpo.sbatch tiny-cpu` on the real two-node cluster, against a local hub over HTTP.
 
 What a user does on a CPU cluster, end to end: the job prefetches the model and data set from the hub on
-every node, trains with one rank per node over gloo (machine ranks 0 and 1, each read inside its own
-task), sends no request to the hub for them after the prefetch, pushes the result from global rank
-zero, and ends COMPLETED. The token never shows in the job's output.
+every node into that node's own cache, trains with one rank per node over gloo (machine ranks 0 and 1, each
+read inside its own task), sends no request to the hub for them after the prefetch, pushes a checkpoint at
+every save and the result at the end from global rank zero only, and ends COMPLETED. The token never shows
+in the job's output.
+
+Who sent each request is read from the hub's request log: reasoner's hub clients add ``node/NAME``,
+``pid/N`` and, in a training rank, ``rank/R`` to their user agent. The two nodes share this machine's disk,
+so the job's cache is ``node-cache-{node}``, which ``slurm/task.sh`` expands per node.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 TOKEN = "hf_sbatch_write_token_5c1f0e2a9d"
 BASE, DATA, OUT_REPO = "acme/tiny-base", "acme/gsm8k-mini", "acme/tiny-grpo-slurm"
+NODES = {"n1", "n2"}
+WRITE_METHODS = {"POST", "PUT", "DELETE", "PATCH"}
+
+
+def agent(record: dict) -> dict[str, str]:
+    """The ``key/value`` fields of a request's user agent (empty for clients that are not reasoner's)."""
+    fields = dict(part.strip().split("/", 1) for part in record["user_agent"].split(";") if "/" in part)
+    return fields if "reasoner" in fields else {}
 
 
 def free_port() -> int:
@@ -70,7 +83,7 @@ def job(slurm_cluster, tmp_path_factory):
         env.update(
             SLURM_CONF=slurm_cluster,
             REASONER_PYTHON=sys.executable,
-            REASONER_CACHE_DIR=str(work / "node-cache"),
+            REASONER_CACHE_DIR=str(work / "node-cache-{node}"),
             REASONER_MAIN_PORT=str(free_port()),
             REASONER_LOG_DIR=str(work / "logs"),
             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -81,15 +94,21 @@ def job(slurm_cluster, tmp_path_factory):
             ["sbatch", "--wait", "--parsable", "--nodes=2", f"--output={job_log}", "--time=15",
              "slurm/grpo.sbatch", "tiny-cpu",
              "--model.id", BASE, "--dataset.id", DATA, "--dataset.config", "main",
-             "--hub.push", "true", "--hub.repo_id", OUT_REPO, "--hub.push_checkpoints", "false",
-             "--max_steps", "2", "--output_dir", str(out_dir)],
+             "--hub.push", "true", "--hub.repo_id", OUT_REPO, "--hub.push_checkpoints", "true",
+             "--max_steps", "2", "--save_steps", "1", "--output_dir", str(out_dir)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         )
         job_id = submit.stdout.strip().split(";")[0]
         state = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
         records = [json.loads(line) for line in log.read_text().splitlines()[seeded:]]
-        yield {"submit": submit, "id": job_id, "state": state, "out": out_dir,
-               "log": job_log.read_text() if job_log.exists() else "", "records": records, "url": server.url}
+        commits = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from huggingface_hub import HfApi
+            for commit in HfApi().list_repo_commits({OUT_REPO!r}):
+                print(commit.title)
+        """)], env=hub_env(server.url, work / "commits-home"), capture_output=True, text=True, timeout=120)
+        yield {"submit": submit, "id": job_id, "state": state, "out": out_dir, "work": work,
+               "log": job_log.read_text() if job_log.exists() else "", "records": records, "url": server.url,
+               "commit_titles": commits.stdout.splitlines() if commits.returncode == 0 else commits.stderr}
 
 
 def test_job_completes(job):
@@ -126,10 +145,43 @@ def test_no_request_for_model_or_data_after_the_prefetch(job):
     assert not late, f"requests after training started: {[(r['time'], r['method'], r['path']) for r in late][:5]}"
 
 
+def test_each_file_downloaded_once_per_node_into_its_own_cache(job):
+    downloads = [r for r in job["records"] if r["method"] == "GET" and "/resolve/" in r["path"]
+                 and r["repo"] in (f"models/{BASE}", f"datasets/{DATA}")]
+    assert downloads, "the prefetch downloaded nothing"
+    assert all(agent(r) for r in downloads), "a download came from a client that is not reasoner's"
+    per_file_and_node = Counter((r["path"], agent(r)["node"]) for r in downloads)
+    repeated = {key: n for key, n in per_file_and_node.items() if n != 1}
+    assert not repeated, f"files downloaded more than once on one node: {repeated}"
+    nodes_per_file: dict[str, set[str]] = {}
+    for path, node in per_file_and_node:
+        nodes_per_file.setdefault(path, set()).add(node)
+    assert all(nodes == NODES for nodes in nodes_per_file.values()), nodes_per_file
+    assert not [r for r in downloads if "rank" in agent(r)], "a training rank downloaded a file"
+    for node in NODES:  # each node's own cache holds both snapshots
+        hub_cache = job["work"] / f"node-cache-{node}" / "hub"
+        assert (hub_cache / "models--acme--tiny-base" / "snapshots").is_dir(), node
+        assert (hub_cache / "datasets--acme--gsm8k-mini" / "snapshots").is_dir(), node
+
+
+def test_exactly_one_process_pushed_one_commit_per_save(job):
+    to_output = [r for r in job["records"] if OUT_REPO in (r["repo"] or "") or OUT_REPO in r["path"]]
+    writes = [r for r in to_output if r["method"] in WRITE_METHODS]
+    assert writes, "nothing was pushed to the output repo"
+    writers = {(agent(r).get("node"), agent(r).get("pid"), agent(r).get("rank")) for r in writes}
+    assert len(writers) == 1, f"more than one process wrote to the hub: {writers}"
+    assert next(iter(writers))[2] == "0", f"the pushing process is not global rank zero: {writers}"
+    readers = {(agent(r).get("node"), agent(r).get("pid")) for r in to_output if agent(r).get("rank") is not None}
+    assert len(readers) == 1, f"training ranks other than the pusher talked to the output repo: {readers}"
+    commit_posts = [r for r in writes if r["method"] == "POST" and "/commit/" in r["path"] and r["status"] == 200]
+    titles = job["commit_titles"]
+    assert isinstance(titles, list), titles
+    assert titles[0] == "final model", titles
+    assert sorted(t for t in titles if t.startswith("checkpoint")) == ["checkpoint step 1", "checkpoint step 2"], titles
+    assert len(commit_posts) == 3, f"{len(commit_posts)} commits for 2 saves and the final model: {titles}"
+
+
 def test_result_pushed_and_token_kept_secret(job):
-    pushed = [r for r in job["records"]
-              if r["repo"] == f"models/{OUT_REPO}" and r["method"] == "POST" and "/commit/" in r["path"]]
-    assert pushed, "nothing was pushed to the output repo"
     assert TOKEN not in job["log"]
     for path in job["out"].rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
