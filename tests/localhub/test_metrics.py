@@ -62,3 +62,26 @@ def test_without_client_header_the_remote_address_counts(folder_hub):
         time.sleep(0.01)
     clients = folder_hub.metrics.snapshot()["by_client"]
     assert clients["127.0.0.1"]["requests"] == 1, clients
+
+
+def test_reasoner_clients_name_their_node_pid_and_rank(folder_storage, tmp_path):
+    """A user's process, configured only by the environment: the log says which node and rank it was."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "requests.jsonl"
+    with HubServer(folder_storage, request_log=str(log)) as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=WRITE_TOKEN, HF_HOME=str(tmp_path / "home"), RANK="3",
+                   SLURMD_NODENAME="gpu-node-7", NO_PROXY="*", no_proxy="*")
+        script = "import os; from reasoner import hub; hub.api().create_repo('org/ranked'); print(os.getpid())"
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "repos/create" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.05)
+    created = [json.loads(line) for line in log.read_text().splitlines() if "repos/create" in line]
+    assert len(created) == 1
+    agent = dict(part.strip().split("/", 1) for part in created[0]["user_agent"].split(";") if "/" in part)
+    assert agent["node"] == "gpu-node-7" and agent["rank"] == "3" and agent["pid"] == done.stdout.strip()
+    assert "reasoner" in agent
