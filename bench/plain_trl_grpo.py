@@ -47,6 +47,7 @@ from datasets import Dataset, load_dataset  # noqa: E402
 from transformers import AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reward code, installed or not
 from reasoner.rewards import get_reward_funcs  # noqa: E402  (identical reward code on both sides)
 
 MEMORY["imports"] = list(rss_mib())
