@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 CLIENT_HEADER = "X-Reasoner-Client"
 PID_HEADER = "X-Reasoner-Pid"
 _ORIGIN = re.compile(r"(?:^|;)\s*origin/([^;]+)")
+_AGENT_PID = re.compile(r"(?:^|;)\s*pid/(\d+)")
 
 
 def client_of(headers, remote: str) -> str:
@@ -29,6 +30,16 @@ def client_of(headers, remote: str) -> str:
         return named.strip()
     match = _ORIGIN.search(headers.get("User-Agent") or "")
     return match.group(1).strip() if match else remote
+
+
+def pid_of(headers) -> str | None:
+    """The asking process's id: the X-Reasoner-Pid header, else the ``pid/N`` reasoner's clients put in their
+    user agent. An LFS upload URL carries it on to the PUT, which has no headers of its own."""
+    named = headers.get(PID_HEADER)
+    if named:
+        return named.strip()
+    match = _AGENT_PID.search(headers.get("User-Agent") or "")
+    return match.group(1) if match else None
 
 
 @dataclass

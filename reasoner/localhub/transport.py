@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from reasoner.localhub.errors import HubError
-from reasoner.localhub.metrics import PID_HEADER, Metrics, RequestRecord, client_of
+from reasoner.localhub.metrics import Metrics, RequestRecord, client_of, pid_of
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
                     bytes_received=request.body.received if request else 0,
                     client=(request.client if request else None) or client_of(headers, self.client_address[0]),
                     user_agent=headers.get("User-Agent") or "",
-                    pid=(request.pid if request else None) or headers.get(PID_HEADER),
+                    pid=(request.pid if request else None) or pid_of(headers),
                     duration_ms=round((time.monotonic() - started) * 1000, 3),
                 )
             )

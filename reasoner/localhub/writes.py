@@ -20,7 +20,7 @@ from reasoner.localhub import errors
 from reasoner.localhub.commits import AddFile, DeleteFile, DeleteFolder, git_blob_oid, lfs_pointer
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.lfs import UrlSigner, upload_mode
-from reasoner.localhub.metrics import PID_HEADER, client_of
+from reasoner.localhub.metrics import client_of, pid_of
 from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
@@ -152,7 +152,7 @@ class WriteRoutes:
             item: dict = {"oid": oid, "size": size, "authenticated": True}
             if self.store.blob_size(repo, oid) != size:
                 client = client_of(req.headers, "")
-                href = self.signer.upload_href(req.base_url, repo, oid, size, client, req.headers.get(PID_HEADER) or "")
+                href = self.signer.upload_href(req.base_url, repo, oid, size, client, pid_of(req.headers) or "")
                 item["actions"] = {"upload": {"href": href, "expires_in": 3600}}
             out.append(item)
         return json_response({"transfer": "basic", "objects": out, "hash_algo": "sha256"},

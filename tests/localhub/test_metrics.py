@@ -85,3 +85,4 @@ def test_reasoner_clients_name_their_node_pid_and_rank(folder_storage, tmp_path)
     agent = dict(part.strip().split("/", 1) for part in created[0]["user_agent"].split(";") if "/" in part)
     assert agent["node"] == "gpu-node-7" and agent["rank"] == "3" and agent["pid"] == done.stdout.strip()
     assert "reasoner" in agent
+    assert created[0]["pid"] == agent["pid"]  # the server reads the pid from the user agent too

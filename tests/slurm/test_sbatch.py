@@ -168,11 +168,16 @@ def test_exactly_one_process_pushed_one_commit_per_save(job):
     to_output = [r for r in job["records"] if OUT_REPO in (r["repo"] or "") or OUT_REPO in r["path"]]
     writes = [r for r in to_output if r["method"] in WRITE_METHODS]
     assert writes, "nothing was pushed to the output repo"
-    writers = {(agent(r).get("node"), agent(r).get("pid"), agent(r).get("rank")) for r in writes}
+    api_writes = [r for r in writes if not r["path"].startswith("/_lfs/")]
+    writers = {(agent(r).get("node"), agent(r).get("pid"), agent(r).get("rank")) for r in api_writes}
     assert len(writers) == 1, f"more than one process wrote to the hub: {writers}"
-    assert next(iter(writers))[2] == "0", f"the pushing process is not global rank zero: {writers}"
+    node, pid, rank = next(iter(writers))
+    assert rank == "0", f"the pushing process is not global rank zero: {writers}"
+    # LFS uploads go to a signed URL without the client's headers; the hub records the pid it signed it for.
+    uploads = [r for r in writes if r["path"].startswith("/_lfs/")]
+    assert uploads and {r["pid"] for r in uploads} == {pid}, {r["pid"] for r in uploads}
     readers = {(agent(r).get("node"), agent(r).get("pid")) for r in to_output if agent(r).get("rank") is not None}
-    assert len(readers) == 1, f"training ranks other than the pusher talked to the output repo: {readers}"
+    assert readers == {(node, pid)}, f"training ranks other than the pusher talked to the output repo: {readers}"
     commit_posts = [r for r in writes if r["method"] == "POST" and "/commit/" in r["path"] and r["status"] == 200]
     titles = job["commit_titles"]
     assert isinstance(titles, list), titles
