@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 CLIENT_HEADER = "X-Reasoner-Client"
 PID_HEADER = "X-Reasoner-Pid"
 _ORIGIN = re.compile(r"(?:^|;)\s*origin/([^;]+)")
-_AGENT_PID = re.compile(r"(?:^|;)\s*pid/(\d+)")
 
 
 def client_of(headers, remote: str) -> str:
@@ -32,14 +31,24 @@ def client_of(headers, remote: str) -> str:
     return match.group(1).strip() if match else remote
 
 
+def agent_fields(user_agent: str) -> dict[str, str]:
+    """The ``name/value`` parts of a user agent; reasoner's own clients add ``node``, ``pid`` and ``rank``."""
+    fields: dict[str, str] = {}
+    for part in user_agent.split(";"):
+        name, slash, value = part.strip().partition("/")
+        if slash:
+            fields[name] = value
+    return fields
+
+
 def pid_of(headers) -> str | None:
     """The asking process's id: the X-Reasoner-Pid header, else the ``pid/N`` reasoner's clients put in their
     user agent. An LFS upload URL carries it on to the PUT, which has no headers of its own."""
     named = headers.get(PID_HEADER)
     if named:
         return named.strip()
-    match = _AGENT_PID.search(headers.get("User-Agent") or "")
-    return match.group(1) if match else None
+    pid = agent_fields(headers.get("User-Agent") or "").get("pid", "")
+    return pid if pid.isdigit() else None
 
 
 @dataclass

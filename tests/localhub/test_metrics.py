@@ -9,6 +9,7 @@ import urllib.request
 
 from huggingface_hub import HfApi, hf_hub_download
 
+from reasoner.localhub.metrics import agent_fields
 from reasoner.localhub.server import HubServer
 
 from .helpers import WRITE_TOKEN
@@ -82,7 +83,7 @@ def test_reasoner_clients_name_their_node_pid_and_rank(folder_storage, tmp_path)
             time.sleep(0.05)
     created = [json.loads(line) for line in log.read_text().splitlines() if "repos/create" in line]
     assert len(created) == 1
-    agent = dict(part.strip().split("/", 1) for part in created[0]["user_agent"].split(";") if "/" in part)
+    agent = agent_fields(created[0]["user_agent"])
     assert agent["node"] == "gpu-node-7" and agent["rank"] == "3" and agent["pid"] == done.stdout.strip()
     assert "reasoner" in agent
     assert created[0]["pid"] == agent["pid"]  # the server reads the pid from the user agent too

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from reasoner.localhub.auth import Token
+from reasoner.localhub.metrics import agent_fields
 from reasoner.localhub.server import HubServer
 
 pytestmark = pytest.mark.slurm
@@ -40,8 +41,8 @@ WRITE_METHODS = {"POST", "PUT", "DELETE", "PATCH"}
 
 
 def agent(record: dict) -> dict[str, str]:
-    """The ``key/value`` fields of a request's user agent (empty for clients that are not reasoner's)."""
-    fields = dict(part.strip().split("/", 1) for part in record["user_agent"].split(";") if "/" in part)
+    """The ``name/value`` fields of a request's user agent (empty for clients that are not reasoner's)."""
+    fields = agent_fields(record["user_agent"])
     return fields if "reasoner" in fields else {}
 
 
