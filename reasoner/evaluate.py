@@ -20,6 +20,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import math
@@ -204,6 +205,28 @@ def _single_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def questions_fingerprint(items: Sequence[Mapping[str, Any]]) -> str:
+    """A hash of the questions and gold answers, in order: two evaluations with equal ones asked the same."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item["question"], item["gold"]], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def same_questions(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two evaluations' settings describe the same questions: by their fingerprints when both have
+    one, else by data source, a local path compared as the folder it names (``../data`` == ``/abs/data``)."""
+    if a.get("questions_sha256") and b.get("questions_sha256"):
+        return a["questions_sha256"] == b["questions_sha256"]
+
+    def where(settings: Mapping[str, Any]) -> str:
+        source = str(settings.get("data_source"))
+        path = Path(source).expanduser()
+        return str(path.resolve()) if path.exists() else source
+
+    return where(a) == where(b)
+
+
 def compare(result: EvalResult, baseline: EvalResult) -> str:
     """A side-by-side markdown table: baseline, model, and the change, one row per metric."""
     lines = [
@@ -219,7 +242,7 @@ def compare(result: EvalResult, baseline: EvalResult) -> str:
             f"Note: not the same questions (baseline: {baseline.n} of split `{baseline.split}`, "
             f"model: {result.n} of split `{result.split}`)."
         )
-    elif result.settings.get("data_source") != baseline.settings.get("data_source"):
+    elif not same_questions(result.settings, baseline.settings):
         notes.append("Note: the two evaluations used different data sets.")
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -563,6 +586,7 @@ def evaluate(
         "model_kind": ref.kind,
         "system": system_text,
         "few_shot": examples,
+        "questions_sha256": questions_fingerprint(items),
     }
     result = EvalResult(
         model=model, revision=revision, commit=ref.commit, split=split, n=len(records), metrics=metrics,

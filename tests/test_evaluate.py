@@ -207,6 +207,23 @@ def test_compare_notes_different_question_sets():
     assert "not the same questions" in text and "+0.0 pts" in text
 
 
+def test_same_questions_by_fingerprint_else_by_the_folder_a_path_names(tmp_path, monkeypatch):
+    from reasoner.evaluate import questions_fingerprint, same_questions
+
+    rows = [{"question": "2+2?", "gold": "4"}, {"question": "3+3?", "gold": "6"}]
+    one = {"data_source": "a", "questions_sha256": questions_fingerprint(rows)}
+    assert same_questions(one, {"data_source": "b", "questions_sha256": questions_fingerprint(rows)})
+    assert not same_questions(one, {"data_source": "a", "questions_sha256": questions_fingerprint(rows[::-1])})
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path / "data")
+    assert same_questions({"data_source": "../data"}, {"data_source": str(tmp_path / "data")})
+    assert not same_questions({"data_source": "../data"}, {"data_source": "openai/gsm8k"})
+    other = _result("b", 0.5, 0.5, 0.5, 10)
+    other.settings["data_source"] = "other/set"
+    assert "different data sets" in compare(_result("a", 0.5, 0.5, 0.5, 10), other)
+    assert "different data sets" not in compare(_result("a", 0.5, 0.5, 0.5, 10), _result("b", 0.5, 0.5, 0.5, 10))
+
+
 def test_model_card_section_describes_the_setting():
     new = _result("org/m", 0.3, 0.4, 0.5, 100)
     alone = model_card_section(new)
