@@ -155,8 +155,8 @@ def download_snapshot(repo_id: str, repo_type: RepoType, commit: str) -> Path:
     from huggingface_hub import snapshot_download
 
     ignore = MODEL_IGNORE_PATTERNS if repo_type == "model" else None
-    path = hub_call(lambda: snapshot_download(repo_id, repo_type=repo_type, revision=commit,
-                                                      ignore_patterns=ignore, user_agent=client_agent()),
+    path = hub_call(lambda: snapshot_download(repo_id, repo_type=repo_type, revision=commit, ignore_patterns=ignore,
+                                              user_agent=client_agent()),
                     repo_id, repo_type, commit, "downloading")
     return Path(path)
 
