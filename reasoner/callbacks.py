@@ -112,6 +112,7 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
         pusher = HubPusher(recipe.hub["repo_id"], private=recipe.hub["private"])
         if recipe.hub["push_checkpoints"]:
             callbacks.append(HubCheckpointCallback(pusher))
+            pusher.start_uploader()  # ready by the first save, not started beside it
     from reasoner.preemption import PreemptionCallback
 
     preemption = PreemptionCallback()
@@ -125,6 +126,7 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
                 from reasoner.push import preempted_drain_s
 
                 pusher.drain(timeout=preempted_drain_s())  # the scheduler's kill is near
+                pusher.close()
                 for command in pusher.unfinished_commands():
                     log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
             return
@@ -144,7 +146,9 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
 
         pusher.drain()
         job = final_job(output_dir)
-        if pusher.push_now(job):
+        landed = pusher.push_now(job)
+        pusher.close()
+        if landed:
             problems = verify_upload(pusher.repo_id, output_dir, job)
             if problems:
                 log.error("final push did not verify: %s", "; ".join(problems[:3]))

@@ -56,6 +56,11 @@ def client_agent() -> dict[str, str]:
     rank = os.environ.get("RANK")
     if rank is not None:
         agent["rank"] = rank
+    from reasoner.uploader import PARENT_ENV
+
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        agent["parent"] = parent  # a training process's uploader child: its pushes are that process's
     return agent
 
 

@@ -25,7 +25,6 @@ import logging
 import os
 import queue
 import shlex
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,26 +68,9 @@ class PushPolicy:
     attempts: int = field(default_factory=lambda: int(_env_number(ATTEMPTS_ENV, 6, int, 1)))
     first_delay_s: float = field(default_factory=lambda: _env_number(BACKOFF_ENV, 2.0, float, 0))
     max_delay_s: float = field(default_factory=lambda: _env_number(MAX_BACKOFF_ENV, 60.0, float, 0))
-    # How much lower the push thread's CPU priority is than training's (0-19). Hashing and sending a
+    # How much lower the uploader process's CPU priority is than training's (0-19). Hashing and sending a
     # checkpoint competes with the training step for cores; the step should win, the push can wait.
     nice: int = field(default_factory=lambda: int(_env_number(NICE_ENV, 10, int, 0)))
-
-
-def lower_this_thread_priority(increment: int) -> int | None:
-    """Raise the calling thread's niceness by ``increment`` (Linux: per thread; threads it starts inherit it).
-
-    Returns the new niceness, or None where threads have no priority of their own or the call is refused.
-    Lowering one's own priority needs no privilege, so on Linux this only fails in unusual sandboxes.
-    """
-    if increment <= 0 or not sys.platform.startswith("linux"):
-        return None
-    try:
-        tid = threading.get_native_id()
-        target = min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
-        os.setpriority(os.PRIO_PROCESS, tid, target)
-        return os.getpriority(os.PRIO_PROCESS, tid)
-    except (AttributeError, OSError):
-        return None
 
 
 @dataclass
@@ -157,16 +139,21 @@ class HubPusher:
     """
 
     def __init__(self, repo_id: str, *, private: bool = False, policy: PushPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, in_child: bool = True) -> None:
+        from reasoner.uploader import ChildUploader
+
         self.repo_id = repo_id
         self.private = private
         self.policy = policy or PushPolicy()
         self._sleep = sleep
+        # Uploads run in a child process at lower priority (see reasoner.uploader); in_child=False uploads
+        # from this process, for a foreground push with no training to protect (``reasoner push``).
+        self._child = ChildUploader(self.policy.nice) if in_child else None
+        self._ready_repos: set[str] = set()
         self._queue: queue.Queue[PushJob | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._abandon = threading.Event()  # set when drain() gives up: the worker stops retrying
-        self._repo_ready = False
         self._failures_in_a_row = 0
         self._pending: list[PushJob] = []  # submitted, not yet landed or failed
         self.pushed: list[PushJob] = []
@@ -174,31 +161,31 @@ class HubPusher:
         self.skipped: list[PushJob] = []  # checkpoints the Trainer deleted (save_total_limit) before their turn
 
     # -- the one upload, with retries -------------------------------------------------------------
-    def _ensure_repo(self) -> None:
-        if self._repo_ready:
-            return
-        from reasoner.hub import api
+    @property
+    def uploader_pid(self) -> int | None:
+        """The uploader child's pid while it runs (None before the first push, or uploading in-process)."""
+        return self._child.pid if self._child is not None else None
 
-        api().create_repo(self.repo_id, private=self.private, exist_ok=True)
-        self._repo_ready = True
+    def start_uploader(self) -> None:
+        """Start the uploader child ahead of the first push (a run does this while its model loads)."""
+        if self._child is not None:
+            self._child.start()
 
     def _upload(self, job: PushJob) -> None:
-        from reasoner.hub import api
+        from reasoner.uploader import upload_folder
 
+        request = {"repo_id": self.repo_id, "private": self.private, "folder": str(job.folder),
+                   "path_in_repo": job.path_in_repo, "message": job.message,
+                   "ignore_patterns": job.ignore_patterns, "delete_patterns": job.delete_patterns}
+        if self._child is not None:
+            self._child.upload(request)
+            return
         with hub_reachable():
-            self._ensure_repo()
-            api().upload_folder(
-                repo_id=self.repo_id,
-                folder_path=str(job.folder),
-                path_in_repo=job.path_in_repo or None,
-                commit_message=job.message,
-                ignore_patterns=job.ignore_patterns or None,
-                delete_patterns=job.delete_patterns or None,
-            )
+            upload_folder(request, self._ready_repos)
 
     def push_now(self, job: PushJob) -> bool:
         """Upload with retries; True when it landed. Permanent errors (401/403) stop retrying at once."""
-        from reasoner.hub import describe_hub_error
+        from reasoner.uploader import UploadFailed, describe_failure
 
         if job.step is not None and not job.folder.is_dir():
             # The Trainer rotates checkpoints out (save_total_limit) only after saving a newer one, which is
@@ -217,9 +204,8 @@ class HubPusher:
                 self._upload(job)
             except Exception as exc:  # noqa: BLE001 - every failure is retried or reported, never dropped
                 self._failures_in_a_row += 1
-                friendly = describe_hub_error(exc, self.repo_id, "model", None, "pushing to")
-                reason = str(friendly) if friendly else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                status = getattr(getattr(exc, "response", None), "status_code", None)
+                reason, status = (exc.reason, exc.status) if isinstance(exc, UploadFailed) else \
+                    describe_failure(exc, self.repo_id)
                 if status in (401, 403):
                     log.error("push of %s refused: %s", job.folder, reason)
                     break
@@ -256,7 +242,6 @@ class HubPusher:
         self._queue.put(job)
 
     def _worker(self) -> None:
-        lower_this_thread_priority(self.policy.nice)
         while True:
             job = self._queue.get()
             try:
@@ -281,6 +266,8 @@ class HubPusher:
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._abandon.set()
+            if self._child is not None:
+                self._child.kill()  # an upload in flight ends now; its checkpoint is on disk
             with self._lock:
                 late, self._pending = self._pending, []
                 self.failed.extend(late)
@@ -290,6 +277,11 @@ class HubPusher:
             return False
         self._thread = None
         return True
+
+    def close(self) -> None:
+        """Stop the uploader child (after :meth:`drain` and the final push)."""
+        if self._child is not None:
+            self._child.close()
 
     def unfinished_commands(self) -> list[str]:
         """The one command that brings the hub up to date with local disk (an empty list: nothing to do).
@@ -423,7 +415,7 @@ def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: 
     if not folder.is_dir():
         raise UserError(f"nothing to push: {folder} is not a folder")
     job = final_job(folder) if not path_in_repo else PushJob(folder, path_in_repo, f"upload {folder.name}", delete_patterns=["*"])
-    pusher = HubPusher(repo_id, private=private, policy=policy)
+    pusher = HubPusher(repo_id, private=private, policy=policy, in_child=False)
     if not pusher.push_now(job):
         raise UserError(f"push of {folder} to {repo_id} failed; everything is still on disk: run '{finish_command(repo_id, job)}' when the hub is back")
     problems = verify_upload(repo_id, folder, job)

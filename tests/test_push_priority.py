@@ -1,66 +1,82 @@
-"""The background push yields the CPU to training: its thread runs at a lower priority than the loop."""
+"""Background pushes yield the CPU to training: they run in a child process at a lower priority.
+
+A real uploader child against a real hub over HTTP: its niceness is read from the operating system, its
+requests are attributed to the training process in the hub's log, and its failures come back as one line.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi, constants
 
 from reasoner.errors import UserError
-from reasoner.push import HubPusher, PushJob, PushPolicy, lower_this_thread_priority
+from reasoner.localhub import HubServer
+from reasoner.localhub.auth import Token
+from reasoner.localhub.metrics import agent_fields
+from reasoner.push import HubPusher, PushPolicy, checkpoint_job
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
-
-
-def niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
-def test_only_the_calling_thread_is_lowered():
-    before = niceness()
-    seen: dict[str, int | None] = {}
-
-    def worker() -> None:
-        seen["returned"] = lower_this_thread_priority(3)
-        seen["thread"] = niceness()
-        child = threading.Thread(target=lambda: seen.__setitem__("child", niceness()))
-        child.start()
-        child.join()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    thread.join()
-    expected = min(19, before + 3)
-    assert seen == {"returned": expected, "thread": expected, "child": expected}
-    assert niceness() == before, "the training thread's priority changed"
+WRITE_TOKEN = "hf_priority_write_token_0123456789"
+TOKENS = [Token("trainer", WRITE_TOKEN, "write")]
 
 
-def test_zero_leaves_the_priority_alone():
-    assert lower_this_thread_priority(0) is None
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-class RecordingPusher(HubPusher):
-    """A pusher whose upload records the priority it ran at instead of sending anything."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.upload_niceness: list[int] = []
-
-    def _upload(self, job: PushJob) -> None:
-        self.upload_niceness.append(niceness())
+def checkpoint(tmp_path: Path, step: int) -> Path:
+    folder = tmp_path / "run" / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "optimizer.pt").write_bytes(os.urandom(4096))
+    return folder
 
 
-def test_pushes_run_below_the_training_loop(tmp_path: Path):
-    folder = tmp_path / "checkpoint-1"
-    folder.mkdir()
-    pusher = RecordingPusher("org/model", policy=PushPolicy(attempts=1, nice=5))
-    pusher.submit(PushJob(folder=folder, path_in_repo="last-checkpoint", message="checkpoint step 1", step=1))
-    assert pusher.drain(timeout=30)
-    assert pusher.upload_niceness == [min(19, niceness() + 5)]
-    assert [job.message for job in pusher.pushed] == ["checkpoint step 1"]
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="process priorities are POSIX")
+def test_pushes_run_in_a_lower_priority_child_and_land(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as in a training job: the uploader alone may reach the hub
+    log = tmp_path / "requests.jsonl"
+    with HubServer(tmp_path / "bucket", tokens=TOKENS, request_log=str(log)) as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        pusher = HubPusher("org/niced", policy=PushPolicy(attempts=1, nice=5))
+        pusher.submit(checkpoint_job(checkpoint(tmp_path, 1), 1))
+        assert pusher.drain(timeout=60)
+        child = pusher.uploader_pid
+        assert child is not None and child != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, child) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+        assert os.getpriority(os.PRIO_PROCESS, 0) != os.getpriority(os.PRIO_PROCESS, child)
+        pusher.submit(checkpoint_job(checkpoint(tmp_path, 2), 2))
+        assert pusher.drain(timeout=60)
+        assert pusher.uploader_pid == child, "the uploader is started once and reused"
+        pusher.close()
+        assert pusher.uploader_pid is None
+        assert [job.message for job in pusher.pushed] == ["checkpoint step 1", "checkpoint step 2"]
+        files = HfApi(endpoint=hub.url, token=WRITE_TOKEN).list_repo_files("org/niced")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "last-checkpoint/optimizer.pt" in files
+    commits = [r for r in records if r["method"] == "POST" and "/commit/" in r["path"]]
+    agents = [agent_fields(r["user_agent"]) for r in commits]
+    assert [(a.get("pid"), a.get("parent")) for a in agents] == [(str(child), str(os.getpid()))] * 2
+
+
+def test_a_failed_upload_comes_back_as_one_line_and_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    pusher = HubPusher("org/away", policy=PushPolicy(attempts=1))
+    job = checkpoint_job(checkpoint(tmp_path, 3), 3)
+    assert pusher.push_now(job) is False
+    pusher.close()
+    assert pusher.failed == [job]
+    assert pusher.unfinished_commands() == [f"reasoner push --folder {job.folder} --repo-id org/away "
+                                            f"--path-in-repo last-checkpoint"]
 
 
 def test_push_nice_comes_from_the_environment(monkeypatch):
@@ -69,3 +85,14 @@ def test_push_nice_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("REASONER_PUSH_NICE", "low")
     with pytest.raises(UserError, match="REASONER_PUSH_NICE='low' is not valid"):
         PushPolicy()
+
+
+def test_the_uploader_child_never_prints_into_its_reply_stream(tmp_path):
+    """Stray prints from libraries go to stderr; stdout carries only the JSON replies."""
+    request = {"repo_id": "org/x", "folder": str(tmp_path / "missing"), "message": "m"}
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HUB_OFFLINE": "0"}
+    done = subprocess.run([sys.executable, "-m", "reasoner.uploader"], input=json.dumps(request) + "\n",
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(replies) == 1 and replies[0]["ok"] is False and replies[0]["reason"], done.stdout

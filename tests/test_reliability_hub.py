@@ -192,8 +192,10 @@ def outages(tiny_model, tmp_path_factory):
         assert len(hub_down) == len(runs) and signalled, "the runs never reached their first steps"
         returns = runs["returns"]
         returns.wait_for_step(STEPS)  # training went on without the hub
-        time.sleep(2)
-        still_waiting = returns.process.poll() is None  # the final push is retrying
+        deadline = time.monotonic() + 120  # the hub stays away until a push has failed and is being retried
+        while "retrying in" not in returns.text() and returns.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        still_waiting = returns.process.poll() is None  # the pushes are still retrying
         hubs["returns"] = HubServer(base / "bucket-returns", port=hubs["returns"].port, tokens=TOKENS).start()
         results = {name: {"run": run, "rc": run.wait()} for name, run in runs.items()}
         results["returns"]["still_waiting"] = still_waiting
