@@ -8,7 +8,8 @@ In a child process the push holds no lock the loop needs, and its niceness reall
 The child (``python -m reasoner.uploader``) is started on the first push and reused for the run. It reads
 one JSON request per line on stdin, makes the commit with huggingface_hub, and answers one JSON line:
 ``{"ok": true}`` or ``{"ok": false, "reason": "...", "status": 403}``. It exits when stdin closes, so it
-never outlives the training process. It inherits HF_ENDPOINT and HF_TOKEN through its environment (never
+never outlives the training process, and it ignores SIGUSR1 and SIGTERM, which SLURM sends to every process
+of a job step: the training process decides when its pushes stop. It inherits HF_ENDPOINT and HF_TOKEN through its environment (never
 its command line) and is the one process allowed to reach the hub while ``HF_HUB_OFFLINE=1`` keeps the
 training ranks off it.
 """
@@ -150,6 +151,13 @@ class ChildUploader:
 
 
 def main() -> int:
+    import signal
+
+    # SLURM signals every process of a job step: the preemption warning (USR1) and SIGTERM are for the
+    # training process, which saves, waits for its pushes as long as it can, then closes or kills this one.
+    for name in ("SIGUSR1", "SIGTERM"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     nice = int(os.environ.get(NICE_ENV, "0") or 0)
     if nice > 0 and hasattr(os, "nice"):
         try:

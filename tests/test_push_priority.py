@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,30 @@ def test_the_uploader_child_never_prints_into_its_reply_stream(tmp_path):
     assert done.returncode == 0, done.stderr
     replies = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(replies) == 1 and replies[0]["ok"] is False and replies[0]["reason"], done.stdout
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+def test_the_uploader_outlives_the_signals_slurm_sends_to_the_whole_step(tmp_path):
+    """SLURM's preemption warning and SIGTERM reach every process of the step; the push must not die of them."""
+    from reasoner.uploader import ChildUploader, UploadFailed
+
+    env_endpoint = f"http://127.0.0.1:{free_port()}"
+    uploader = ChildUploader(nice=0)
+    original = constants.ENDPOINT
+    constants.ENDPOINT = env_endpoint
+    try:
+        request = {"repo_id": "org/x", "folder": str(tmp_path), "message": "m"}
+        with pytest.raises(UploadFailed, match="unreachable"):  # one answer: the child is up, handlers set
+            uploader.upload(request)
+        process = uploader.start()
+        process.send_signal(signal.SIGUSR1)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None, "the uploader died of a signal meant for the training process"
+        with pytest.raises(UploadFailed, match="unreachable"):  # and it still answers
+            uploader.upload(request)
+        assert uploader.start() is process
+    finally:
+        constants.ENDPOINT = original
+        uploader.close()
+    assert process.poll() is not None
