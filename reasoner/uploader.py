@@ -5,13 +5,14 @@ in the training process. As a thread there it competes with the training loop fo
 cores, and a thread's niceness does nothing about the GIL: while the push thread holds it, the loop waits.
 In a child process the push holds no lock the loop needs, and its niceness really does put it behind training.
 
-The child (``python -m reasoner.uploader``) is started on the first push and reused for the run. It reads
-one JSON request per line on stdin, makes the commit with huggingface_hub, and answers one JSON line:
+The child (``python -m reasoner.uploader``) is started with a run that pushes checkpoints (else on its
+first push) and reused for the run; if it dies, the next attempt starts a new one. It reads one JSON
+request per line on stdin, makes the commit with huggingface_hub, and answers one JSON line:
 ``{"ok": true}`` or ``{"ok": false, "reason": "...", "status": 403}``. It exits when stdin closes, so it
-never outlives the training process, and it ignores SIGUSR1 and SIGTERM, which SLURM sends to every process
-of a job step: the training process decides when its pushes stop. It inherits HF_ENDPOINT and HF_TOKEN through its environment (never
-its command line) and is the one process allowed to reach the hub while ``HF_HUB_OFFLINE=1`` keeps the
-training ranks off it.
+never outlives the training process, and it ignores SIGUSR1 and SIGTERM, which SLURM sends to every
+process of a job step: the training process decides when its pushes stop. It inherits HF_ENDPOINT and
+HF_TOKEN through its environment (never its command line) and is the one process allowed to reach the hub
+while ``HF_HUB_OFFLINE=1`` keeps the training ranks off it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,15 +71,44 @@ def test_pushes_run_in_a_lower_priority_child_and_land(tmp_path, monkeypatch):
     assert [(a.get("pid"), a.get("parent")) for a in agents] == [(str(child), str(os.getpid()))] * 2
 
 
-def test_a_failed_upload_comes_back_as_one_line_and_is_kept(tmp_path, monkeypatch):
+def test_a_failed_upload_comes_back_as_one_line_and_is_kept(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     pusher = HubPusher("org/away", policy=PushPolicy(attempts=1))
     job = checkpoint_job(checkpoint(tmp_path, 3), 3)
-    assert pusher.push_now(job) is False
+    with caplog.at_level("ERROR", logger="reasoner.push"):
+        assert pusher.push_now(job) is False
     pusher.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "unreachable" in errors[0] and "\n" not in errors[0], errors
     assert pusher.failed == [job]
     assert pusher.unfinished_commands() == [f"reasoner push --folder {job.folder} --repo-id org/away "
                                             f"--path-in-repo last-checkpoint"]
+
+
+def test_an_uploader_that_dies_mid_push_is_replaced_at_the_next_attempt(tmp_path, monkeypatch):
+    """A child that dies during an upload (killed, out of memory) fails that attempt; the retry starts a new one."""
+    from reasoner.uploader import ChildUploader, UploadFailed
+
+    silent = socket.socket()  # accepts connections (the backlog) and never answers: the upload hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    uploader = ChildUploader(nice=0)
+    request = {"repo_id": "org/x", "folder": str(tmp_path), "message": "m"}
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        first = uploader.start()
+        killer = threading.Timer(3.0, first.kill)
+        killer.start()
+        with pytest.raises(UploadFailed, match="uploader process stopped"):
+            uploader.upload(request)
+        killer.join()
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+        with pytest.raises(UploadFailed, match="unreachable"):  # a new child answered
+            uploader.upload(request)
+        assert uploader.pid is not None and uploader.pid != first.pid
+    finally:
+        uploader.close()
+        silent.close()
 
 
 def test_push_nice_comes_from_the_environment(monkeypatch):
