@@ -10,6 +10,7 @@ import hashlib
 import json
 import mimetypes
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote
 
 from reasoner.localhub import errors
@@ -23,6 +24,7 @@ from reasoner.localhub.transport import Request, Response, json_response
 class ReadRoutes:
     store: RepoStore
     tree_page_size: int
+    _xet_headers: Callable[..., dict[str, str]]  # provided by XetRoutes
 
     def _readable(self, req: Request, repo: Repo): ...  # provided by HubApp
 
@@ -223,6 +225,7 @@ class ReadRoutes:
         if entry.lfs:
             headers["X-Linked-Etag"] = f'"{entry.sha256}"'
             headers["X-Linked-Size"] = str(entry.size)
+            headers.update(self._xet_headers(req, repo, commit.id, entry))
         span = _parse_range(req.headers.get("Range"), entry.size)
         if span == "unsatisfiable":
             headers["Content-Range"] = f"bytes */{entry.size}"

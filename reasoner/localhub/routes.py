@@ -20,12 +20,15 @@ GET      /api/_metrics, /api/_health                     counters; liveness
 HEAD/GET /[datasets/|spaces/]{org}/{name}/resolve/{rev}/{path}   downloads, with Range
 POST     /[datasets/|spaces/]{org}/{name}.git/info/lfs/objects/batch   LFS batch (upload)
 PUT      /_lfs/{t}/{org}/{name}/{oid}?...signed...       LFS object upload
+GET      /api/{t}/{org}/{name}/xet-{read|write}-token/{rev}  Xet CAS token; the CAS API is under
+                                                         /_xet (see xet/routes.py)
 =======  ==============================================  =========================================
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from urllib.parse import unquote
 
 from reasoner.localhub import errors
@@ -39,13 +42,16 @@ from reasoner.localhub.repos import RepoMeta, RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
 from reasoner.localhub.upstream import Upstream
 from reasoner.localhub.writes import WriteRoutes
+from reasoner.localhub.xet.routes import CAS_PREFIX, XetRoutes
+from reasoner.localhub.xet.store import XetStore
+from reasoner.localhub.xet.tokens import XetSigner
 
 
 def _seg(raw: str) -> str:
     return unquote(raw)
 
 
-class HubApp(ReadRoutes, WriteRoutes):
+class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
     """Callable: Request -> Response. Holds the store, tokens, metrics, LFS signer and upstream."""
 
     def __init__(
@@ -63,6 +69,8 @@ class HubApp(ReadRoutes, WriteRoutes):
         self.signer = signer
         self.upstream = upstream
         self.tree_page_size = tree_page_size
+        self.xet_store = XetStore(store.storage)
+        self.xet_signer = XetSigner(secrets.token_bytes(32))
 
     # -- dispatch --------------------------------------------------------------------------------
     def __call__(self, req: Request) -> Response:
@@ -70,6 +78,8 @@ class HubApp(ReadRoutes, WriteRoutes):
         if segs and segs[0] == "_lfs":
             req.kind = "upload"
             return self._lfs_put(req, segs[1:])
+        if segs and segs[0] == CAS_PREFIX:  # CAS tokens, not hub tokens, authorize these
+            return self.xet_cas(req, segs[1:])
         req.principal = self.tokens.identify(req.headers.get("Authorization"))
         if segs and segs[0] == "api":
             return self._api(req, segs[1:])
@@ -119,6 +129,8 @@ class HubApp(ReadRoutes, WriteRoutes):
                 return self.tag(req, repo, _seg("/".join(rest)))
             if action == "settings" and not rest and m == "PUT":
                 return self.settings(req, repo)
+            if action in ("xet-read-token", "xet-write-token") and m == "GET":
+                return self.xet_token(req, repo, action.split("-")[1], rev)
         raise HubError(404, f"Not found: {req.method} {req.path}")
 
     def _files(self, req: Request, segs: list[str]) -> Response:

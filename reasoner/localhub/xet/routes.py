@@ -1,0 +1,172 @@
+"""The Xet routes of the hub: CAS access tokens on the Hub API, and the CAS API itself under ``/_xet``.
+
+A mixin of HubApp (see routes.py), which provides ``store``, ``xet_store``, ``xet_signer`` and the
+access checks. The CAS routes follow the published CAS API (``/v1/xorbs``, ``/v1/shards``,
+``/v2/shards``, ``/v1/chunks``, ``/v1`` and ``/v2/reconstructions``); the xorb bytes a
+reconstruction points at are served under ``/_xet/fetch`` by URLs signed for one byte range.
+
+=======  ==============================================  =========================================
+GET      /api/{t}/{org}/{name}/xet-read-token/{rev}      CAS token to download (repo readable)
+GET      /api/{t}/{org}/{name}/xet-write-token/{rev}     CAS token to upload (write token)
+POST     /_xet/v1/xorbs/default/{hash}                   xorb upload (verified against its hash)
+POST     /_xet/v1/shards, /_xet/v2/shards                register the files of a shard in the repo
+GET      /_xet/v1/chunks/default-merkledb/{hash}         global dedupe: a shard of xorbs, or 404
+GET      /_xet/v1|v2/reconstructions/{file hash}         how to rebuild a file (Range supported)
+GET      /_xet/fetch/{xorb}?range=...&sig=...            signed byte range of a stored xorb
+=======  ==============================================  =========================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import quote
+
+from reasoner.localhub import errors
+from reasoner.localhub.commits import FileEntry
+from reasoner.localhub.errors import HubError
+from reasoner.localhub.paths import Repo
+from reasoner.localhub.repos import RepoStore
+from reasoner.localhub.transport import Request, Response, json_response
+from reasoner.localhub.xet.hashes import from_hex
+from reasoner.localhub.xet.reconstruct import reconstruction
+from reasoner.localhub.xet.register import register_shard
+from reasoner.localhub.xet.shard import MAX_SHARD_BYTES, XorbSummary, dedupe_shard
+from reasoner.localhub.xet.store import XetStore
+from reasoner.localhub.xet.tokens import CasGrant, XetSigner
+from reasoner.localhub.xet.xorb import XorbError
+
+CAS_PREFIX = "_xet"
+DEDUPE_SHARD_LIFETIME_S = 7 * 24 * 3600
+MAX_TELEMETRY_BYTES = 1024 * 1024
+
+
+def _hash(name: str, what: str) -> bytes:
+    try:
+        return from_hex(name)
+    except ValueError:
+        raise errors.bad_request(f"Invalid {what} hash {name[:80]!r}: 64 lowercase hex digits") from None
+
+
+class XetRoutes:
+    store: RepoStore
+    xet_store: XetStore
+    xet_signer: XetSigner
+
+    # provided by HubApp
+    def _readable(self, req: Request, repo: Repo): ...
+    def _writable(self, req: Request, repo: Repo): ...
+
+    # -- hub side --------------------------------------------------------------------------------
+    def xet_token(self, req: Request, repo: Repo, scope: str, revision: str | None) -> Response:
+        """A CAS token for ``scope`` on ``repo``, after the same checks as reading or writing the repo."""
+        if scope == "write":
+            self._writable(req, repo)
+        else:
+            self._readable(req, repo)
+            self.store.resolve(repo, revision)  # 404 for a revision the repo does not have
+        token, expires = self.xet_signer.issue(repo, scope)
+        cas_url = f"{req.base_url}/{CAS_PREFIX}"
+        headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
+        return json_response({"accessToken": token, "exp": expires, "casUrl": cas_url}, headers=headers)
+
+    def _xet_headers(self, req: Request, repo: Repo, commit_id: str, entry: FileEntry) -> dict[str, str]:
+        """For a file uploaded through Xet: its Xet hash and where to get a read token (downloads use Xet)."""
+        if not entry.lfs:
+            return {}
+        file_hash = self.xet_store.file_hash_of(repo, entry.sha256)
+        if file_hash is None:
+            return {}
+        route = f"{req.base_url}/api/{repo.plural}/{quote(repo.id)}/xet-read-token/{commit_id}"
+        return {"X-Xet-Hash": file_hash, "X-Xet-Refresh-Route": route}
+
+    # -- CAS side --------------------------------------------------------------------------------
+    def xet_cas(self, req: Request, segs: list[str]) -> Response:
+        method = req.method
+        if len(segs) == 2 and segs[0] == "fetch" and method in ("GET", "HEAD"):
+            return self._xet_fetch(req, segs[1])
+        if segs == ["v1", "telemetry"] and method == "POST":
+            req.body.read_all(MAX_TELEMETRY_BYTES)  # accepted and dropped: the hub keeps its own metrics
+            return json_response({})
+        grant = self.xet_signer.check(req.headers.get("Authorization"))
+        req.repo = grant.repo.label
+        if self.store.meta(grant.repo) is None:
+            raise errors.repo_not_found(grant.repo.id)
+        version, what, rest = (segs[0], segs[1], segs[2:]) if len(segs) >= 2 else ("", "", [])
+        if version == "v1" and what == "xorbs" and len(rest) == 2 and method in ("POST", "HEAD"):
+            return self._xet_xorb(req, grant, rest[0], rest[1])
+        if version in ("v1", "v2") and what == "shards" and not rest and method == "POST":
+            return self._xet_shard(req, grant, int(version[1]))
+        if version == "v1" and what == "chunks" and len(rest) == 2 and method == "GET":
+            return self._xet_dedupe(rest[0], rest[1])
+        if version in ("v1", "v2") and what == "reconstructions" and len(rest) == 1 and method == "GET":
+            return self._xet_reconstruction(req, grant, rest[0], int(version[1]))
+        raise HubError(404, f"Not found: {method} {req.path}")
+
+    def _xet_xorb(self, req: Request, grant: CasGrant, prefix: str, name: str) -> Response:
+        if prefix != "default":
+            raise errors.bad_request(f"Invalid xorb prefix {prefix!r}: use default")
+        xorb = _hash(name, "xorb")
+        if req.method == "HEAD":
+            return Response(200 if self.xet_store.has_xorb(xorb) else 404, {}, b"", 0)
+        if not grant.can_write:
+            raise errors.forbidden("Uploading a xorb needs a token from xet-write-token")
+        req.kind = "upload"
+        if self.xet_store.has_xorb(xorb):
+            for _ in req.body.chunks():  # content-addressed: the stored xorb is this one
+                pass
+            return json_response({"was_inserted": False})
+        try:
+            self.xet_store.put_xorb(xorb, req.body.chunks())
+        except XorbError as error:
+            raise errors.bad_request(f"Invalid xorb {name}: {error}") from None
+        return json_response({"was_inserted": True})
+
+    def _xet_shard(self, req: Request, grant: CasGrant, version: int) -> Response:
+        if not grant.can_write:
+            raise errors.forbidden("Uploading a shard needs a token from xet-write-token")
+        req.kind = "upload"
+        result = register_shard(self.xet_store, self.store, grant.repo, req.body.read_all(MAX_SHARD_BYTES))
+        if version == 2:  # a progress stream; this hub answers once it is done
+            return Response(200, {"Content-Type": "application/x-ndjson"}, b'{"type":"result"}\n')
+        return json_response({"result": result})
+
+    def _xet_dedupe(self, prefix: str, name: str) -> Response:
+        if prefix not in ("default-merkledb", "default"):
+            raise errors.bad_request(f"Invalid dedupe prefix {prefix!r}: use default-merkledb")
+        chunk = _hash(name, "chunk")
+        indexes = [i for x in self.xet_store.dedupe_xorbs(chunk) if (i := self.xet_store.xorb_index(x)) is not None]
+        if not indexes:
+            raise HubError(404, "This chunk is not known to the global dedupe index")
+        summaries = [XorbSummary(i.hash, i.chunk_hashes, i.sizes, i.length) for i in indexes]
+        body = dedupe_shard(summaries, os.urandom(32), DEDUPE_SHARD_LIFETIME_S)
+        return Response(200, {"Content-Type": "application/octet-stream"}, body)
+
+    def _xet_reconstruction(self, req: Request, grant: CasGrant, name: str, version: int) -> Response:
+        _hash(name, "file")
+        stored = self.xet_store.file(grant.repo, name)
+        if stored is None:
+            raise HubError(404, f"File {name} is not registered in {grant.repo.label}")
+        cas_url = f"{req.base_url}/{CAS_PREFIX}"
+        answer = reconstruction(self.xet_store, self.xet_signer, cas_url, stored, req.headers.get("Range"), version)
+        return json_response(answer)
+
+    def _xet_fetch(self, req: Request, name: str) -> Response:
+        xorb = _hash(name, "xorb")
+        first, last = self.xet_signer.check_fetch(name, req.arg("range") or "", req.arg("expires") or "",
+                                                  req.arg("sig") or "")
+        req.kind = "download"
+        index = self.xet_store.xorb_index(xorb)
+        if index is None or last >= index.length:
+            raise HubError(404, f"Xorb {name} is not stored")
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        wanted = req.headers.get("Range")
+        status, start, end = 200, first, last
+        if wanted:
+            match = re.fullmatch(r"\s*bytes\s*=\s*(\d+)\s*-\s*(\d+)\s*", wanted)
+            if not match or not first <= int(match.group(1)) <= int(match.group(2)) <= last:
+                raise errors.forbidden("The Range header must stay inside the range this URL was signed for")
+            status, start, end = 206, int(match.group(1)), int(match.group(2))
+            headers["Content-Range"] = f"bytes {start}-{end}/{index.length}"
+        body = b"" if req.method == "HEAD" else self.xet_store.open_xorb(xorb, start, end)
+        return Response(status, headers, body, end - start + 1)
