@@ -80,6 +80,8 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
             return self._lfs_put(req, segs[1:])
         if segs and segs[0] == CAS_PREFIX:  # CAS tokens, not hub tokens, authorize these
             return self.xet_cas(req, segs[1:])
+        if segs == ["v1", "telemetry"]:  # where hf_xet posts transfer telemetry (the CAS path joined to /)
+            return self.xet_cas(req, segs)
         req.principal = self.tokens.identify(req.headers.get("Authorization"))
         if segs and segs[0] == "api":
             return self._api(req, segs[1:])

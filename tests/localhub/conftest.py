@@ -2,9 +2,10 @@
 
 In-process clients get the endpoint explicitly (``HfApi(endpoint=...)``, ``endpoint=`` on the
 download functions); ``datasets`` and ``transformers`` run in subprocesses with ``HF_ENDPOINT`` in
-their environment, as a user runs them. Xet must be off in the clients: ``HF_HUB_DISABLE_XET`` is
-read when huggingface_hub is imported, so it is set here and, in case huggingface_hub was imported
-earlier, the module constant is patched too.
+their environment, as a user runs them. These tests speak the LFS protocol, so Xet is off in the
+clients: ``HF_HUB_DISABLE_XET`` is read when huggingface_hub is imported, so it is set here and, in
+case huggingface_hub was imported earlier, the module constant is patched too. The Xet protocol is
+tested in test_xet*.py, with client processes that keep huggingface_hub's default (Xet on).
 """
 
 from __future__ import annotations

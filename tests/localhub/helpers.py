@@ -17,12 +17,19 @@ READ_TOKEN = "hf_localhub_read_0123456789"
 TOKENS = [Token("writer", WRITE_TOKEN, "write"), Token("reader", READ_TOKEN, "read")]
 
 
-def client_env(endpoint: str, home: Path, token: str | None = WRITE_TOKEN, **extra: str) -> dict[str, str]:
-    """Environment of a client process pointed at ``endpoint`` (what a user exports)."""
+def client_env(
+    endpoint: str, home: Path, token: str | None = WRITE_TOKEN, xet: bool = False, **extra: str
+) -> dict[str, str]:
+    """Environment of a client process pointed at ``endpoint`` (what a user exports).
+
+    ``xet=False`` adds ``HF_HUB_DISABLE_XET=1`` (the LFS protocol); ``xet=True`` leaves the client's
+    default, which uploads and downloads through Xet since ``hf_xet`` is installed.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_"))}
+    if not xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
     env.update(
         HF_ENDPOINT=endpoint,
-        HF_HUB_DISABLE_XET="1",
         HF_HOME=str(home),
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
