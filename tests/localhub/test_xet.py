@@ -19,6 +19,8 @@ from safetensors.torch import save_file
 
 from reasoner.localhub.auth import TokenBook
 from reasoner.localhub.server import HubServer
+from reasoner.localhub.xet.hashes import from_hex
+from reasoner.localhub.xet.xorb import XorbIndex
 
 from .helpers import TOKENS, client_env, raw_request, run_client
 
@@ -53,10 +55,22 @@ def _folder(root: Path) -> Path:
     (folder / "small.bin").write_bytes(os.urandom(8000))
     (folder / "nested" / "part.bin").write_bytes(os.urandom(300_001))
     (folder / "big.bin").write_bytes(os.urandom(BIG))
+    (folder / "notes.bin").write_bytes(b"".join(b"line %d of repetitive text\n" % (i % 50) for i in range(20000)))
     (folder / "config.json").write_text('{"hidden_size": 64}\n')
     generator = torch.Generator().manual_seed(0)
     save_file({"weight": torch.randn(512, 1024, generator=generator) * 0.02}, str(folder / "model.safetensors"))
     return folder
+
+
+def _stored_schemes(storage) -> set[int]:
+    """The compression schemes of every chunk the hub stores (0 none, 1 LZ4, 2 byte-grouped LZ4)."""
+    schemes = set()
+    for key in storage.list(".hub/xet/xorb-index/"):
+        name = key.rsplit("/", 1)[1]
+        index = XorbIndex.from_bytes(from_hex(name), storage.get(key))
+        data = storage.get(f".hub/xet/xorbs/{name}")
+        schemes |= {data[offset + 4] for offset in index.offsets[:-1]}
+    return schemes
 
 
 def _sha256(data: bytes) -> str:
@@ -87,7 +101,7 @@ def test_xet_upload_download_snapshot_http_and_dedupe(xet_hub, storage, tmp_path
     head = xet_hub.store.resolve(repo, "main")
     assert all(head.files[name].lfs for name in ("big.bin", "model.safetensors", "one.bin", "nested/part.bin"))
     assert not head.files["empty.bin"].lfs  # an empty file is a regular upload
-    assert any(key.startswith(".hub/xet/xorbs/") for key in storage.list(".hub/xet/xorbs/"))
+    assert _stored_schemes(storage) == {0, 1, 2}  # random bytes, text and float weights: every decoder is used
 
     # HEAD names the Xet file id: the same one hf_xet computes from the bytes.
     status, headers, _ = raw_request(xet_hub.url, "HEAD", f"/{repo.id}/resolve/main/big.bin")
@@ -112,7 +126,7 @@ def test_xet_upload_download_snapshot_http_and_dedupe(xet_hub, storage, tmp_path
                         client_env(xet_hub.url, tmp_path / "home-down", xet=True), timeout=600)
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert all(seen["single"].values()) and all(seen["snapshot"].values()), seen
-    assert len(seen["single"]) == 7
+    assert len(seen["single"]) == 8
     entries = log.since_mark()
     assert any(e["path"].startswith("/_xet/v2/reconstructions/") and e["status"] == 200 for e in entries)
     fetched = sum(e["bytes_sent"] for e in entries if e["path"].startswith("/_xet/fetch/"))
