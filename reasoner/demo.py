@@ -56,7 +56,7 @@ def point_at_hub(url: str, token: str, workdir: Path) -> dict[str, str]:
     """Environment for everything after this: the demo hub, its token, a cache of the demo's own."""
     if "huggingface_hub" in sys.modules:
         raise RuntimeError("huggingface_hub was imported before the demo hub was chosen")
-    env = {"HF_ENDPOINT": url, "HF_TOKEN": token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(workdir / "hf-home"),
+    env = {"HF_ENDPOINT": url, "HF_TOKEN": token, "HF_HOME": str(workdir / "hf-home"),
            "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
     os.environ.update(env)
     return env

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from reasoner.errors import UserError
+from reasoner.xetcheck import check_xet_uploads
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,8 @@ def preflight_push(repo_id: str, *, private: bool = False) -> None:
     ``read`` can never push. Then the repo is created (``create_repo`` without ``exist_ok``, so that the hub's
     own answer is seen: huggingface_hub's ``exist_ok`` turns a 403 into success when the repo exists): a
     new repo or 409 "exists" pass, 401/403 refuse. A fine-grained token whose scopes grant ``repo.write`` on
-    the repo passes even if it may not create repos in the namespace.
+    the repo passes even if it may not create repos in the namespace. Last, uploads that would use Xet need a
+    hub that offers it (``reasoner.xetcheck``).
     """
     from huggingface_hub import get_token
 
@@ -396,17 +398,16 @@ def preflight_push(repo_id: str, *, private: bool = False) -> None:
             api.create_repo(repo_id, private=private, exist_ok=False)
         except Exception as exc:  # noqa: BLE001 - classified below
             status = getattr(getattr(exc, "response", None), "status_code", None)
-            if status == 409:
-                return
-            if status == 403 and role == "fineGrained" and _scoped_write_grant(whoami, repo_id):
-                return
-            if status in (401, 403):
+            granted = status == 403 and role == "fineGrained" and _scoped_write_grant(whoami, repo_id)
+            if status in (401, 403) and not granted:
                 raise UserError(f"hub.push is true but the token may not write {repo_id} at {endpoint()} ({status}): "
                                 f"set HF_TOKEN to a token with write access there, or pass --hub.push false") from None
-            friendly = describe_hub_error(exc, repo_id, "model", None, "checking push access to")
-            if friendly is None:
-                raise
-            raise friendly from None
+            if status != 409 and not granted:
+                friendly = describe_hub_error(exc, repo_id, "model", None, "checking push access to")
+                if friendly is None:
+                    raise
+                raise friendly from None
+        check_xet_uploads(repo_id)
 
 
 def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: bool = False,
@@ -414,6 +415,8 @@ def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: 
     """``reasoner push``: upload a folder with retries and verify it; UserError if it cannot land."""
     if not folder.is_dir():
         raise UserError(f"nothing to push: {folder} is not a folder")
+    with hub_reachable():
+        check_xet_uploads(repo_id)
     job = final_job(folder) if not path_in_repo else PushJob(folder, path_in_repo, f"upload {folder.name}", delete_patterns=["*"])
     pusher = HubPusher(repo_id, private=private, policy=policy, in_child=False)
     if not pusher.push_now(job):

@@ -1,7 +1,9 @@
 """Settings every test process shares.
 
-All hubs in the tests are local (``reasoner.localhub``), which speak LFS, not Xet; ``huggingface_hub`` reads this
-variable once, at import time, so it is set before any test module imports it.
+The local hubs of the tests (``reasoner.localhub``) speak both LFS and Xet. Most tests exercise the LFS
+protocol, so ``HF_HUB_DISABLE_XET`` defaults to 1 here (``huggingface_hub`` reads it once, at import time,
+so it is set before any test module imports it); the Xet tests (``tests/localhub/test_xet*.py``,
+``tests/test_xet_client.py``) run their clients in processes whose environment does not carry it.
 """
 
 import os

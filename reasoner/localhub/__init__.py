@@ -1,9 +1,8 @@
 """localhub: a Hugging-Face-compatible hub over a folder or an S3 bucket.
 
 For development, CI and air-gapped demos: the unchanged ``huggingface_hub``, ``datasets`` and
-``transformers`` clients download, upload, list and push against it through ``HF_ENDPOINT``
-(with ``HF_HUB_DISABLE_XET=1`` set before they import ``huggingface_hub``: this hub speaks LFS,
-not Xet). Run it with ``reasoner hub serve --storage DIR|s3://BUCKET[/prefix]`` or in-process::
+``transformers`` clients download, upload, list and push against it through ``HF_ENDPOINT``, over
+the Xet protocol (their default when ``hf_xet`` is installed; see ``xet/``) or LFS. Run it with ``reasoner hub serve --storage DIR|s3://BUCKET[/prefix]`` or in-process::
 
     from reasoner.localhub import HubServer
     with HubServer("/tmp/hub") as hub:
@@ -22,6 +21,8 @@ Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/`
     models/org/name/.hub/blobs/<sha256>          immutable file contents, by sha256
     models/org/name/.hub/branches/<branch>/...   plain files of the head of other branches
     models/org/name/.hub/views/<branch>.json     which commit the plain files currently show
+    models/org/name/.hub/xet/...                 Xet files registered in the repo (xet/store.py)
+    .hub/xet/xorbs/<hash>, .hub/xet/...          Xet xorbs, shared by all repos (deduped chunks)
 
 Branch and tag names are percent-quoted in keys (``feature%2Fx``). The server reads only the
 ``.hub/`` objects; the plain files are a view for people and tools (never edited in place by the
@@ -34,9 +35,10 @@ in-process lock; across processes a lost conditional write is retried on the new
 client sent ``parentCommit``, in which case it gets 412 as on the Hugging Face Hub. The plain view
 is refreshed after the ref moves, so it may trail the ref for the time of a copy.
 
-Not implemented: pull requests, Xet, gated repos, repo listing/search, per-namespace permissions
+Not implemented: pull requests, gated repos, repo listing/search, per-namespace permissions
 (every write token may write every repo). Uploaded objects of failed commits stay in
-``.hub/blobs/`` (harmless; removed with the repo).
+``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in ``.hub/xet/`` when the repos that
+used them are deleted (readable through no repo; there is no garbage collection of xorbs yet).
 """
 
 from reasoner.localhub.server import HubServer

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-file", help="YAML/JSON list of {name, token, role: read|write}")
     serve.add_argument("--token", action="append", default=[], metavar="NAME=TOKEN:ROLE", help="a token (repeatable)")
     serve.add_argument("--request-log", help="append one JSON line per request to this file")
+    serve.add_argument("--no-xet", action="store_true",
+                       help="serve the LFS protocol only (clients must set HF_HUB_DISABLE_XET=1 to upload)")
     return parser
 
 
@@ -50,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
             upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
             request_log=args.request_log,
             s3_endpoint=args.s3_endpoint,
+            xet=not args.no_xet,
         )
         hub.start()
     except OSError as error:
@@ -71,6 +74,8 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.no_xet:
+        print("localhub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
     if args.upstream:
         print(f"localhub: mirroring missing repos from {args.upstream}", flush=True)
 

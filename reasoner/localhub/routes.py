@@ -62,6 +62,7 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
         signer: UrlSigner,
         upstream: Upstream | None = None,
         tree_page_size: int = 1000,
+        xet: bool = True,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -69,6 +70,7 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
         self.signer = signer
         self.upstream = upstream
         self.tree_page_size = tree_page_size
+        self.xet_enabled = xet
         self.xet_store = XetStore(store.storage)
         self.xet_signer = XetSigner(secrets.token_bytes(32))
 

@@ -43,6 +43,7 @@ class HubServer:
     ``tokens``: a TokenBook, Token objects or ``"NAME=TOKEN:ROLE"`` strings; none = open hub.
     ``upstream``: an HF-compatible endpoint to mirror missing repos from (``upstream_token`` if it
     needs one). ``request_log``: a JSONL file, one line per request. ``port=0`` picks a free port.
+    ``xet=False`` serves the LFS protocol only (clients then need ``HF_HUB_DISABLE_XET=1`` to upload).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class HubServer:
         request_log: str | None = None,
         s3_endpoint: str | None = None,
         tree_page_size: int = 1000,
+        xet: bool = True,
     ) -> None:
         self.storage = storage if isinstance(storage, Storage) else open_storage(str(storage), s3_endpoint)
         if not isinstance(tokens, TokenBook):  # Token objects or "NAME=TOKEN:ROLE" strings
@@ -71,6 +73,7 @@ class HubServer:
             UrlSigner(secrets.token_bytes(32)),
             self.upstream,
             tree_page_size=tree_page_size,
+            xet=xet,
         )
         self._host, self._port = host, port
         self._httpd: _Server | None = None

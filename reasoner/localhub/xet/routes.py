@@ -48,8 +48,12 @@ def _hash(name: str, what: str) -> bytes:
         raise errors.bad_request(f"Invalid {what} hash {name[:80]!r}: 64 lowercase hex digits") from None
 
 
+NO_XET = "This hub does not offer Xet storage: set HF_HUB_DISABLE_XET=1 in the client to upload through LFS"
+
+
 class XetRoutes:
     store: RepoStore
+    xet_enabled: bool
     xet_store: XetStore
     xet_signer: XetSigner
 
@@ -60,6 +64,8 @@ class XetRoutes:
     # -- hub side --------------------------------------------------------------------------------
     def xet_token(self, req: Request, repo: Repo, scope: str, revision: str | None) -> Response:
         """A CAS token for ``scope`` on ``repo``, after the same checks as reading or writing the repo."""
+        if not self.xet_enabled:
+            raise HubError(404, NO_XET)
         if scope == "write":
             self._writable(req, repo)
         else:
@@ -72,7 +78,7 @@ class XetRoutes:
 
     def _xet_headers(self, req: Request, repo: Repo, commit_id: str, entry: FileEntry) -> dict[str, str]:
         """For a file uploaded through Xet: its Xet hash and where to get a read token (downloads use Xet)."""
-        if not entry.lfs:
+        if not entry.lfs or not self.xet_enabled:
             return {}
         file_hash = self.xet_store.file_hash_of(repo, entry.sha256)
         if file_hash is None:
@@ -82,6 +88,8 @@ class XetRoutes:
 
     # -- CAS side --------------------------------------------------------------------------------
     def xet_cas(self, req: Request, segs: list[str]) -> Response:
+        if not self.xet_enabled:
+            raise HubError(404, NO_XET)
         method = req.method
         if len(segs) == 2 and segs[0] == "fetch" and method in ("GET", "HEAD"):
             return self._xet_fetch(req, segs[1])
