@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import hf_xet
@@ -160,3 +162,17 @@ def test_xet_datasets_push_to_hub_and_load_dataset(xet_hub, tmp_path):
     repo = xet_hub.store_repo("dataset", "org/gsm-xet")
     parquet = xet_hub.store.resolve(repo, "main").files["data/train-00000-of-00001.parquet"]
     assert parquet.lfs and xet_hub.app.xet_store.file_hash_of(repo, parquet.sha256)
+
+
+def test_xet_hf_cli_upload_of_safetensors(xet_hub, tmp_path):
+    log = RequestLog(tmp_path / "requests.jsonl")
+    weights = tmp_path / "model.safetensors"
+    save_file({"w": torch.randn(256, 512)}, str(weights))
+    env = client_env(xet_hub.url, tmp_path / "home", xet=True)
+    result = subprocess.run([shutil.which("hf") or "hf", "upload", "org/cli-model", str(weights), "model.safetensors"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    xorbs, shards, lfs = _xet_upload_requests(log.since_mark())
+    assert xorbs and shards and lfs == []
+    status, headers, body = raw_request(xet_hub.url, "GET", "/org/cli-model/resolve/main/model.safetensors")
+    assert status == 200 and body == weights.read_bytes() and "x-xet-hash" in headers

@@ -20,6 +20,7 @@ from reasoner.localhub.auth import TokenBook
 from reasoner.localhub.server import HubServer
 from reasoner.localhub.storage import LocalStorage
 from reasoner.localhub.xet.hashes import chunk_hash, file_hash, from_hex, to_hex
+from reasoner.localhub.xet.routes import _progress_stream
 from reasoner.localhub.xet.shard import HEADER_TAG
 from reasoner.localhub.xet.xorb import XorbIndex, decode_chunks
 
@@ -167,10 +168,26 @@ def test_shard_upload_checks_every_claim(uploaded):
         status, _, body = _get(hub, _cas_path("/v1/shards"), token, method="POST", body=bytes(tampered))
         assert status == 400 and message in body, (field, body)
     assert _get(hub, _cas_path("/v1/shards"), token, method="POST", body=b"garbage" * 10)[0] == 400
+    # /v2/shards answers 200 before it verifies (it streams progress): a refusal is a terminal error frame.
+    tampered = bytearray(shard)
+    tampered[where["proof"]] ^= 0x01
+    status, _, body = _get(hub, _cas_path("/v2/shards"), token, method="POST", body=bytes(tampered))
+    frame = json.loads(body.splitlines()[-1])
+    assert status == 200 and frame["type"] == "error" and "verification hash" in frame["message"]
     assert not list(storage.list("models/org/replay/.hub/xet/"))  # nothing registered by a refused shard
     status, _, body = _get(hub, _cas_path("/v2/shards"), token, method="POST", body=shard)
     assert status == 200 and json.loads(body) == {"type": "result"}
     assert list(storage.list("models/org/replay/.hub/xet/files/"))
+
+
+def test_v2_shard_progress_stream_keeps_a_slow_verification_alive():
+    def slow() -> int:
+        time.sleep(0.35)
+        return 1
+
+    frames = [json.loads(line) for line in _progress_stream(slow, heartbeat_s=0.1)]
+    assert frames[-1] == {"type": "result"} and len(frames) >= 3
+    assert all(frame["type"] == "validating" for frame in frames[:-1])
 
 
 def test_reconstruction_v1_ranges_and_signed_fetch_urls(uploaded):

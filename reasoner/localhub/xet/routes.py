@@ -18,8 +18,12 @@ GET      /_xet/fetch/{xorb}?range=...&sig=...            signed byte range of a 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+import threading
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from reasoner.localhub import errors
@@ -36,9 +40,43 @@ from reasoner.localhub.xet.store import XetStore
 from reasoner.localhub.xet.tokens import CasGrant, XetSigner
 from reasoner.localhub.xet.xorb import XorbError
 
+log = logging.getLogger(__name__)
+
 CAS_PREFIX = "_xet"
+HEARTBEAT_S = 10.0
 DEDUPE_SHARD_LIFETIME_S = 7 * 24 * 3600
 MAX_TELEMETRY_BYTES = 1024 * 1024
+
+
+def _progress_stream(work: Callable[[], int], heartbeat_s: float = HEARTBEAT_S) -> Iterator[bytes]:
+    """The ``/v2/shards`` answer: NDJSON progress frames while ``work`` runs, then one terminal frame.
+
+    Verifying a shard rebuilds its files, which can take longer than a client waits in silence; a
+    frame every ``heartbeat_s`` keeps the connection alive. An error becomes an ``error`` frame, since
+    the 200 status is sent before the work starts.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except HubError as error:
+            outcome["error"] = error.message
+        except Exception as error:  # noqa: BLE001 - reported to the client, logged here
+            log.exception("shard registration failed")
+            outcome["error"], outcome["retryable"] = f"Internal error: {type(error).__name__}", True
+
+    worker = threading.Thread(target=run, name="xet-shard", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(heartbeat_s)
+        if worker.is_alive():
+            yield b'{"type":"validating","verified":0,"total":1}\n'
+    if "error" in outcome:
+        frame = {"type": "error", "message": outcome["error"], "retryable": bool(outcome.get("retryable"))}
+        yield json.dumps(frame).encode() + b"\n"
+    else:
+        yield b'{"type":"result"}\n'
 
 
 def _hash(name: str, what: str) -> bytes:
@@ -134,10 +172,11 @@ class XetRoutes:
         if not grant.can_write:
             raise errors.forbidden("Uploading a shard needs a token from xet-write-token")
         req.kind = "upload"
-        result = register_shard(self.xet_store, self.store, grant.repo, req.body.read_all(MAX_SHARD_BYTES))
-        if version == 2:  # a progress stream; this hub answers once it is done
-            return Response(200, {"Content-Type": "application/x-ndjson"}, b'{"type":"result"}\n')
-        return json_response({"result": result})
+        data = req.body.read_all(MAX_SHARD_BYTES)
+        if version == 2:
+            return Response(200, {"Content-Type": "application/x-ndjson"},
+                            _progress_stream(lambda: register_shard(self.xet_store, self.store, grant.repo, data)))
+        return json_response({"result": register_shard(self.xet_store, self.store, grant.repo, data)})
 
     def _xet_dedupe(self, prefix: str, name: str) -> Response:
         if prefix not in ("default-merkledb", "default"):
