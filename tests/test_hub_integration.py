@@ -26,8 +26,9 @@ pytestmark = pytest.mark.s3
 
 
 def client_env(url: str, home: Path, *, plain_client: bool = True) -> dict[str, str]:
-    """A user's environment: the hub and the token. Plain huggingface_hub clients also need Xet off (a private hub
-    speaks LFS); ``reasoner`` sets that itself, so its runs get only HF_ENDPOINT and HF_TOKEN."""
+    """A user's environment: the hub and the token. The seeding and checking clients use LFS
+    (``HF_HUB_DISABLE_XET=1``); the ``reasoner`` run gets only HF_ENDPOINT and HF_TOKEN, so its pushes
+    take huggingface_hub's default, Xet, which this hub speaks."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE"))}
     env.update(HF_ENDPOINT=url, HF_TOKEN=WRITE_TOKEN, HF_HOME=str(home))
     if plain_client:
@@ -132,6 +133,14 @@ def test_one_commit_per_save_plus_the_final_model(trained):
     titles = stdout.strip().splitlines()
     assert titles[0] == "final model"
     assert sorted(t for t in titles if t.startswith("checkpoint")) == ["checkpoint step 1", "checkpoint step 2"]
+
+
+def test_the_run_pushed_through_xet_with_no_variable_set(trained):
+    _s3, _server, log, _work, _out, _result = trained
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    pushed = [r for r in records if r.get("repo") == "models/acme/tiny-grpo"]
+    assert any(r["path"].startswith("/_xet/v1/xorbs/") and r["status"] == 200 for r in pushed)
+    assert not any(r["path"].startswith("/_lfs/") for r in pushed)
 
 
 def records_after_seed(records: list[dict]) -> str:
