@@ -59,7 +59,7 @@ def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile
                 digest.update(data)
                 out.write(data)
         if digest.hexdigest() != stored.sha256:
-            raise errors.bad_request(f"shard file {stored.file_hash}: the bytes do not have the sha256 the shard states")
+            raise errors.bad_request(f"shard file {stored.file_hash}: the bytes do not have the sha256 in the shard")
         repos.put_blob_file(repo, stored.sha256, tmp)
     finally:
         if os.path.exists(tmp):
