@@ -66,8 +66,7 @@ def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile
             os.unlink(tmp)
 
 
-def _register(xet: XetStore, repos: RepoStore, repo: Repo, record: FileRecord) -> None:
-    chunk_hashes = _check_file(xet, record)
+def _register(xet: XetStore, repos: RepoStore, repo: Repo, record: FileRecord, chunk_hashes: list[bytes]) -> None:
     # The sha256 is stored like every hash: as four u64 words, so its usual hex is the Xet string form.
     stored = StoredFile(to_hex(record.file_hash), to_hex(record.sha256 or bytes(32)), record.size, record.terms)
     if xet.file_hash_of(repo, stored.sha256) == stored.file_hash and repos.has_blob(repo, stored.sha256):
@@ -88,8 +87,9 @@ def register_shard(xet: XetStore, repos: RepoStore, repo: Repo, data: bytes) -> 
     for listing in shard.xorbs:
         if not xet.has_xorb(listing.xorb):
             raise errors.bad_request(f"shard lists xorb {to_hex(listing.xorb)}, which was not uploaded first")
-    for record in shard.files:
-        _register(xet, repos, repo, record)
+    checked = [(record, _check_file(xet, record)) for record in shard.files]  # every file, before any is kept
+    for record, chunk_hashes in checked:
+        _register(xet, repos, repo, record, chunk_hashes)
     for listing in shard.xorbs:  # chunks a later upload may ask the dedupe API about, from our own index
         index = xet.xorb_index(listing.xorb)
         for chunk in index.chunk_hashes if index else ():
