@@ -76,6 +76,17 @@ def repo_from_parts(kind: str, org: str, name: str) -> Repo:
     return Repo(kind, f"{org}/{name}")
 
 
+def valid_namespace(name: str) -> bool:
+    """Whether ``name`` may be a user or organisation (the ``org`` of ``org/name``)."""
+    return (
+        bool(_NAME.fullmatch(name))
+        and ".." not in name
+        and "--" not in name
+        and not name.endswith(".git")
+        and name not in RESERVED_ORGS
+    )
+
+
 def repo_from_id(kind: str, repo_id: str) -> Repo:
     parts = repo_id.split("/")
     if len(parts) != 2:

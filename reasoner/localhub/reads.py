@@ -14,6 +14,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, quote
 
 from reasoner.localhub import errors
+from reasoner.localhub.cards import CardReader
 from reasoner.localhub.commits import Commit, FileEntry
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.paths import Repo, file_path, folder_path
@@ -25,6 +26,7 @@ class ReadRoutes:
     store: RepoStore
     tree_page_size: int
     _xet_headers: Callable[..., dict[str, str]]  # provided by XetRoutes
+    cards: CardReader
 
     def _readable(self, req: Request, repo: Repo): ...  # provided by HubApp
 
@@ -53,9 +55,9 @@ class ReadRoutes:
             "disabled": False,
             "downloads": 0,
             "likes": 0,
-            "tags": [],
             "siblings": siblings,
             "usedStorage": sum(entry.size for entry in commit.files.values()),
+            **self.cards.fields(repo, commit),  # cardData and tags from README.md (cards.py)
         }
         if repo.type == "model":
             data["modelId"] = repo.id

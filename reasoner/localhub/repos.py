@@ -228,12 +228,14 @@ class RepoStore:
         author: str,
         parent: str | None = None,
         commit_id: str | None = None,
+        root: bool = False,
     ) -> Commit:
         """Apply ``operations`` on top of ``branch`` and move the branch, atomically.
 
         With ``parent``, the branch head must still be that commit (a prefix of its id is enough,
         like on the Hub), else 412. Without it, concurrent commits are serialised: in-process by the
-        branch lock, across processes by retrying after a lost conditional write.
+        branch lock, across processes by retrying after a lost conditional write. ``root`` makes a
+        commit without parents (a squashed history).
         """
         operations = list(operations)
         with self.lock(repo, branch):
@@ -249,7 +251,7 @@ class RepoStore:
                     raise errors.HubError(500, f"branch {branch} names a missing commit {head_id}")
                 new_id = commit_id or new_commit_id()
                 files = apply_operations(head.files, operations, new_id)
-                commit = Commit(new_id, [head_id], title, message, [author], now_iso(), files)
+                commit = Commit(new_id, [] if root else [head_id], title, message, [author], now_iso(), files)
                 self._store_commit(repo, commit)
                 try:
                     self._write_ref(repo, "heads", branch, commit.id, version)

@@ -3,9 +3,11 @@
 Routes (``{t}`` is models, datasets or spaces; model download URLs have no type prefix):
 
 =======  ==============================================  =========================================
-GET      /api/whoami-v2                                  who the token belongs to
+GET      /api/whoami-v2                                  who the token belongs to, and its orgs
 POST     /api/validate-yaml                              model/dataset card metadata check
 POST     /api/repos/create, DELETE /api/repos/delete     create_repo / delete_repo
+POST     /api/repos/move                                 move_repo (history included)
+GET      /api/{t}                                        list_models / list_datasets / list_spaces
 GET      /api/{t}/{org}/{name}[/revision/{rev}]          model_info / dataset_info / repo_info
 GET      /api/{t}/{org}/{name}/tree/{rev}[/{path}]       list_repo_tree (Link-paginated)
 POST     /api/{t}/{org}/{name}/paths-info/{rev}          get_paths_info
@@ -15,27 +17,34 @@ POST     /api/{t}/{org}/{name}/preupload/{rev}           upload modes (regular /
 POST     /api/{t}/{org}/{name}/commit/{rev}              create_commit (x-ndjson)
 POST/DEL /api/{t}/{org}/{name}/branch/{branch}           create_branch / delete_branch
 POST/DEL /api/{t}/{org}/{name}/tag/{rev|tag}             create_tag / delete_tag
+POST     /api/{t}/{org}/{name}/super-squash/{branch}     super_squash_history
 PUT      /api/{t}/{org}/{name}/settings                  update_repo_settings (visibility)
-GET      /api/_metrics, /api/_health                     counters; liveness
+GET      /api/_metrics, /api/_health                     counters (admin); liveness
 HEAD/GET /[datasets/|spaces/]{org}/{name}/resolve/{rev}/{path}   downloads, with Range
 POST     /[datasets/|spaces/]{org}/{name}.git/info/lfs/objects/batch   LFS batch (upload)
 PUT      /_lfs/{t}/{org}/{name}/{oid}?...signed...       LFS object upload
 GET      /api/{t}/{org}/{name}/xet-{read|write}-token/{rev}  Xet CAS token; the CAS API is under
                                                          /_xet (see xet/routes.py)
 =======  ==============================================  =========================================
+
+Every route that touches a repo goes through ``_readable`` or ``_writable`` (permissions.py).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import unquote
 
-from reasoner.localhub import errors
+from reasoner.localhub import errors, permissions
 from reasoner.localhub.auth import Principal, TokenBook
+from reasoner.localhub.cards import CardReader
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.lfs import UrlSigner
+from reasoner.localhub.listing import ListingRoutes
 from reasoner.localhub.metrics import Metrics
+from reasoner.localhub.moves import MoveRoutes
 from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, repo_from_parts
 from reasoner.localhub.reads import ReadRoutes
 from reasoner.localhub.repos import RepoMeta, RepoStore
@@ -51,7 +60,52 @@ def _seg(raw: str) -> str:
     return unquote(raw)
 
 
-class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
+def _rev(rest: list[str]) -> str | None:
+    return _seg(rest[0]) if rest else None
+
+
+def _joined(rest: list[str]) -> str:
+    return _seg("/".join(rest))
+
+
+ApiHandler = Callable[["HubApp", Request], Response]
+RepoHandler = Callable[["HubApp", Request, Repo, list[str]], Response]
+
+# (method, path after /api/) -> handler
+API_ROUTES: dict[tuple[str, str], ApiHandler] = {
+    ("GET", "whoami-v2"): lambda app, req: app.whoami(req),
+    ("POST", "validate-yaml"): lambda app, req: app.validate_yaml(req),
+    ("POST", "repos/create"): lambda app, req: app.create_repo(req),
+    ("DELETE", "repos/delete"): lambda app, req: app.delete_repo(req),
+    ("POST", "repos/move"): lambda app, req: app.move(req),
+    ("GET", "_metrics"): lambda app, req: app.metrics_snapshot(req),
+    ("GET", "_health"): lambda app, req: json_response({"status": "ok"}),
+    **{("GET", plural): (lambda app, req, kind=kind: app.list_repos(req, kind)) for plural, kind in TYPES_BY_PLURAL.items()},
+}
+
+# (method, action after /api/{t}/{org}/{name}/) -> (whether more segments follow, handler)
+REPO_ROUTES: dict[tuple[str, str], tuple[bool, RepoHandler]] = {
+    ("GET", ""): (False, lambda app, req, repo, rest: app.info(req, repo, None)),
+    ("GET", "revision"): (True, lambda app, req, repo, rest: app.info(req, repo, _joined(rest))),
+    ("GET", "tree"): (True, lambda app, req, repo, rest: app.tree(req, repo, _rev(rest), _joined(rest[1:]))),
+    ("POST", "paths-info"): (True, lambda app, req, repo, rest: app.paths_info(req, repo, _rev(rest))),
+    ("GET", "refs"): (False, lambda app, req, repo, rest: app.refs(req, repo)),
+    ("GET", "commits"): (True, lambda app, req, repo, rest: app.commits(req, repo, _rev(rest))),
+    ("POST", "preupload"): (True, lambda app, req, repo, rest: app.preupload(req, repo, _rev(rest))),
+    ("POST", "commit"): (True, lambda app, req, repo, rest: app.commit(req, repo, _rev(rest))),
+    ("POST", "branch"): (True, lambda app, req, repo, rest: app.branch(req, repo, _joined(rest))),
+    ("DELETE", "branch"): (True, lambda app, req, repo, rest: app.branch(req, repo, _joined(rest))),
+    ("POST", "tag"): (True, lambda app, req, repo, rest: app.tag(req, repo, _joined(rest))),
+    ("DELETE", "tag"): (True, lambda app, req, repo, rest: app.tag(req, repo, _joined(rest))),
+    ("PUT", "settings"): (False, lambda app, req, repo, rest: app.settings(req, repo)),
+    ("POST", "super-squash"): (True, lambda app, req, repo, rest: app.super_squash(req, repo, _joined(rest))),
+    ("GET", "xet-read-token"): (True, lambda app, req, repo, rest: app.xet_token(req, repo, "read", _rev(rest))),
+    ("GET", "xet-write-token"): (True, lambda app, req, repo, rest: app.xet_token(req, repo, "write", _rev(rest))),
+}
+UPLOAD_ACTIONS = {"commit"}  # counted as uploads in the metrics
+
+
+class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
     """Callable: Request -> Response. Holds the store, tokens, metrics, LFS signer and upstream."""
 
     def __init__(
@@ -70,6 +124,8 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
         self.signer = signer
         self.upstream = upstream
         self.tree_page_size = tree_page_size
+        self.list_page_size = tree_page_size
+        self.cards = CardReader(store)
         self.xet_enabled = xet
         self.xet_store = XetStore(store.storage)
         self.xet_signer = XetSigner(secrets.token_bytes(32))
@@ -90,51 +146,18 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
         return self._files(req, segs)
 
     def _api(self, req: Request, segs: list[str]) -> Response:
-        m = req.method
-        head = segs[0] if segs else ""
-        if segs == ["whoami-v2"] and m == "GET":
-            return self.whoami(req)
-        if segs == ["validate-yaml"] and m == "POST":
-            return self.validate_yaml(req)
-        if segs == ["repos", "create"] and m == "POST":
-            return self.create_repo(req)
-        if segs == ["repos", "delete"] and m == "DELETE":
-            return self.delete_repo(req)
-        if segs == ["_metrics"] and m == "GET":
-            return json_response(self.metrics.snapshot())
-        if segs == ["_health"] and m == "GET":
-            return json_response({"status": "ok"})
-        if head in TYPES_BY_PLURAL and len(segs) >= 3:
-            repo = repo_from_parts(TYPES_BY_PLURAL[head], _seg(segs[1]), _seg(segs[2]))
-            req.repo = repo.label
+        handler = API_ROUTES.get((req.method, "/".join(segs)))
+        if handler is not None:
+            return handler(self, req)
+        if segs and segs[0] in TYPES_BY_PLURAL and len(segs) >= 3:
+            repo = repo_from_parts(TYPES_BY_PLURAL[segs[0]], _seg(segs[1]), _seg(segs[2]))
             action, rest = (segs[3], segs[4:]) if len(segs) > 3 else ("", [])
-            rev = _seg(rest[0]) if rest else None
-            req.revision = rev
-            if action == "" and m == "GET":
-                return self.info(req, repo, None)
-            if action == "revision" and rest and m == "GET":
-                return self.info(req, repo, _seg("/".join(rest)))
-            if action == "tree" and rest and m == "GET":
-                return self.tree(req, repo, rev, _seg("/".join(rest[1:])))
-            if action == "paths-info" and rest and m == "POST":
-                return self.paths_info(req, repo, rev)
-            if action == "refs" and not rest and m == "GET":
-                return self.refs(req, repo)
-            if action == "commits" and rest and m == "GET":
-                return self.commits(req, repo, rev)
-            if action == "preupload" and rest and m == "POST":
-                return self.preupload(req, repo, rev)
-            if action == "commit" and rest and m == "POST":
-                req.kind = "upload"
-                return self.commit(req, repo, rev)
-            if action == "branch" and rest and m in ("POST", "DELETE"):
-                return self.branch(req, repo, _seg("/".join(rest)))
-            if action == "tag" and rest and m in ("POST", "DELETE"):
-                return self.tag(req, repo, _seg("/".join(rest)))
-            if action == "settings" and not rest and m == "PUT":
-                return self.settings(req, repo)
-            if action in ("xet-read-token", "xet-write-token") and m == "GET":
-                return self.xet_token(req, repo, action.split("-")[1], rev)
+            route = REPO_ROUTES.get((req.method, action))
+            if route is not None and route[0] == bool(rest):
+                req.repo, req.revision = repo.label, _rev(rest)
+                if action in UPLOAD_ACTIONS:
+                    req.kind = "upload"
+                return route[1](self, req, repo, rest)
         raise HubError(404, f"Not found: {req.method} {req.path}")
 
     def _files(self, req: Request, segs: list[str]) -> Response:
@@ -153,29 +176,26 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
             return self.resolve(req, repo, _seg(segs[3]), _seg("/".join(segs[4:])))
         raise HubError(404, f"Not found: {req.method} {req.path}")
 
-    # -- access ----------------------------------------------------------------------------------
+    # -- access (rules in permissions.py) --------------------------------------------------------
     def _readable(self, req: Request, repo: Repo) -> RepoMeta:
         meta = self.store.meta(repo)
         if meta is None and self.upstream is not None and self.upstream.fetch(repo):
             meta = self.store.meta(repo)
-        principal: Principal = req.principal
-        if meta is None or (meta.private and not principal.authenticated):
+        if meta is None:
             raise errors.repo_not_found(repo.id)
+        permissions.check_read(req.principal, repo, meta.private)
         return meta
 
     def _require_writer(self, req: Request) -> Principal:
-        principal: Principal = req.principal
-        if not principal.authenticated:
-            raise errors.unauthorized("You must be authenticated with a write token to do this")
-        if not principal.can_write:
-            raise errors.forbidden(f"The token {principal.name!r} is read-only: writing needs a token with role write")
-        return principal
+        permissions.require_writer(req.principal)
+        return req.principal
 
     def _writable(self, req: Request, repo: Repo) -> tuple[Principal, RepoMeta]:
         principal = self._require_writer(req)
         meta = self.store.meta(repo)
         if meta is None:
             raise errors.repo_not_found(repo.id)
+        permissions.check_write(principal, repo, meta.private)
         return principal, meta
 
     def _branch_for_write(self, revision: str | None) -> str:
@@ -184,27 +204,16 @@ class HubApp(ReadRoutes, WriteRoutes, XetRoutes):
             name = name[len("refs/heads/") :]
         return branch_name(name)
 
-    # -- account and cards -----------------------------------------------------------------------
+    # -- account, metrics and cards --------------------------------------------------------------
     def whoami(self, req: Request) -> Response:
         principal: Principal = req.principal
         if not principal.authenticated:
             raise errors.unauthorized("You must be authenticated: send a token")
-        return json_response(
-            {
-                "type": "user",
-                "id": principal.name,
-                "name": principal.name,
-                "fullname": principal.name,
-                "email": None,
-                "emailVerified": False,
-                "isPro": False,
-                "orgs": [],
-                "auth": {
-                    "type": "access_token",
-                    "accessToken": {"displayName": principal.name, "role": principal.role},
-                },
-            }
-        )
+        return json_response(permissions.whoami_json(principal))
+
+    def metrics_snapshot(self, req: Request) -> Response:
+        permissions.check_admin(req.principal, self.tokens.open)
+        return json_response(self.metrics.snapshot())
 
     def validate_yaml(self, req: Request) -> Response:
         data = req.body.json()

@@ -129,6 +129,16 @@ class S3Storage(Storage):
             for item in page.get("Contents", []):
                 yield item["Key"][strip:]
 
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        base = self.prefix + "/" if self.prefix else ""
+        full = base + prefix
+        paginator = self.s3.get_paginator("list_objects_v2")
+        names = set()
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+            for item in page.get("CommonPrefixes", []):
+                names.add(item["Prefix"][len(full) :].rstrip("/"))
+        yield from sorted(names)
+
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
 

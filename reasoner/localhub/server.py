@@ -23,6 +23,7 @@ from reasoner.localhub.auth import Token, TokenBook, parse_token_arg
 from reasoner.localhub.transport import make_handler
 from reasoner.localhub.lfs import UrlSigner
 from reasoner.localhub.metrics import Metrics
+from reasoner.localhub.moves import recover_moves
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.routes import HubApp
 from reasoner.localhub.storage import Storage, open_storage
@@ -64,6 +65,7 @@ class HubServer:
             tokens = TokenBook(parse_token_arg(t) if isinstance(t, str) else t for t in tokens or ())
         self.tokens = tokens
         self.store = RepoStore(self.storage)
+        recover_moves(self.store)  # moves a stopped server left half done: finished or rolled back
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
         self.app = HubApp(

@@ -95,6 +95,14 @@ class Storage(ABC):
         """Where to spool uploads so that ``put_file(move=True)`` is cheap."""
         return tempfile.gettempdir()
 
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        """Names of the folders right under ``prefix`` (which ends with ``/``), sorted: repo listings.
+
+        This default walks every key below; backends override it with a one-level listing.
+        """
+        names = {key[len(prefix) :].split("/", 1)[0] for key in self.list(prefix) if "/" in key[len(prefix) :]}
+        yield from sorted(names)
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could leave the store root: defence in depth behind the HTTP checks."""
@@ -244,6 +252,14 @@ class LocalStorage(Storage):
 
     def temp_dir(self) -> str:
         return str(self._tmp)
+
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        folder = self.root / check_key(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        try:
+            entries = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        yield from (name for name in entries if folder != self.root or name not in (".tmp", ".locks"))
 
 
 def _read_chunks(handle, start: int, end: int | None) -> Iterator[bytes]:

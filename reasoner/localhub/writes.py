@@ -16,7 +16,7 @@ import re
 import tempfile
 from urllib.parse import unquote
 
-from reasoner.localhub import errors
+from reasoner.localhub import errors, permissions
 from reasoner.localhub.commits import AddFile, DeleteFile, DeleteFolder, git_blob_oid, lfs_pointer
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.lfs import UrlSigner, upload_mode
@@ -46,6 +46,7 @@ class WriteRoutes:
         org = data.get("organization") or principal.name
         repo = repo_from_parts(repo_type(data.get("type")), str(org), str(data["name"]))
         req.repo = repo.label
+        permissions.check_create(principal, repo)
         visibility = data.get("visibility")
         private = visibility == "private" if visibility is not None else bool(data.get("private"))
         url = repo.url(req.base_url)
@@ -64,8 +65,7 @@ class WriteRoutes:
             raise errors.bad_request("delete needs a JSON body with organization and name (and type)")
         repo = repo_from_parts(repo_type(data.get("type")), str(data["organization"]), str(data["name"]))
         req.repo = repo.label
-        if self.store.meta(repo) is None:
-            raise errors.repo_not_found(repo.id)
+        self._writable(req, repo)
         self.store.delete_repo(repo)
         return json_response({})
 

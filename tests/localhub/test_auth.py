@@ -10,10 +10,13 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from reasoner.errors import UserError
-from reasoner.localhub.auth import ANONYMOUS, TokenBook, load_token_file, parse_token_arg
+from reasoner.localhub.auth import ANONYMOUS, Token, TokenBook, load_token_file, parse_token_arg
 from reasoner.localhub.server import HubServer
 
 from .helpers import READ_TOKEN, TOKENS, WRITE_TOKEN, raw_request
+
+ADMIN_TOKEN = "hf_localhub_admin_0123456789"
+ADMIN = Token("ops", ADMIN_TOKEN, "admin")
 
 
 @pytest.fixture
@@ -117,12 +120,21 @@ def test_token_sources(tmp_path):
     assert book.identify("Bearer hf:dan:1234").can_write  # the role is after the last ':'
     assert book.identify(None) is ANONYMOUS
     assert "hf_alice" not in repr(load_token_file(yaml_file))
-    for bad in ["nonsense", "x=short:write", "x=hf_abcdefgh:admin", "=hf_abcdefgh:read"]:
+    assert parse_token_arg("ops=hf_abcdefgh:admin").principal().is_admin
+    for bad in ["nonsense", "x=short:write", "x=hf_abcdefgh:owner", "=hf_abcdefgh:read"]:
         with pytest.raises(UserError):
             parse_token_arg(bad)
-    (tmp_path / "bad.yaml").write_text("- {name: x, token: hf_abcdefgh, role: owner}\n")
-    with pytest.raises(UserError, match="role"):
-        load_token_file(tmp_path / "bad.yaml")
+    bad_entries = {
+        "role": "- {name: x, token: hf_abcdefgh, role: owner}",
+        "orgs but no owner": "- {name: x, token: hf_abcdefgh, orgs: [team]}",
+        "not a valid namespace": "- {name: x, token: hf_abcdefgh, owner: 'a/b'}",
+        "role 'admin' in org": "- {name: x, token: hf_abcdefgh, owner: a, orgs: {team: admin}}",
+        "list of names": "- {name: x, token: hf_abcdefgh, owner: a, orgs: team}",
+    }
+    for problem, entry in bad_entries.items():
+        (tmp_path / "bad.yaml").write_text(entry + "\n")
+        with pytest.raises(UserError, match=problem):
+            load_token_file(tmp_path / "bad.yaml")
     with pytest.raises(UserError):
         load_token_file(tmp_path / "missing.yaml")
     with pytest.raises(UserError):
@@ -131,15 +143,17 @@ def test_token_sources(tmp_path):
 
 def test_tokens_never_reach_the_request_log(folder_storage, tmp_path):
     log = tmp_path / "requests.jsonl"
-    with HubServer(folder_storage, tokens=TokenBook(TOKENS), request_log=str(log)) as hub:
+    with HubServer(folder_storage, tokens=TokenBook(TOKENS + [ADMIN]), request_log=str(log)) as hub:
         api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
         api.create_repo("org/logged")
         api.upload_file(path_or_fileobj=b"\x00" * 2000, path_in_repo="w.bin", repo_id="org/logged")
         with pytest.raises(HfHubHTTPError):
             HfApi(endpoint=hub.url, token=READ_TOKEN).create_repo("org/denied")
-        metrics = urllib.request.urlopen(f"{hub.url}/api/_metrics").read().decode()
+        metrics_request = urllib.request.Request(f"{hub.url}/api/_metrics",
+                                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        metrics = urllib.request.urlopen(metrics_request).read().decode()
     text = log.read_text()
     assert text.count("\n") >= 5
-    for secret in (WRITE_TOKEN, READ_TOKEN):
+    for secret in (WRITE_TOKEN, READ_TOKEN, ADMIN_TOKEN):
         assert secret not in text and secret not in metrics
     assert "sig=" not in text  # LFS upload URLs are logged without their query
