@@ -102,7 +102,7 @@ def card_tags(repo_type: str, card: dict) -> list[str]:
 
 def card_fields(repo_type: str, card: dict | None) -> dict:
     """The repo-info fields a card contributes: ``cardData`` (when there is one), ``tags``, and more."""
-    if card is None:
+    if not card:
         return {"tags": []}
     out: dict = {"cardData": card, "tags": card_tags(repo_type, card)}
     if repo_type == "model":
