@@ -3,18 +3,23 @@ move interrupted by ``kill -9`` at many points: after a restart exactly one whol
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
 from reasoner.localhub.auth import Token, TokenBook
 from reasoner.localhub.server import HubServer
 
-from .helpers import client_env
+from .helpers import REPO_ROOT, client_env, raw_request
 
 MEMBER = Token("mia-write", "hf_move_member_0001", "write", "mia", (("team", "write"),))
 WEIGHTS = os.urandom(150_000)
@@ -105,3 +110,108 @@ def test_super_squash_history(team_hub, tmp_path):
     with pytest.raises(HfHubHTTPError) as error:
         HfApi(endpoint=team_hub.url, token=False).super_squash_history("team/squashed")
     assert error.value.response.status_code == 401
+
+
+class _Served:
+    """``reasoner.localhub serve`` in its own process (open hub), to be killed with SIGKILL."""
+
+    def __init__(self, folder) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reasoner.localhub", "serve", "--storage", str(folder), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        for line in self.process.stdout:
+            match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+            if match:
+                self.url = match.group(1)
+                break
+        else:
+            raise RuntimeError("the hub process exited before serving")
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+
+
+def _move_in_background(url: str, source: str, target: str) -> threading.Thread:
+    def send() -> None:
+        body = json.dumps({"fromRepo": source, "toRepo": target, "type": "model"}).encode()
+        try:
+            raw_request(url, "POST", "/api/repos/move", body, {"Content-Type": "application/json"})
+        except OSError:
+            pass  # the server was killed mid-request
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_then_kill(served: _Served, reached, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not reached() and time.monotonic() < deadline and served.process.poll() is None:
+        pass
+    served.kill()
+
+
+def _count(path: Path) -> int:
+    return len(os.listdir(path)) if path.is_dir() else 0
+
+
+def test_a_move_killed_at_any_point_leaves_one_whole_repo(tmp_path):
+    """kill -9 in the copy, after the copy is published, while its views are written and while the
+    source is deleted: after a restart exactly one name serves the whole repo and the other has nothing."""
+    bucket = tmp_path / "bucket"
+    files = {f"shard/{i:03d}.txt": f"line {i}\n".encode() * 20 for i in range(240)}
+    with HubServer(bucket) as hub:
+        api = HfApi(endpoint=hub.url, token=False)
+        api.create_repo("team/big", private=True)
+        api.create_commit("team/big", [CommitOperationAdd(path, data) for path, data in files.items()],
+                          commit_message="many files")
+        api.upload_file(path_or_fileobj=WEIGHTS, path_in_repo="model.safetensors", repo_id="team/big")
+        api.create_tag("team/big", tag="v1")
+        history = [c.commit_id for c in api.list_repo_commits("team/big")]
+    files["model.safetensors"] = WEIGHTS
+
+    def internal(repo_id: str) -> Path:
+        return bucket / "models" / repo_id / ".hub"
+
+    kill_points = {
+        "first blob copied": lambda target: _count(internal(target) / "blobs") >= 1,
+        "half the blobs copied": lambda target: _count(internal(target) / "blobs") >= 120,
+        "refs being copied": lambda target: (internal(target) / "refs").exists(),
+        "copy published": lambda target: (internal(target) / "repo.json").exists(),
+        "views being written": lambda target: _count(bucket / "models" / target / "shard") >= 60,
+        "source being deleted": lambda target: not (internal(current) / "repo.json").exists(),
+    }
+    current, outcomes = "team/big", []
+    for index, (point, reached) in enumerate(kill_points.items()):
+        target = f"team/big-{index}"
+        served = _Served(bucket)
+        _move_in_background(served.url, current, target)
+        _wait_then_kill(served, lambda target=target: reached(target))
+        with HubServer(bucket) as hub:  # the restart recovers the interrupted move
+            current, other = _one_whole_repo(hub, current, target, files, history, tmp_path / f"c{index}")
+        assert not (bucket / "models" / other).exists(), f"{point}: remains of {other} are left"
+        assert _count(bucket / ".hub-moves") == 0
+        outcomes.append(current == target)
+    assert True in outcomes and False in outcomes, f"every kill landed on the same side: {outcomes}"
+
+
+def _one_whole_repo(hub: HubServer, source: str, target: str, files: dict, history: list, cache) -> tuple[str, str]:
+    api = HfApi(endpoint=hub.url, token=False)
+    present = [name for name in (source, target) if api.repo_exists(name)]
+    assert len(present) == 1, f"after the restart {present} exist"
+    (kept,) = present
+    other = target if kept == source else source
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(other)
+    assert api.model_info(kept).private is True
+    assert [c.commit_id for c in api.list_repo_commits(kept)] == history
+    assert api.model_info(kept, revision="v1").sha == history[0]
+    assert sorted(api.list_repo_files(kept)) == sorted([".gitattributes", *files])
+    for path in ("model.safetensors", "shard/000.txt", "shard/239.txt"):
+        local = hf_hub_download(kept, path, endpoint=hub.url, token=False, cache_dir=cache)
+        assert open(local, "rb").read() == files[path]
+    return kept, other
