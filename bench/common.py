@@ -353,7 +353,7 @@ class SeededHub:
             from reasoner.localhub.auth import Token
             from reasoner.localhub.server import HubServer
 
-            self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "write")],
+            self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "admin")],
                                     request_log=str(self.request_log))
             self.server.start()
         else:
@@ -367,7 +367,7 @@ class SeededHub:
         import urllib.request
 
         command = ["nice", "-n", str(self.nice), python(), "-m", "reasoner.localhub", "serve", "--storage",
-                   str(self.folder / "bucket"), "--port", str(self.port), "--token", f"bench={self.token}:write",
+                   str(self.folder / "bucket"), "--port", str(self.port), "--token", f"bench={self.token}:admin",
                    "--request-log", str(self.request_log)]
         self.process = subprocess.Popen(command, cwd=str(REPO), env={**os.environ, **QUIET_ENV},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

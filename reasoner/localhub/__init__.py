@@ -35,10 +35,14 @@ in-process lock; across processes a lost conditional write is retried on the new
 client sent ``parentCommit``, in which case it gets 412 as on the Hugging Face Hub. The plain view
 is refreshed after the ref moves, so it may trail the ref for the time of a copy.
 
-Not implemented: pull requests, gated repos, repo listing/search, per-namespace permissions
-(every write token may write every repo). Uploaded objects of failed commits stay in
-``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in ``.hub/xet/`` when the repos that
-used them are deleted (readable through no repo; there is no garbage collection of xorbs yet).
+Tokens carry an owner, org memberships and a role; who may read and write which namespace is
+decided in permissions.py, as on the Hugging Face Hub. A repo move is journalled under
+``.hub-moves/`` until it is complete, and finished or rolled back at start-up (moves.py).
+
+Not implemented: pull requests, gated repos, git smart HTTP (``git clone``). Uploaded objects of
+failed commits stay in ``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in
+``.hub/xet/`` when the repos that used them are deleted (readable through no repo; there is no
+garbage collection of xorbs yet).
 """
 
 from reasoner.localhub.server import HubServer

@@ -11,8 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from reasoner.localhub.auth import Token, TokenBook
 from reasoner.localhub.commits import AddFile, git_blob_oid
@@ -20,7 +24,7 @@ from reasoner.localhub.paths import repo_from_id
 from reasoner.localhub.server import HubServer
 from reasoner.localhub.storage import LocalStorage
 
-from .helpers import raw_request
+from .helpers import client_env, raw_request
 
 ROLES: dict[str, tuple[Token | None, str]] = {  # role -> (token, namespace of the repos it targets)
     "anonymous": (None, "team"),
@@ -158,3 +162,31 @@ def test_permission_table(table_hub, role, route, visibility):
         assert (repo_id in listed) == (READ[role][0 if private else 1] == 200)
     if route == "whoami" and status == 200:
         assert json.loads(answer)["name"] == (token.owner or token.name)
+
+
+def test_whoami_names_the_user_and_orgs_and_org_roles_apply(folder_storage, tmp_path):
+    mia = Token("mia-laptop", "hf_perm_mia_000001", "write", "mia", (("team", "write"), ("lab", "read")))
+    ops = Token("ops", "hf_perm_ops_000001", "admin")
+    with HubServer(folder_storage, tokens=TokenBook([mia, ops])) as hub:
+        me = HfApi(endpoint=hub.url, token=mia.secret).whoami()
+        assert me["name"] == "mia" and me["auth"]["accessToken"] == {"displayName": "mia-laptop", "role": "write"}
+        assert [(org["name"], org["roleInOrg"]) for org in me["orgs"]] == [("team", "write"), ("lab", "read")]
+        env = client_env(hub.url, tmp_path / "home", token=mia.secret)
+        command = [sys.executable, "-m", "huggingface_hub.cli.hf", "auth", "whoami", "--format", "json"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        shown = json.loads(result.stdout)
+        assert shown["user"] == "mia" and shown["orgs"] == "team,lab"
+        # A read membership: lab's private repos are readable, not writable, and no repo may be created there.
+        admin = HfApi(endpoint=hub.url, token=ops.secret)
+        admin.create_repo("lab/notes", private=True)
+        api = HfApi(endpoint=hub.url, token=mia.secret)
+        assert api.model_info("lab/notes").private is True
+        for write in (lambda: api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="lab/notes"),
+                      lambda: api.create_repo("lab/mine")):
+            with pytest.raises(HfHubHTTPError) as error:
+                write()
+            assert error.value.response.status_code == 403
+        api.create_repo("team/mine")
+        api.create_repo("mine")  # no namespace: the token owner's
+        assert [m.id for m in admin.list_models()] == ["lab/notes", "mia/mine", "team/mine"]
