@@ -151,10 +151,11 @@ class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
             return handler(self, req)
         if segs and segs[0] in TYPES_BY_PLURAL and len(segs) >= 3:
             repo = repo_from_parts(TYPES_BY_PLURAL[segs[0]], _seg(segs[1]), _seg(segs[2]))
+            req.repo = repo.label
             action, rest = (segs[3], segs[4:]) if len(segs) > 3 else ("", [])
             route = REPO_ROUTES.get((req.method, action))
             if route is not None and route[0] == bool(rest):
-                req.repo, req.revision = repo.label, _rev(rest)
+                req.revision = _rev(rest)
                 if action in UPLOAD_ACTIONS:
                     req.kind = "upload"
                 return route[1](self, req, repo, rest)

@@ -124,7 +124,7 @@ def test_serve_on_s3_with_credentials_from_the_environment(seaweedfs, tmp_path):
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
     assert main(["serve", "--storage", "s3://"]) == 2
     assert main(["serve", "--storage", str(tmp_path), "--token", "no-role-here"]) == 2
-    (tmp_path / "t.yaml").write_text("- {name: a, token: hf_abcdefgh, role: admin}\n")
+    (tmp_path / "t.yaml").write_text("- {name: a, token: hf_abcdefgh, role: owner}\n")
     assert main(["serve", "--storage", str(tmp_path), "--token-file", str(tmp_path / "t.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
