@@ -19,7 +19,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from reasoner.localhub.auth import Token, TokenBook
 from reasoner.localhub.server import HubServer
 
-from .helpers import REPO_ROOT, client_env, raw_request
+from .helpers import REPO_ROOT, TOKENS, WRITE_TOKEN, client_env, raw_request, run_client
 
 MEMBER = Token("mia-write", "hf_move_member_0001", "write", "mia", (("team", "write"),))
 WEIGHTS = os.urandom(150_000)
@@ -63,6 +63,24 @@ def test_move_keeps_history_branches_tags_and_bytes(team_hub, storage, tmp_path)
     assert list(storage.list("models/team/old-name/")) == []
     api.create_repo("team/old-name")
     assert api.list_repo_files("team/old-name") == [".gitattributes"]
+
+
+def test_files_uploaded_through_xet_move_along(folder_storage, tmp_path):
+    folder = tmp_path / "upload"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "weights.safetensors").write_bytes(os.urandom(400_000))
+    (folder / "nested" / "part.bin").write_bytes(os.urandom(70_000))
+    with HubServer(folder_storage, tokens=TokenBook(TOKENS)) as hub:
+        env = client_env(hub.url, tmp_path / "home", xet=True)
+        run_client("xet_client.py", ["upload-folder", "org/xet-files", str(folder)], env)
+        HfApi(endpoint=hub.url, token=WRITE_TOKEN).move_repo("org/xet-files", "org/xet-moved")
+        result = run_client("xet_client.py", ["download", "org/xet-moved", str(folder), str(tmp_path / "out")], env)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # The repo's Xet registrations moved too, so Xet clients still reconstruct from xorbs.
+    assert list(folder_storage.list("models/org/xet-moved/.hub/xet/files/"))
+    assert not list(folder_storage.list("models/org/xet-files/"))
+    assert seen == {"single": {"nested/part.bin": True, "weights.safetensors": True},
+                    "snapshot": {"nested/part.bin": True, "weights.safetensors": True}}
 
 
 def test_move_checks_source_and_destination(team_hub, tmp_path):

@@ -52,6 +52,7 @@ EXPECTED = {
     "create": CREATE, "commit": WRITE, "preupload": WRITE, "lfs-batch": WRITE, "delete": WRITE,
     "settings": WRITE, "branch": WRITE, "branch-delete": WRITE, "tag": WRITE, "tag-delete": WRITE,
     "move": WRITE, "squash": WRITE, "listing": EVERYONE, "metrics": ADMIN_ONLY, "whoami": SIGNED_IN,
+    "xet-read-token": READ, "xet-write-token": WRITE,
 }
 CHANGES_STATE = {"create", "commit", "delete", "settings", "branch", "branch-delete", "tag", "tag-delete", "move",
                  "squash"}
@@ -73,6 +74,8 @@ def _request(route: str, repo_id: str, private: bool) -> tuple[str, str, bytes |
         "metrics": ("GET", "/api/_metrics"),
         "whoami": ("GET", "/api/whoami-v2"),
         "branch-delete": ("DELETE", f"/api/models/{repo_id}/branch/old"),
+        "xet-read-token": ("GET", f"/api/models/{repo_id}/xet-read-token/main"),
+        "xet-write-token": ("GET", f"/api/models/{repo_id}/xet-write-token/main"),
         "tag-delete": ("DELETE", f"/api/models/{repo_id}/tag/v0"),
     }
     if route in simple:
