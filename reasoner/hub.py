@@ -27,6 +27,9 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # Files a training or evaluation run never needs from a model repo: other frameworks' weights and the
 # resumable training state that reasoner itself pushes beside the model.
 MODEL_IGNORE_PATTERNS = ["last-checkpoint/*", "checkpoint-*/*", "*.gguf", "*.onnx", "*.msgpack", "*.h5", "*.ot", "*.tflite"]
+# Set in an uploader child's environment (reasoner.uploader): the training process it pushes for, which
+# client_agent reports so a hub's request log ties the child's pushes to that process.
+PARENT_ENV = "REASONER_UPLOADER_PARENT"
 
 
 def endpoint() -> str:
@@ -56,8 +59,6 @@ def client_agent() -> dict[str, str]:
     rank = os.environ.get("RANK")
     if rank is not None:
         agent["rank"] = rank
-    from reasoner.uploader import PARENT_ENV
-
     parent = os.environ.get(PARENT_ENV)
     if parent:
         agent["parent"] = parent  # a training process's uploader child: its pushes are that process's

@@ -25,7 +25,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-PARENT_ENV = "REASONER_UPLOADER_PARENT"  # the training process an uploader works for (shown in its user agent)
+from reasoner.hub import PARENT_ENV, api, describe_hub_error, endpoint
+
 NICE_ENV = "REASONER_UPLOADER_NICE"
 
 
@@ -40,8 +41,6 @@ class UploadFailed(Exception):
 
 def describe_failure(exc: BaseException, repo_id: str) -> tuple[str, int | None]:
     """The one-line reason and the HTTP status of a failed push (the status decides whether to retry)."""
-    from reasoner.hub import describe_hub_error
-
     friendly = describe_hub_error(exc, repo_id, "model", None, "pushing to")
     text = str(exc).splitlines()[0] if str(exc) else ""
     reason = str(friendly) if friendly else f"{type(exc).__name__}: {text}"
@@ -51,8 +50,6 @@ def describe_failure(exc: BaseException, repo_id: str) -> tuple[str, int | None]
 
 def upload_folder(request: dict[str, Any], ready: set[str]) -> None:
     """Create the repo once per process, then commit the folder (one commit)."""
-    from reasoner.hub import api
-
     client = api()
     repo_id = request["repo_id"]
     if repo_id not in ready:
@@ -101,8 +98,6 @@ class ChildUploader:
         """Start the child now (it imports huggingface_hub, ~1 s of CPU), so the first save finds it ready."""
         if self._process is not None and self._process.poll() is None:
             return self._process
-        from reasoner.hub import endpoint
-
         package_root = str(Path(__file__).resolve().parents[1])  # importable even when reasoner is not installed
         # The hub this process uses now (HF_ENDPOINT as huggingface_hub read it), and online: pushing is the
         # one hub call a training job makes after its prefetch.

@@ -34,7 +34,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A private copy of the tiny model, so a concurrent rebuild cannot change it between runs."""
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     target = tmp_path_factory.mktemp("model") / "tiny"
     shutil.copytree(ensure_tiny_model(), target)

@@ -78,7 +78,7 @@ def test_aggregate_rates_and_lengths():
 
 @pytest.fixture(scope="module")
 def tiny_model() -> Path:
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     return ensure_tiny_model()
 

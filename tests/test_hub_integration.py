@@ -60,7 +60,7 @@ def trained(s3_hub, tmp_path_factory):
     s3, server, log = s3_hub
     work = tmp_path_factory.mktemp("work")
     env = client_env(server.url, work / "seed-home")
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     run_python(f"""
         from huggingface_hub import HfApi

@@ -44,7 +44,7 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """A hub enforcing tokens, holding the tiny model as org/tiny."""
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     constants.HF_HUB_DISABLE_XET = True
     with HubServer(tmp_path_factory.mktemp("hub") / "bucket",
@@ -57,7 +57,7 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     target = tmp_path_factory.mktemp("model") / "tiny"
     shutil.copytree(ensure_tiny_model(), target)

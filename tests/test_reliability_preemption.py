@@ -31,7 +31,7 @@ PREEMPTED = 75
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A private copy of the tiny model, so a concurrent rebuild elsewhere cannot change it between runs."""
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     target = tmp_path_factory.mktemp("model") / "tiny"
     shutil.copytree(ensure_tiny_model(), target)

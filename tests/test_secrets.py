@@ -69,7 +69,7 @@ def test_the_scanner_finds_every_encoding(tmp_path):
 
 @pytest.fixture(scope="module")
 def pushed_runs(tmp_path_factory):
-    from reasoner.testing import ensure_tiny_model
+    from reasoner.tinymodel import ensure_tiny_model
 
     constants.HF_HUB_DISABLE_XET = True
     base = tmp_path_factory.mktemp("secrets")

@@ -65,7 +65,7 @@ def job(slurm_cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("sbatch")
     log = work / "requests.jsonl"
     with HubServer(work / "bucket", tokens=[Token("ci", TOKEN, "write")], request_log=str(log)) as server:
-        from reasoner.testing import ensure_tiny_model
+        from reasoner.tinymodel import ensure_tiny_model
 
         seed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
             from huggingface_hub import HfApi

@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from reasoner.models import build_once, cache_root, params_digest
+from reasoner.modelcache import build_once, cache_root, params_digest
 
 # Bump when the build changes in a way that should invalidate folders already in caches.
 TINY_BUILD_FORMAT = 2
