@@ -285,7 +285,7 @@ def grpo_kwargs(recipe) -> dict[str, Any]:
 
     trl.GRPOConfig = Recorder
     try:
-        build_grpo_config(recipe, push_enabled=False)
+        build_grpo_config(recipe)
     finally:
         trl.GRPOConfig = real
     if not captured:
@@ -299,7 +299,7 @@ def assert_same_config(recipe, kwargs: Mapping[str, Any]) -> None:
 
     from reasoner.train import build_grpo_config
 
-    ours = build_grpo_config(recipe, push_enabled=False).to_dict()
+    ours = build_grpo_config(recipe).to_dict()
     theirs = GRPOConfig(**dict(kwargs)).to_dict()
     differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differ:

@@ -36,6 +36,8 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "id": (_STR, None),
         "revision": (_OPT_STR, "main"),
         "dtype": (_STR, "auto"),
+        # float32 weights for the optimizer unless false (see reasoner.precision)
+        "fp32_master_weights": (_BOOL, True),
         "attn_implementation": (_OPT_STR, None),
     },
     "dataset": {

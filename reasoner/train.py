@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reasoner.errors import UserError
+from reasoner.precision import load_dtype, uses_deepspeed
 from reasoner.recipe import Recipe, load_recipe
+from reasoner.resume import newest_checkpoint
+from reasoner.vllm_support import check_vllm
 
 log = logging.getLogger("reasoner.train")
 
@@ -52,7 +55,7 @@ def setup_logging(is_main: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_grpo_config(recipe: Recipe, *, push_enabled: bool):
+def build_grpo_config(recipe: Recipe):
     """GRPOConfig from the recipe's ``grpo`` section plus the keys the recipe derives from its other sections."""
     from trl import GRPOConfig
 
@@ -72,14 +75,14 @@ def build_grpo_config(recipe: Recipe, *, push_enabled: bool):
     if not torch.cuda.is_available():
         # Ranks on CPU meet over gloo: plain DDP needs use_cpu, while DeepSpeed needs the gloo backend and no
         # use_cpu (which would quietly turn it into plain DDP).
-        if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        if uses_deepspeed(kwargs):
             kwargs.setdefault("ddp_backend", "gloo")
         else:
             kwargs.setdefault("use_cpu", True)
     # Pushing is ours (rank zero, background, retried, verified), not the Trainer's.
     kwargs["push_to_hub"] = False
     model_init = dict(kwargs.get("model_init_kwargs") or {})
-    model_init.setdefault("dtype", recipe.model["dtype"])
+    model_init.setdefault("dtype", load_dtype(recipe.model, deepspeed=uses_deepspeed(recipe.grpo)))
     if recipe.model.get("attn_implementation"):
         model_init.setdefault("attn_implementation", recipe.model["attn_implementation"])
     kwargs["model_init_kwargs"] = model_init
@@ -151,16 +154,12 @@ def load_training_data(recipe: Recipe, dataset_source, tokenizer):
     return prepared, stats
 
 
-def newest_checkpoint(output_dir: Path) -> Path | None:
-    from reasoner.resume import newest_checkpoint as newest_complete
-
-    return newest_complete(output_dir)  # a checkpoint whose save was cut short is passed over
-
-
 def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False,
         time_budget_s: float | None = None) -> Path:
     """Train one recipe; returns the output folder holding the final model."""
-    args = build_grpo_config(recipe, push_enabled=recipe.hub["push"])
+    if recipe.generation["backend"] == "vllm":
+        check_vllm()  # before any rank loads anything: the wrong vLLM fails late and obscurely
+    args = build_grpo_config(recipe)
     from accelerate import PartialState
 
     state = PartialState()

@@ -319,7 +319,7 @@ def test_train_arguments_reach_trls_config(nodes, gpus, mode, host):
     p = plan_for_recipe(recipe, env={}, gpus_per_node=gpus, nodes=nodes)
     # bf16 and gradient checkpointing off only so GRPOConfig accepts this CPU machine.
     cpu_safe = ["--bf16", "false", "--gradient_checkpointing", "false"]
-    config = build_grpo_config(load_recipe("qwen2.5-0.5b-gsm8k", [*p.train_args, *cpu_safe]), push_enabled=False)
+    config = build_grpo_config(load_recipe("qwen2.5-0.5b-gsm8k", [*p.train_args, *cpu_safe]))
     assert config.use_vllm and config.vllm_mode == mode
     if host:
         assert (config.vllm_server_host, config.vllm_server_port) == (host, 8000)
