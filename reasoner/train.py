@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from reasoner.errors import UserError
 from reasoner.precision import load_dtype, uses_deepspeed
+from reasoner.ranks import on_each_node_then_agree, on_main_then_share
 from reasoner.recipe import Recipe, load_recipe
 from reasoner.resume import newest_checkpoint
 from reasoner.vllm_support import check_vllm
@@ -103,35 +104,34 @@ def refuse_missing_paths(*sources: tuple[Any, str]) -> None:
 
 
 def resolve_sources(recipe: Recipe, state) -> tuple[Any, Any]:
-    """Pin on global rank zero, download once per node, then every rank reads its node's cache."""
-    from accelerate.utils import broadcast_object_list
+    """Pin on global rank zero, download once per node, then every rank reads its node's cache.
 
+    Any failure on the rank doing the work reaches every rank at once (reasoner.ranks), never as a wait for the
+    collective's timeout.
+    """
     from reasoner import hub
 
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     dataset = hub.classify_dataset(recipe.dataset["id"], recipe.dataset["revision"])
     refuse_missing_paths((model, "model.id"), (dataset, "dataset.id"))
-    pinned: list[Any] = [None, None]
-    if state.is_main_process:
-        try:
-            if not hub.is_offline() and (model.kind == "hub" or dataset.kind == "hub"):
-                hub.check_token()
-            pinned = [hub.pin(model, "model").commit, hub.pin(dataset, "dataset").commit]
-            if recipe.hub["push"]:
-                from reasoner.push import preflight_push
 
-                preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
-        except UserError as exc:
-            pinned = [exc, None]
-    if state.num_processes > 1:
-        broadcast_object_list(pinned, from_process=0)
-    if isinstance(pinned[0], UserError):
-        raise pinned[0]
-    model.commit, dataset.commit = pinned
-    if state.is_local_main_process:
+    def pin() -> list[str | None]:
+        if not hub.is_offline() and (model.kind == "hub" or dataset.kind == "hub"):
+            hub.check_token()
+        pinned = [hub.pin(model, "model").commit, hub.pin(dataset, "dataset").commit]
+        if recipe.hub["push"]:
+            from reasoner.push import preflight_push
+
+            preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
+        return pinned
+
+    model.commit, dataset.commit = on_main_then_share(state, pin, "checking the hub and pinning commits")
+
+    def download() -> None:
         hub.materialize(model, "model", download=True)
         hub.materialize(dataset, "dataset", download=True)
-    state.wait_for_everyone()
+
+    on_each_node_then_agree(state, download, "downloading the model and data set")
     if not state.is_local_main_process:
         hub.materialize(model, "model", download=False)
         hub.materialize(dataset, "dataset", download=False)
@@ -184,11 +184,11 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     resume: str | None = None
     if not no_resume:
-        if resume_from_hub and state.is_local_main_process and newest_checkpoint(output_dir) is None:
+        if resume_from_hub:
             from reasoner.resume import fetch_hub_checkpoint
 
-            fetch_hub_checkpoint(recipe, output_dir)
-        state.wait_for_everyone()
+            on_each_node_then_agree(state, lambda: newest_checkpoint(output_dir) or fetch_hub_checkpoint(recipe, output_dir),
+                                    "fetching the newest checkpoint from the hub")
         found = newest_checkpoint(output_dir)
         resume = str(found) if found else None
         if resume and state.is_main_process:
