@@ -77,19 +77,22 @@ class TimeBudgetCallback(TrainerCallback):
         return control
 
 
-class HubCheckpointCallback(TrainerCallback):
-    """After each save, queue one background commit of that checkpoint (global rank zero only)."""
+class CompleteCheckpointCallback(TrainerCallback):
+    """After each save, on every rank: wait until every rank's part is on disk, record the checkpoint complete
+    (global rank zero), and only then queue its background push. See reasoner.checkpoints."""
 
-    def __init__(self, pusher) -> None:
+    def __init__(self, dist, pusher=None) -> None:
+        self.dist = dist  # accelerate's PartialState
         self.pusher = pusher
 
     def on_save(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
-        if not state.is_world_process_zero:
-            return
-        from reasoner.push import checkpoint_job
+        from reasoner.checkpoints import record_when_all_saved
 
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        recorded = record_when_all_saved(folder, state.global_step, self.dist, model_only=bool(args.save_only_model))
+        if recorded and self.pusher is not None:
+            from reasoner.push import checkpoint_job
+
             self.pusher.submit(checkpoint_job(folder, state.global_step))
 
 
@@ -111,8 +114,8 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
 
         pusher = HubPusher(recipe.hub["repo_id"], private=recipe.hub["private"])
         if recipe.hub["push_checkpoints"]:
-            callbacks.append(HubCheckpointCallback(pusher))
             pusher.start_uploader()  # ready by the first save, not started beside it
+    callbacks.append(CompleteCheckpointCallback(state, pusher if recipe.hub["push_checkpoints"] else None))
     from reasoner.preemption import PreemptionCallback
 
     preemption = PreemptionCallback()

@@ -37,10 +37,6 @@ from reasoner.xetcheck import check_xet_uploads
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PATH_IN_REPO = "last-checkpoint"
-# What a checkpoint folder holds that a model repo does not need at its root.
-TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "trainer_state.json", "training_args.bin",
-                        "global_step*/**", "latest", "zero_to_fp32.py")
-
 
 ATTEMPTS_ENV = "REASONER_PUSH_ATTEMPTS"
 BACKOFF_ENV = "REASONER_PUSH_BACKOFF_S"

@@ -1,21 +1,20 @@
 """Checkpoints a run can continue from: the newest complete one on local disk, or the one an earlier run pushed.
 
-A checkpoint is complete when its ``trainer_state.json`` parses: the Trainer writes that file last, after the
-weights, optimizer, scheduler and RNG state, so a save cut short (a kill after the preemption grace, a full
-disk) leaves a folder without it. Such a folder must never be resumed from: it is skipped, and removed when
-the run itself saw the save fail.
+What makes a checkpoint complete (every rank's part on disk, recorded by rank zero) is decided in
+``reasoner.checkpoints``. A folder that is not complete (a kill after the preemption grace, a full disk, a rank
+that never finished its part) must never be resumed from: it is skipped, and removed when the run itself saw
+the save fail.
 
 On a fresh machine (``--resume-from-hub``) the newest checkpoint is the repo's ``last-checkpoint/`` folder,
-which the pusher replaces in one commit per save. It is fetched at one pinned commit into a private temporary
-folder and renamed into ``output_dir/checkpoint-<step>`` only once complete, so an interrupted download never
-looks like a checkpoint.
+which the pusher replaces in one commit per complete save. It is fetched at one pinned commit into a private
+temporary folder and renamed into ``output_dir/checkpoint-<step>`` only once complete, so an interrupted
+download never looks like a checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
@@ -24,23 +23,13 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
+from reasoner.checkpoints import TRAINER_STATE, checkpoint_step, is_complete, why_incomplete
 from reasoner.errors import UserError
 from reasoner.push import CHECKPOINT_PATH_IN_REPO, hub_reachable
 
 log = logging.getLogger("reasoner.train")
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-TRAINER_STATE = "trainer_state.json"
-
-
-def checkpoint_step(folder: Path) -> int | None:
-    """The optimizer step a checkpoint folder holds, or None when it is incomplete (no readable trainer state)."""
-    try:
-        state = json.loads((folder / TRAINER_STATE).read_text())
-    except (OSError, ValueError):
-        return None
-    step = state.get("global_step") if isinstance(state, dict) else None
-    return step if isinstance(step, int) else None
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
@@ -54,9 +43,9 @@ def checkpoints(output_dir: Path) -> list[Path]:
 def newest_checkpoint(output_dir: Path) -> Path | None:
     """The newest complete checkpoint; incomplete ones are reported and passed over."""
     for folder in checkpoints(output_dir):
-        if checkpoint_step(folder) is not None:
+        if is_complete(folder):
             return folder
-        log.warning("passing over %s: it has no readable %s (its save was cut short)", folder, TRAINER_STATE)
+        log.warning("passing over %s: %s", folder, why_incomplete(folder))
     return None
 
 
@@ -64,7 +53,7 @@ def remove_incomplete_checkpoints(output_dir: Path) -> list[Path]:
     """Delete checkpoint folders whose save did not finish; return what was removed."""
     removed = []
     for folder in checkpoints(output_dir):
-        if checkpoint_step(folder) is None:
+        if not is_complete(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -195,16 +184,16 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
                 raise friendly from None
             fetched = staging / CHECKPOINT_PATH_IN_REPO
             step = checkpoint_step(fetched)
-            if step is None:
-                raise UserError(f"{repo_id}@{info.sha} has an unreadable {marker}: resume from a local checkpoint, "
-                                f"or start over with --no-resume")
+            if step is None or not is_complete(fetched):
+                raise UserError(f"{repo_id}@{info.sha} has an incomplete {CHECKPOINT_PATH_IN_REPO}/ "
+                                f"({why_incomplete(fetched)}): resume from a local checkpoint, or start over with --no-resume")
             target = output_dir / f"checkpoint-{step}"
-            if checkpoint_step(target) is None:
+            if not is_complete(target):
                 shutil.rmtree(target, ignore_errors=True)
                 try:
                     fetched.rename(target)
                 except OSError:
-                    if checkpoint_step(target) is None:  # not another node that got there first
+                    if not is_complete(target):  # not another node that got there first
                         raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
