@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
+from bench.gpu_steps import EXIT_NO_GPU  # noqa: E402
 
 QUICK = {
     "step_time": ["--models", "tiny", "--rounds", "1", "--steps", "2"],
@@ -88,6 +89,12 @@ def _rows(name: str, data: dict) -> list[str]:
                        f"{r['measured_growth_mib']:.0f} | {r['estimated_mib']:.0f} | {f(r['estimate_over_measured'])} | "
                        f"{r['plain_peak_rss_mib']:.0f} | {_mib(r['reasoner_peak_rss_mib'])} |")
         return out
+    if name == "gpu":
+        from bench.gpu import table_rows
+
+        title = ["**rehearsal on CPU, not a GPU measurement**", ""] if data.get("rehearsal") else []
+        return title + ["| measure | value | note |", "|---|---|---|"] + [
+            f"| {label} | {f(value) if isinstance(value, float) else value} | {note} |" for label, value, note in table_rows(data)]
     return ["```", json.dumps(data.get("rows"), indent=1), "```"]
 
 
@@ -112,7 +119,10 @@ def main(argv: list[str]) -> int:
                    *(QUICK[name] if ns.quick else [])]
         print(f"\n=== {name}: {' '.join(command[1:])}  (load average {os.getloadavg()[0]:.2f})", flush=True)
         started = time.monotonic()
-        if subprocess.run(command).returncode != 0:
+        code = subprocess.run(command).returncode
+        if name == "gpu" and code == EXIT_NO_GPU:
+            print("=== gpu: skipped, no GPU on this machine", flush=True)
+        elif code != 0:
             failed.append(name)
         print(f"=== {name} took {time.monotonic() - started:.0f} s", flush=True)
     text = summary(ns.out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,12 +90,16 @@ def test_step_time_sides_generate_the_same_completions(runs):
     assert data["rows"][0]["same_completions"] is True
 
 
-def test_gpu_benchmark_says_why_it_has_nothing_to_record_on_cpu(runs):
-    import torch
-
-    text, data = finished(runs, "gpu")
-    if torch.cuda.is_available():
-        assert data is not None and data["rows"]
+def test_gpu_benchmark_refuses_to_measure_without_a_gpu(runs):
+    """On a CPU machine it says so and exits 3, writing nothing; with a GPU it records its rows."""
+    out, procs = runs
+    proc, log = procs["gpu"]
+    code = proc.wait(timeout=600)
+    log.seek(0)
+    text = log.read()
+    if shutil.which("nvidia-smi"):
+        assert code == 0 and (out / "gpu.json").is_file(), text[-3000:]
     else:
-        assert "no GPU" in text and "nothing to record" in text
-        assert data is None
+        assert code == 3, text[-3000:]
+        assert "no GPU on this machine" in text and "nothing measured" in text
+        assert not (out / "gpu.json").exists()

@@ -1,0 +1,201 @@
+"""The pieces of ``bench/gpu.py`` that talk to the machine: the GPU, pip, the embedded hub, the run's log."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from bench import common
+
+EXIT_NO_GPU = 3
+EXIT_SETUP = 4
+MIB = 2**20
+
+
+class SetupFailed(Exception):
+    """The machine cannot run the benchmark (packages missing and not installable); the message says what to do."""
+
+
+# -- the GPU -----------------------------------------------------------------------------------------------
+def _smi(*args: str) -> str | None:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        done = subprocess.run([smi, *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def gpu_inventory() -> dict[str, Any] | None:
+    """The GPU the benchmark uses (the first visible one): name, memory, the id nvidia-smi and CUDA know it by.
+
+    None when there is none: no ``nvidia-smi``, no GPU listed, or ``CUDA_VISIBLE_DEVICES`` hides them all.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ident = visible.split(",")[0].strip() if visible is not None else "0"
+    if not ident or ident == "-1":
+        return None
+    found = _smi("--query-gpu=name,memory.total", "--format=csv,noheader,nounits", f"--id={ident}")
+    if found is None:
+        return None
+    name, total_mib = (part.strip() for part in found.splitlines()[0].rsplit(",", 1))
+    return {"name": name, "memory_gib": float(total_mib) * MIB / 2**30, "id": ident, "visible": ident}
+
+
+def used_gib(ident: str) -> float | None:
+    found = _smi("--query-gpu=memory.used", "--format=csv,noheader,nounits", f"--id={ident}")
+    return float(found.splitlines()[0]) * MIB / 2**30 if found else None
+
+
+class GpuMemoryPoller:
+    """The device's peak memory in use while the block runs (every process on it), polled with nvidia-smi.
+
+    Reading it from outside covers what the training process's own allocator cannot see: vLLM's pool, CUDA
+    contexts and graphs. ``baseline_gib`` is what was in use before.
+    """
+
+    def __init__(self, ident: str, every_s: float = 0.2) -> None:
+        self.ident = ident
+        self.every_s = every_s
+        self.baseline_gib = 0.0
+        self.peak_gib: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            value = used_gib(self.ident)
+            if value is not None:
+                self.peak_gib = max(self.peak_gib or 0.0, value)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "GpuMemoryPoller":
+        self.baseline_gib = used_gib(self.ident) or 0.0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# -- packages ----------------------------------------------------------------------------------------------
+def _not_ready(need_gpu: bool) -> str | None:
+    """Why this Python cannot run the benchmark yet (None: it can). Checked in a child, as the runs will be."""
+    check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, yaml, reasoner.train"]
+    if need_gpu:
+        check += ["from reasoner.vllm_support import check_vllm", "check_vllm()",
+                  "assert torch.cuda.is_available(), f'torch {torch.__version__} sees no GPU'"]
+    done = subprocess.run([common.python(), "-c", "\n".join(check)], cwd=common.REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(common.REPO)})
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit code {done.returncode}"
+
+
+def ensure_packages(wheelhouse: Path | None, *, need_vllm: bool) -> float:
+    """Install what is missing with ``pip install -e '.[vllm]'``; return the seconds it took (0: nothing to do)."""
+    problem = _not_ready(need_vllm)
+    if problem is None:
+        return 0.0
+    target = ".[vllm]" if need_vllm else "."
+    command = [common.python(), "-m", "pip", "install", "-e", target]
+    if wheelhouse is not None:
+        command += ["--no-index", "--find-links", str(wheelhouse)]
+    print(f"bench/gpu.py: not ready ({problem}); installing: {' '.join(command[2:])}", flush=True)
+    started = time.monotonic()
+    code = subprocess.run(command, cwd=common.REPO).returncode
+    seconds = time.monotonic() - started
+    problem = _not_ready(need_vllm)
+    if problem is not None:
+        where = f"the wheels in {wheelhouse}" if wheelhouse else "pip's configured package index"
+        raise SetupFailed(f"this Python cannot run the benchmark ({problem}) and installing from {where} did not fix "
+                          f"it (pip exit code {code}): pass --wheelhouse DIR with wheels of reasoner's [vllm] extra "
+                          f"(a CUDA torch among them), or install them first")
+    return seconds
+
+
+# -- the embedded hub --------------------------------------------------------------------------------------
+class LocalHub:
+    """``reasoner hub serve`` on 127.0.0.1 with a folder store, one write token; stopped on exit."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.token = "hf_bench_" + secrets.token_urlsafe(18)
+        self.port = common.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def client_env(self, home: Path) -> dict[str, str]:
+        return {"HF_ENDPOINT": self.url, "HF_TOKEN": self.token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
+                "HF_HUB_OFFLINE": "0", "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "NO_PROXY": "127.0.0.1,localhost",
+                "PYTHONPATH": str(common.REPO)}
+
+    def __enter__(self) -> "LocalHub":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [common.python(), "-m", "reasoner.cli", "hub", "serve", "--storage", str(self.folder / "store"),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--token", f"bench={self.token}:write"]
+        self.process = subprocess.Popen(command, cwd=common.REPO, env={**os.environ, **common.QUIET_ENV,
+                                                                          "PYTHONPATH": str(common.REPO)},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with opener.open(f"{self.url}/api/_health", timeout=2):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"reasoner hub serve exited with code {self.process.returncode}") from None
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("reasoner hub serve did not answer within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def repo_summary(self, repo_id: str, local: Path) -> dict[str, Any]:
+        """Files and bytes of the pushed repo, and whether the model files match the local ones byte for byte."""
+        from huggingface_hub import HfApi
+
+        entries = [e for e in HfApi(endpoint=self.url, token=self.token).list_repo_tree(repo_id, recursive=True)
+                   if e.__class__.__name__ == "RepoFile"]
+        sizes = {e.path: e.size for e in entries}
+        needed = ["config.json", "model.safetensors", "tokenizer.json"]
+        verified = all(name in sizes and sizes[name] == (local / name).stat().st_size for name in needed)
+        return {"repo_id": repo_id, "files": len(sizes), "bytes": sum(sizes.values()), "verified": verified}
+
+
+# -- the run's own log -------------------------------------------------------------------------------------
+def step_rates(records: Sequence[Mapping[str, Any]], overrides: list[str], recipe_name: str = "qwen2.5-0.5b-gsm8k") -> dict[str, Any]:
+    """Samples/s and generated tokens/s per training step from ``metrics.jsonl`` records, first step left out."""
+    from reasoner.recipe import load_recipe
+
+    recipe = load_recipe(recipe_name, overrides)
+    per_step = int(recipe.grpo["per_device_train_batch_size"]) * int(recipe.grpo.get("gradient_accumulation_steps", 1))
+    measured = [r for r in records if r.get("step_time")][1:]
+    if not measured:
+        raise RuntimeError(f"the run logged {len(records)} step(s) with a step_time: too few to measure")
+    times = [float(r["step_time"]) for r in measured]
+    lengths = [float(r.get("completions/mean_length", 0.0)) for r in measured]
+    return {"backend": recipe.generation["backend"], "samples_per_step": per_step, "steps_measured": len(measured),
+            "step_s": common.spread(times), "samples_per_s": common.spread([per_step / t for t in times]),
+            "tokens_per_s": common.spread([per_step * n / t for n, t in zip(lengths, times)]),
+            "mean_completion_tokens": statistics.fmean(lengths)}
