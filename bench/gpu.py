@@ -20,7 +20,8 @@ What it assumes about the machine (a fresh one, lent for minutes):
 
 Steps: install -> build the model -> hub up -> ``accelerate launch`` of ``reasoner train --recipe
 qwen2.5-0.5b-gsm8k`` for ``--steps`` steps with vLLM colocated, pushing the final model (GPU memory polled with
-``nvidia-smi`` throughout) -> ``reasoner eval --backend vllm`` of the pushed model, downloaded from the hub.
+``nvidia-smi`` throughout) -> the pushed model downloaded from the hub and compared byte for byte with what
+was pushed -> ``reasoner eval --backend vllm`` of that download.
 Measured: samples/s and generated tokens/s per training step (first step left out), peak GPU memory beside
 the memory planner's estimate for this GPU, push verified, eval questions/s, and the wall time of each step.
 
@@ -100,7 +101,8 @@ def table_rows(m: dict[str, Any]) -> list[list[Any]]:
         ["peak GPU memory GiB", mem["peak_gib"], f"{mem['baseline_gib']:.1f} GiB in use before" if mem["peak_gib"] is not None else "not measured"],
         ["planner estimate GiB", mem["planned_gib"], f"ratio estimate/peak {mem['planned_over_peak']:.2f}" if mem["planned_over_peak"] else "-"],
         ["push to hub", "verified" if m["push"]["verified"] else "MISSING", f"{m['push']['bytes'] / 2**20:,.0f} MiB in {m['push']['files']} files"],
-        ["eval questions/s", ev["questions_per_s"], f"{ev['n']} questions, backend {ev['backend']}, strict accuracy {ev['strict_accuracy']}{random_note}"],
+        ["eval questions/s", ev["questions_per_s"], f"{ev['n']} questions with model load, backend {ev['backend']}, "
+                                                     f"strict accuracy {ev['strict_accuracy']}{random_note}"],
         ["wall s (after install)", wall["after_install"], f"{_goal(m)}; install {wall['install']:.0f} s, model "
                                                            f"{wall['model_build']:.0f} s, train {wall['train']:.0f} s, eval {wall['eval']:.0f} s"],
     ]
@@ -153,6 +155,13 @@ def train_command(ns: argparse.Namespace, model: Path, out: Path) -> tuple[list[
     return [*launcher, "--recipe", RECIPE, *overrides], overrides
 
 
+def device_env(ns: argparse.Namespace, gpu: dict[str, Any]) -> dict[str, str]:
+    """Children see the one GPU measured (none on a rehearsal), numbered as nvidia-smi numbers it."""
+    if ns.rehearse_on_cpu:
+        return {"CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
+    return {"CUDA_VISIBLE_DEVICES": gpu["visible"], "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "DS_ACCELERATOR": "cuda"}
+
+
 def planned_gib(overrides: list[str], gpu_gib: float | None) -> float | None:
     """The memory planner's per-GPU total for this run on this GPU (None on a CPU rehearsal)."""
     if not gpu_gib:
@@ -172,7 +181,7 @@ def planned_gib(overrides: list[str], gpu_gib: float | None) -> float | None:
 def run_training(ns: argparse.Namespace, model: Path, work: Path, hub: LocalHub, gpu: dict[str, Any]) -> dict[str, Any]:
     out = work / "run"
     command, overrides = train_command(ns, model, out)
-    env = {**hub.client_env(work / "hf-home"), "CUDA_VISIBLE_DEVICES": gpu["visible"] or ""}
+    env = {**hub.client_env(work / "hf-home"), **device_env(ns, gpu)}
     poller = GpuMemoryPoller(gpu["id"]) if not ns.rehearse_on_cpu else None
     with poller or contextlib.nullcontext():
         result = common.run_child(command, env=env, timeout_s=20 * 60)
@@ -185,14 +194,16 @@ def run_training(ns: argparse.Namespace, model: Path, work: Path, hub: LocalHub,
     return {"train": rates, "memory": memory_row, "train_wall_s": result.wall_s}
 
 
-def run_eval(ns: argparse.Namespace, work: Path, hub: LocalHub, gpu: dict[str, Any]) -> dict[str, Any]:
+def run_eval(ns: argparse.Namespace, work: Path, model: Path, gpu: dict[str, Any]) -> dict[str, Any]:
+    """``reasoner eval`` of the model pulled back from the hub (a local folder: vLLM then reads no hub itself)."""
     out = work / "eval"
     backend = ["--backend", "transformers", "--device", "cpu", "--max-new-tokens", "8"] if ns.rehearse_on_cpu \
         else ["--backend", "vllm", "--max-new-tokens", "200"]
     limit = min(ns.eval_limit, 4) if ns.rehearse_on_cpu else ns.eval_limit
-    command = [common.python(), "-m", "reasoner.cli", "eval", "--model", REPO_ID, "--recipe", RECIPE, "--data", ns.data,
+    command = [common.python(), "-m", "reasoner.cli", "eval", "--model", str(model), "--recipe", RECIPE, "--data", ns.data,
                "--split", "test", "--limit", str(limit), "--output", str(out), *backend]
-    env = {**hub.client_env(work / "hf-home-eval"), "CUDA_VISIBLE_DEVICES": gpu["visible"] or ""}
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(work / "hf-home-eval"), "PYTHONPATH": str(common.REPO),
+           **device_env(ns, gpu)}
     result = common.run_child(command, env=env, timeout_s=15 * 60).check()
     summary = json.loads((out / "results.json").read_text())
     seconds = float(summary.get("wall_seconds") or result.wall_s)
@@ -208,8 +219,8 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
     build_s = time.monotonic() - started
     with LocalHub(work / "hub") as hub:
         training = run_training(ns, model, work, hub, gpu)
-        push = hub.repo_summary(REPO_ID, work / "run")
-        evaluation = run_eval(ns, work, hub, gpu)
+        push = hub.pull_and_compare(REPO_ID, work / "run", work / "pulled")
+    evaluation = run_eval(ns, work, Path(push.pop("folder")), gpu)
     return {"rehearsal": ns.rehearse_on_cpu, "command": common.this_command(), "recipe": RECIPE, "gpu": gpu,
             "model": model_info, "train": training["train"], "memory": training["memory"], "push": push,
             "eval": evaluation, "wall_s": {"install": install_s, "model_build": build_s, "train": training["train_wall_s"],

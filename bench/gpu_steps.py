@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -139,8 +140,7 @@ class LocalHub:
 
     def client_env(self, home: Path) -> dict[str, str]:
         return {"HF_ENDPOINT": self.url, "HF_TOKEN": self.token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
-                "HF_HUB_OFFLINE": "0", "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "NO_PROXY": "127.0.0.1,localhost",
-                "PYTHONPATH": str(common.REPO)}
+                "HF_HUB_OFFLINE": "0", "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(common.REPO)}
 
     def __enter__(self) -> "LocalHub":
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -171,16 +171,25 @@ class LocalHub:
                 self.process.kill()
                 self.process.wait()
 
-    def repo_summary(self, repo_id: str, local: Path) -> dict[str, Any]:
-        """Files and bytes of the pushed repo, and whether the model files match the local ones byte for byte."""
-        from huggingface_hub import HfApi
+    def pull_and_compare(self, repo_id: str, local: Path, dest: Path) -> dict[str, Any]:
+        """Download the pushed repo into ``dest`` (huggingface_hub, as any client would) and compare it with the
+        folder that was pushed: the model files must come back byte for byte."""
+        from huggingface_hub import snapshot_download
 
-        entries = [e for e in HfApi(endpoint=self.url, token=self.token).list_repo_tree(repo_id, recursive=True)
-                   if e.__class__.__name__ == "RepoFile"]
-        sizes = {e.path: e.size for e in entries}
-        needed = ["config.json", "model.safetensors", "tokenizer.json"]
-        verified = all(name in sizes and sizes[name] == (local / name).stat().st_size for name in needed)
-        return {"repo_id": repo_id, "files": len(sizes), "bytes": sum(sizes.values()), "verified": verified}
+        pulled = Path(snapshot_download(repo_id, endpoint=self.url, token=self.token, local_dir=str(dest)))
+        files = [p for p in pulled.rglob("*") if p.is_file() and ".cache" not in p.parts]
+        needed = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+        verified = all((pulled / name).is_file() and _sha256(pulled / name) == _sha256(local / name) for name in needed)
+        return {"repo_id": repo_id, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+                "verified": verified, "folder": str(pulled)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # -- the run's own log -------------------------------------------------------------------------------------
