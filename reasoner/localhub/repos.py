@@ -5,6 +5,11 @@ object that names its head commit. A commit becomes visible in one
 step, the conditional write of its branch ref, after its blobs and manifest are stored: a reader
 resolves a revision to one manifest and never sees half a commit. See the package docstring for
 the layout in the bucket.
+
+Creating and deleting repos (``lifecycle.py``) and the plain views (``views.py``) are crash-safe
+through the intent journal (``journal.py``); every content write here happens under the repo's
+shared gate and only while the repo exists (``locks.py``), so a write that races a delete is
+refused rather than left behind.
 """
 
 from __future__ import annotations
@@ -16,30 +21,18 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from reasoner.localhub import errors
-from reasoner.localhub.commits import (
-    DEFAULT_BRANCH,
-    GITATTRIBUTES,
-    Commit,
-    FileEntry,
-    Operation,
-    RepoMeta,
-    apply_operations,
-    git_blob_oid,
-    new_commit_id,
-    now_iso,
-)
+from reasoner.localhub import errors, lifecycle, views
+from reasoner.localhub.commits import DEFAULT_BRANCH, Commit, Operation, RepoMeta, apply_operations
+from reasoner.localhub.commits import new_commit_id, now_iso
+from reasoner.localhub.journal import Intent, Journal
+from reasoner.localhub.locks import LockTable, RepoGate
 from reasoner.localhub.paths import Repo, branch_name, is_commit_id
 from reasoner.localhub.storage import NotFound, PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
-
-
-def _ref_segment(name: str) -> str:
-    # Branch names may hold '/', so 'a' and 'a/b' would clash as folder and file: quote them flat.
-    return quote(name, safe="")
+_ref_segment = views.ref_segment
 
 
 class RepoStore:
@@ -47,60 +40,73 @@ class RepoStore:
 
     def __init__(self, storage: Storage, commit_cache: int = 512) -> None:
         self.storage = storage
+        self.journal = Journal(storage)
         self._cache: OrderedDict[tuple[Repo, str], Commit] = OrderedDict()
         self._cache_size = commit_cache
         self._cache_lock = threading.Lock()
-        self._locks: dict[tuple, threading.RLock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = LockTable()
 
     def lock(self, *key) -> threading.RLock:
         """One in-process lock per (repo, branch) or per repo: serialises writers in this process."""
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.RLock())
+        return self._locks.lock(*key)
+
+    def gate(self, repo: Repo) -> RepoGate:
+        """The repo's readers-writer gate: content writes share it, create and delete hold it alone."""
+        return self._locks.gate(repo)
 
     # -- repos -----------------------------------------------------------------------------------
-    def meta(self, repo: Repo) -> RepoMeta | None:
-        try:
-            data = json.loads(self.storage.get(repo.internal + "repo.json"))
-        except NotFound:
+    def record(self, repo: Repo) -> tuple[dict, str] | None:
+        """The repo's record (``.hub/repo.json``) and its version, whatever its state; None if absent."""
+        found = self.storage.read_versioned(lifecycle.record_key(repo))
+        if found is None:
             return None
+        try:
+            data = json.loads(found[0])
+        except ValueError:
+            data = {"state": lifecycle.DELETING}  # a record that cannot be read never shows a repo
+        return (data if isinstance(data, dict) else {"state": lifecycle.DELETING}), found[1]
+
+    def state(self, repo: Repo) -> str | None:
+        """``ready``, ``creating``, ``deleting``, or None when there is no such repo."""
+        found = self.record(repo)
+        return None if found is None else found[0].get("state") or "ready"
+
+    def meta(self, repo: Repo) -> RepoMeta | None:
+        """The repo as clients see it: None while it is being created or deleted."""
+        found = self.record(repo)
+        if found is None or found[0].get("state"):
+            return None
+        data = found[0]
         return RepoMeta(repo, bool(data.get("private")), data.get("createdAt", ""))
 
     def create_repo(self, repo: Repo, private: bool, author: str) -> RepoMeta:
-        """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does."""
-        with self.lock(repo):
-            created = now_iso()
-            record = {"type": repo.type, "id": repo.id, "private": private, "createdAt": created}
-            try:
-                self.storage.put_if(repo.internal + "repo.json", json.dumps(record).encode(), None)
-            except PreconditionFailed:
-                raise errors.conflict(f"You already created this {repo.type} repo: {repo.id}") from None
-            sha = self.put_blob(repo, GITATTRIBUTES)
-            entry_commit = new_commit_id()
-            files = {
-                ".gitattributes": FileEntry(len(GITATTRIBUTES), sha, git_blob_oid(GITATTRIBUTES), False, entry_commit)
-            }
-            commit = Commit(entry_commit, [], "initial commit", "", [author], created, files)
-            self._store_commit(repo, commit)
-            self._write_ref(repo, "heads", DEFAULT_BRANCH, commit.id, None)
-            self.sync_view(repo, DEFAULT_BRANCH)
-            return RepoMeta(repo, private, created)
-
-    def set_private(self, repo: Repo, private: bool) -> None:
-        with self.lock(repo):
-            key = repo.internal + "repo.json"
-            data = json.loads(self.storage.get(key))
-            data["private"] = private
-            self.storage.put(key, json.dumps(data).encode())
+        """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does (atomic)."""
+        return lifecycle.create_repo(self, repo, private, author)
 
     def delete_repo(self, repo: Repo) -> None:
-        """The repo vanishes when its repo.json goes (first); the rest of its objects follow."""
-        with self.lock(repo):
-            self.storage.delete(repo.internal + "repo.json")
-            self.storage.delete_prefix(repo.prefix)
+        """Hide the repo at once, then remove every object of it; survives a crash at any point."""
+        lifecycle.delete_repo(self, repo)
+
+    def forget_repo(self, repo: Repo) -> None:
         with self._cache_lock:
             for key in [k for k in self._cache if k[0] == repo]:
                 del self._cache[key]
+
+    def set_private(self, repo: Repo, private: bool) -> None:
+        with self.gate(repo).shared(), self.lock(repo):
+            found = self.record(repo)
+            if found is None or found[0].get("state"):
+                raise errors.repo_not_found(repo.id)
+            data, version = found
+            data["private"] = private
+            try:
+                self.storage.put_if(lifecycle.record_key(repo), json.dumps(data).encode(), version)
+            except PreconditionFailed:
+                raise errors.conflict(f"{repo.id} changed meanwhile; retry") from None
+
+    def _require(self, repo: Repo, *states: str) -> None:
+        if self.state(repo) not in (states or ("ready",)):
+            raise errors.repo_not_found(repo.id)
 
     # -- refs ------------------------------------------------------------------------------------
     def _ref_key(self, repo: Repo, kind: str, name: str) -> str:
@@ -130,26 +136,33 @@ class RepoStore:
 
     def create_ref(self, repo: Repo, kind: str, name: str, start: str | None) -> Commit:
         name = branch_name(name)
-        commit = self.resolve(repo, start or DEFAULT_BRANCH)
-        try:
-            self._write_ref(repo, kind, name, commit.id, None)
-        except PreconditionFailed:
-            what = "branch" if kind == "heads" else "tag"
-            raise errors.conflict(f"Reference already exists: {what} {name}") from None
-        if kind == "heads":
-            self.sync_view(repo, name)
-        return commit
+        with self.gate(repo).shared():
+            self._require(repo)
+            commit = self.resolve(repo, start or DEFAULT_BRANCH)
+            if kind == "heads":
+                self.journal.begin(Intent("view", repo, name))
+            try:
+                self._write_ref(repo, kind, name, commit.id, None)
+            except PreconditionFailed:
+                what = "branch" if kind == "heads" else "tag"
+                raise errors.conflict(f"Reference already exists: {what} {name}") from None
+            finally:
+                if kind == "heads":
+                    self.sync_view(repo, name)  # shows the new branch, or ends the intent of a refused one
+            return commit
 
     def delete_ref(self, repo: Repo, kind: str, name: str) -> None:
         if kind == "heads" and name == DEFAULT_BRANCH:
             raise errors.forbidden(f"Cannot delete the default branch {DEFAULT_BRANCH}")
-        if self.read_ref(repo, kind, name) is None:
-            raise errors.revision_not_found(name)
-        with self.lock(repo, name):
+        with self.gate(repo).shared(), self.lock(repo, name):
+            self._require(repo)
+            if self.read_ref(repo, kind, name) is None:
+                raise errors.revision_not_found(name)
+            if kind == "heads":
+                self.journal.begin(Intent("view", repo, name))
             self.storage.delete(self._ref_key(repo, kind, name))
             if kind == "heads":
-                self.storage.delete_prefix(self.view_prefix(repo, name))
-                self.storage.delete(self._view_state_key(repo, name))
+                self.sync_view(repo, name)  # the branch is gone: its view goes, then its intent
 
     # -- commits ---------------------------------------------------------------------------------
     def _commit_key(self, repo: Repo, commit_id: str) -> str:
@@ -238,36 +251,47 @@ class RepoStore:
         commit without parents (a squashed history).
         """
         operations = list(operations)
-        with self.lock(repo, branch):
-            for _ in range(50):
-                ref = self.read_ref(repo, "heads", branch)
-                if ref is None:
-                    raise errors.revision_not_found(branch)
-                head_id, version = ref
-                if parent is not None and not head_id.startswith(parent.lower()):
-                    raise errors.precondition_failed()
-                head = self.get_commit(repo, head_id)
-                if head is None:
-                    raise errors.HubError(500, f"branch {branch} names a missing commit {head_id}")
-                new_id = commit_id or new_commit_id()
-                files = apply_operations(head.files, operations, new_id)
-                commit = Commit(new_id, [] if root else [head_id], title, message, [author], now_iso(), files)
-                self._store_commit(repo, commit)
-                try:
-                    self._write_ref(repo, "heads", branch, commit.id, version)
-                except PreconditionFailed:
-                    self._forget(repo, commit.id)  # never landed: leave no readable trace
-                    if parent is not None:
-                        raise errors.precondition_failed() from None
-                    continue  # another process moved the branch: rebase on its head and retry
-                break
-            else:
-                raise errors.conflict("Cannot commit: the branch keeps moving; retry later")
+        view = Intent("view", repo, branch)
+        with self.gate(repo).shared(), self.lock(repo, branch):
+            self._require(repo)
+            self.journal.begin(view)  # before the branch moves: a crash after it leaves the view to fix
+            try:
+                commit = self._land(repo, branch, operations, title, message, author, parent, commit_id, root)
+            except BaseException:
+                self.journal.end(view)
+                raise
             try:
                 self.sync_view(repo, branch)
             except Exception:  # the view is a convenience; the commit itself has landed
                 log.exception("could not refresh the plain view of %s@%s", repo.label, branch)
             return commit
+
+    def _land(self, repo: Repo, branch: str, operations: list[Operation], title: str, message: str,
+              author: str, parent: str | None, commit_id: str | None, root: bool = False) -> Commit:
+        """Store the manifest, then move the branch by one conditional write (retried on a lost race)."""
+        for _ in range(50):
+            ref = self.read_ref(repo, "heads", branch)
+            if ref is None:
+                raise errors.revision_not_found(branch)
+            head_id, version = ref
+            if parent is not None and not head_id.startswith(parent.lower()):
+                raise errors.precondition_failed()
+            head = self.get_commit(repo, head_id)
+            if head is None:
+                raise errors.HubError(500, f"branch {branch} names a missing commit {head_id}")
+            new_id = commit_id or new_commit_id()
+            files = apply_operations(head.files, operations, new_id)
+            commit = Commit(new_id, [] if root else [head_id], title, message, [author], now_iso(), files)
+            self._store_commit(repo, commit)
+            try:
+                self._write_ref(repo, "heads", branch, commit.id, version)
+            except PreconditionFailed:
+                self._forget(repo, commit.id)  # never landed: leave no readable trace
+                if parent is not None:
+                    raise errors.precondition_failed() from None
+                continue  # another process moved the branch: rebase on its head and retry
+            return commit
+        raise errors.conflict("Cannot commit: the branch keeps moving; retry later")
 
     # -- blobs -----------------------------------------------------------------------------------
     def blob_key(self, repo: Repo, sha256: str) -> str:
@@ -285,50 +309,27 @@ class RepoStore:
     def put_blob(self, repo: Repo, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         if not self.has_blob(repo, sha):
-            self.storage.put(self.blob_key(repo, sha), data)
+            with self.gate(repo).shared():
+                self._require(repo, "ready", lifecycle.CREATING)  # never into a repo being deleted
+                self.storage.put(self.blob_key(repo, sha), data)
         return sha
 
     def put_blob_file(self, repo: Repo, sha256: str, path: str) -> None:
         if not self.has_blob(repo, sha256):
-            self.storage.put_file(self.blob_key(repo, sha256), path, move=True)
+            with self.gate(repo).shared():
+                self._require(repo)
+                self.storage.put_file(self.blob_key(repo, sha256), path, move=True)
 
     def open_blob(self, repo: Repo, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         return self.storage.open(self.blob_key(repo, sha256), start, end)
 
-    # -- plain views -----------------------------------------------------------------------------
+    # -- plain views (views.py) ------------------------------------------------------------------
     def view_prefix(self, repo: Repo, branch: str) -> str:
-        if branch == DEFAULT_BRANCH:
-            return repo.prefix
-        return f"{repo.internal}branches/{_ref_segment(branch)}/"
+        return views.view_prefix(repo, branch)
 
     def _view_state_key(self, repo: Repo, branch: str) -> str:
-        return f"{repo.internal}views/{_ref_segment(branch)}.json"
+        return views.view_state_key(repo, branch)
 
-    def sync_view(self, repo: Repo, branch: str) -> None:
-        """Make the plain files of ``branch`` match its head: copy changed blobs, drop removed paths."""
-        with self.lock(repo, branch):
-            ref = self.read_ref(repo, "heads", branch)
-            if ref is None:
-                return
-            target = self.get_commit(repo, ref[0])
-            if target is None:
-                return
-            state_key = self._view_state_key(repo, branch)
-            try:
-                shown = json.loads(self.storage.get(state_key))["commit"]
-            except NotFound:
-                shown = None
-            if shown == target.id:
-                return
-            before = self.get_commit(repo, shown) if shown else None
-            old_files = before.files if before else {}
-            prefix = self.view_prefix(repo, branch)
-            internal = repo.internal
-            present = {key[len(prefix) :] for key in self.storage.list(prefix) if not key.startswith(internal)}
-            for path in sorted(present - set(target.files)):  # first, so a file may replace a folder
-                self.storage.delete(prefix + path)
-            for path, entry in target.files.items():
-                old = old_files.get(path)
-                if path not in present or old is None or old.sha256 != entry.sha256:
-                    self.storage.copy(self.blob_key(repo, entry.sha256), prefix + path)
-            self.storage.put(state_key, json.dumps({"commit": target.id}).encode())
+    def sync_view(self, repo: Repo, branch: str, full: bool = False) -> None:
+        """Make the plain files of ``branch`` match its head (see views.py)."""
+        views.sync_view(self, repo, branch, full)

@@ -6,15 +6,28 @@ the same commit. SeaweedFS (4.x) and AWS S3 honour both; at start-up the backend
 store really refuses a second ``If-None-Match: *`` write and, if it does not, records it in
 ``conditional_writes`` (the server then warns that only one hub process may use the bucket, since
 its in-process locks are all that serialise commits).
+
+Uploads are received into a local spool folder of this process (see ``spool.py``) before they are
+stored; ``sweep_temp`` removes the spool folders of dead hub processes and aborts the multipart
+uploads a crash left unfinished under the hub's prefix (run at start-up: a neighbour hub on the
+same prefix with a >8 MB upload in flight at that moment has it fail, and its client retries).
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from reasoner.errors import UserError
+from reasoner.localhub.spool import Spool, sweep
 from reasoner.localhub.storage import CHUNK, NotFound, PreconditionFailed, Storage, check_key
+
+log = logging.getLogger(__name__)
+SPOOL_FOLDER = "reasoner-localhub"  # under the system temp folder ($TMPDIR)
+MAX_KEY_BYTES = 1024  # S3's limit
 
 
 class S3Storage(Storage):
@@ -27,7 +40,8 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
-        self.description = f"s3://{bucket}/{self.prefix}".rstrip("/") + (f" at {endpoint_url}" if endpoint_url else "")
+        where = f" (S3 endpoint {endpoint_url})" if endpoint_url else ""
+        self.description = f"s3://{bucket}/{self.prefix}".rstrip("/") + where
         self.s3 = client or boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -56,10 +70,31 @@ class S3Storage(Storage):
                 f"cannot reach the S3 endpoint {endpoint_url or '(default)'}: {error}; check --s3-endpoint"
             ) from None
         self.conditional_writes = self._probe_conditional_writes()
+        self._spool_base = Path(tempfile.gettempdir()) / SPOOL_FOLDER
+        self._spool = Spool(self._spool_base)
+
+    def temp_dir(self) -> str:
+        return str(self._spool.path)
+
+    def sweep_temp(self) -> list[str]:
+        removed = sweep(self._spool_base)
+        base = self.prefix + "/" if self.prefix else ""
+        try:
+            pages = self.s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=base)
+            for page in pages:
+                for upload in page.get("Uploads", []) or []:
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    removed.append(f"s3://{self.bucket}/{upload['Key']} (unfinished multipart upload)")
+        except self._client_error as error:  # a store without the multipart listing: nothing to abort
+            log.warning("could not list unfinished multipart uploads: %s", self._code(error) or error)
+        return removed
 
     def _key(self, key: str) -> str:
         check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        if len(full.encode()) > MAX_KEY_BYTES:
+            raise ValueError(f"storage key longer than {MAX_KEY_BYTES} bytes: {full[:80]!r}...")
+        return full
 
     def _code(self, error) -> str:
         return str(error.response.get("Error", {}).get("Code", ""))

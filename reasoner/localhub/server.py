@@ -19,14 +19,18 @@ from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from reasoner.localhub import faults
 from reasoner.localhub.auth import Token, TokenBook, parse_token_arg
-from reasoner.localhub.transport import make_handler
+from reasoner.localhub.backends import open_storage
 from reasoner.localhub.lfs import UrlSigner
 from reasoner.localhub.metrics import Metrics
 from reasoner.localhub.moves import recover_moves
+from reasoner.localhub.paths import Repo, repo_from_id
+from reasoner.localhub.recovery import recover
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.routes import HubApp
-from reasoner.localhub.storage import Storage, open_storage
+from reasoner.localhub.storage import Storage
+from reasoner.localhub.transport import make_handler
 from reasoner.localhub.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,7 @@ class HubServer:
             tokens = TokenBook(parse_token_arg(t) if isinstance(t, str) else t for t in tokens or ())
         self.tokens = tokens
         self.store = RepoStore(self.storage)
+        self.recovery = recover(self.store)  # before any request: finish or undo what a crash cut short
         recover_moves(self.store)  # moves a stopped server left half done: finished or rolled back
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
@@ -84,10 +89,8 @@ class HubServer:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
-    def store_repo(self, repo_type: str, repo_id: str):
+    def store_repo(self, repo_type: str, repo_id: str) -> Repo:
         """The Repo object for ``repo_type``/``repo_id``, to inspect ``self.store`` directly."""
-        from reasoner.localhub.paths import repo_from_id
-
         return repo_from_id(repo_type, repo_id)
 
     def _track(self, connection: socket.socket, opened: bool) -> None:
@@ -107,6 +110,7 @@ class HubServer:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="localhub", daemon=True
         )
+        faults.arm(self.storage)
         self._thread.start()
         log.info("localhub serving %s at %s", self.storage.description, self.url)
         return self

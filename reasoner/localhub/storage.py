@@ -4,6 +4,11 @@ Everything the hub keeps is an object under a key (``models/org/name/config.json
 is the small common ground of a folder and an S3 bucket. The only write with a condition is
 ``put_if``, used for the tiny ref objects that make a commit visible; every other object is either
 immutable (blobs and commit manifests, named by their content or id) or a disposable view.
+
+Durability: ``put``, ``put_file`` and ``put_if`` must survive a power loss once they return (refs,
+manifests, blobs and the journal are written with them); ``copy`` is used only for the plain view,
+which start-up recovery can rebuild, so it need not. A folder fsyncs the file and its folder; S3
+answers a PUT once the object is stored.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
-from reasoner.errors import UserError
+from reasoner.localhub.spool import Spool, sweep
 
 CHUNK = 1024 * 1024
 
@@ -103,6 +108,10 @@ class Storage(ABC):
         names = {key[len(prefix) :].split("/", 1)[0] for key in self.list(prefix) if "/" in key[len(prefix) :]}
         yield from sorted(names)
 
+    def sweep_temp(self) -> list[str]:
+        """Remove temporary data left by hub processes that died (partial uploads); returns what went."""
+        return []
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could leave the store root: defence in depth behind the HTTP checks."""
@@ -113,31 +122,53 @@ def check_key(key: str) -> str:
 
 
 class LocalStorage(Storage):
-    """A folder is the bucket: ``<root>/<key>``. Writes go to ``<root>/.tmp`` then rename into place.
+    """A folder is the bucket: ``<root>/<key>``. Writes go to ``<root>/.tmp/spool-*`` then rename into place.
 
     ``put_if`` holds an ``fcntl`` lock on ``<root>/.locks/<hash of key>`` while it compares and
-    writes, so it is atomic across threads and processes on one host.
+    writes, so it is atomic across threads and processes on one host. With ``durable`` (the
+    default) every ``put``/``put_file``/``put_if`` fsyncs the file before the rename and the folder
+    after it, so what a client was told is stored survives a power loss.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, durable: bool = True) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
         self._tmp = self.root / ".tmp"
         self._locks = self.root / ".locks"
         self._tmp.mkdir(exist_ok=True)
         self._locks.mkdir(exist_ok=True)
+        self._spool = Spool(self._tmp)
         self.description = str(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     def _tmpfile(self) -> Path:
-        return self._tmp / uuid.uuid4().hex
+        return self._spool.path / uuid.uuid4().hex
 
-    def _install(self, tmp: Path, key: str) -> None:
+    def _make_parents(self, folder: Path, durable: bool) -> None:
+        missing = []
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            if durable:
+                _fsync_folder(path.parent)
+
+    def _install(self, tmp: Path, key: str, durable: bool) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        try:
+            self._make_parents(target.parent, durable)
+            if durable:
+                _fsync_file(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed write leaves nothing in the spool
+            raise
+        if durable:
+            _fsync_folder(target.parent)
 
     def get(self, key: str) -> bytes:
         try:
@@ -153,11 +184,13 @@ class LocalStorage(Storage):
         return _read_chunks(handle, start, end)
 
     def put(self, key: str, data: bytes) -> None:
+        self._path(key)  # refuse a bad key before writing anything
         tmp = self._tmpfile()
         tmp.write_bytes(data)
-        self._install(tmp, key)
+        self._install(tmp, key, self.durable)
 
     def put_file(self, key: str, path: str, move: bool = False) -> None:
+        self._path(key)
         tmp = self._tmpfile()
         if move:
             try:
@@ -166,15 +199,17 @@ class LocalStorage(Storage):
                 shutil.copyfile(path, tmp)
         else:
             shutil.copyfile(path, tmp)
-        self._install(tmp, key)
+        self._install(tmp, key, self.durable)
 
     def copy(self, src: str, dst: str) -> None:
+        self._path(dst)
         tmp = self._tmpfile()
         try:
             shutil.copyfile(self._path(src), tmp)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            tmp.unlink(missing_ok=True)
             raise NotFound(src) from None
-        self._install(tmp, dst)
+        self._install(tmp, dst, durable=False)  # copies make the plain view: rebuilt at start-up
 
     def list(self, prefix: str) -> Iterator[str]:
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
@@ -198,8 +233,10 @@ class LocalStorage(Storage):
             path.unlink()
         except (FileNotFoundError, NotADirectoryError):
             return
+        self._drop_empty_parents(path.parent)
+
+    def _drop_empty_parents(self, parent: Path) -> None:
         # Drop emptied folders so the plain view of a repo does not keep ghosts of deleted paths.
-        parent = path.parent
         while parent != self.root:
             try:
                 parent.rmdir()
@@ -210,13 +247,7 @@ class LocalStorage(Storage):
     def delete_prefix(self, prefix: str) -> None:
         if prefix.endswith("/") and (self.root / check_key(prefix.rstrip("/"))).is_dir():
             shutil.rmtree(self.root / prefix.rstrip("/"), ignore_errors=True)
-            parent = (self.root / prefix.rstrip("/")).parent
-            while parent != self.root:
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
-                parent = parent.parent
+            self._drop_empty_parents((self.root / prefix.rstrip("/")).parent)
             return
         super().delete_prefix(prefix)
 
@@ -251,7 +282,15 @@ class LocalStorage(Storage):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def temp_dir(self) -> str:
-        return str(self._tmp)
+        return str(self._spool.path)
+
+    def sweep_temp(self) -> list[str]:
+        removed = sweep(self._tmp)
+        for stray in self._tmp.iterdir():  # loose files of hub versions that wrote straight into .tmp
+            if stray.is_file():
+                stray.unlink(missing_ok=True)
+                removed.append(str(stray))
+        return removed
 
     def list_folders(self, prefix: str) -> Iterator[str]:
         folder = self.root / check_key(prefix.rstrip("/")) if prefix.strip("/") else self.root
@@ -260,6 +299,22 @@ class LocalStorage(Storage):
         except (FileNotFoundError, NotADirectoryError):
             return
         yield from (name for name in entries if folder != self.root or name not in (".tmp", ".locks"))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_chunks(handle, start: int, end: int | None) -> Iterator[bytes]:
@@ -273,18 +328,3 @@ def _read_chunks(handle, start: int, end: int | None) -> Iterator[bytes]:
             if remaining is not None:
                 remaining -= len(chunk)
             yield chunk
-
-
-def open_storage(spec: str, s3_endpoint: str | None = None) -> Storage:
-    """``DIR`` gives a LocalStorage, ``s3://BUCKET[/prefix]`` an S3Storage (credentials from the AWS env vars)."""
-    if spec.startswith("s3://"):
-        from reasoner.localhub.s3storage import S3Storage
-
-        rest = spec[len("s3://") :].strip("/")
-        if not rest:
-            raise UserError(f"--storage {spec!r} names no bucket: use s3://BUCKET or s3://BUCKET/prefix")
-        bucket, _, prefix = rest.partition("/")
-        return S3Storage(bucket, prefix=prefix, endpoint_url=s3_endpoint)
-    if "://" in spec:
-        raise UserError(f"--storage {spec!r} is neither a folder nor s3://BUCKET[/prefix]")
-    return LocalStorage(spec)

@@ -80,36 +80,36 @@ class Upstream:
         while page:
             items, page = self._json(page)
             entries.extend(item for item in items if item.get("type") == "file")
-        operations = []
-        for entry in entries:
-            path = file_path(entry["path"])
-            is_lfs = bool(entry.get("lfs"))
-            sha256, size = self._download(repo, sha, path)
-            oid = lfs_pointer_oid(sha256, size) if is_lfs else None
-            if oid is None:
-                oid = self._regular_oid(repo, sha256)
-            operations.append(AddFile(path, sha256, size, is_lfs, oid))
-        if ".gitattributes" not in {op.path for op in operations}:
-            operations.append(DeleteFile(".gitattributes"))  # keep exactly the upstream's file set
-        self.store.create_repo(repo, private=bool(info.get("private")), author="upstream")
+        downloads = []  # (path, lfs, sha256, size, temp file): stored once the repo exists
         try:
-            self.store.commit(
-                repo,
-                "main",
-                operations,
-                title=f"Mirror of {self.url} {repo.label}@{sha}",
-                message="",
-                author="upstream",
-                commit_id=sha if is_commit_id(sha) else None,
-            )
-        except BaseException:
-            self.store.delete_repo(repo)  # no half-mirrored repo: the next request tries again
-            raise
+            for entry in entries:
+                downloads.append((file_path(entry["path"]), bool(entry.get("lfs")), *self._download(repo, sha, entry)))
+            self.store.create_repo(repo, private=bool(info.get("private")), author="upstream")
+            try:
+                operations = self._store_blobs(repo, downloads)
+                self.store.commit(
+                    repo,
+                    "main",
+                    operations,
+                    title=f"Mirror of {self.url} {repo.label}@{sha}",
+                    message="",
+                    author="upstream",
+                    commit_id=sha if is_commit_id(sha) else None,
+                )
+            except BaseException:
+                self.store.delete_repo(repo)  # no half-mirrored repo: the next request tries again
+                raise
+        finally:
+            for *_, tmp in downloads:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         self.mirrored.append(repo.label)
-        log.info("mirrored %s from %s (%d files)", repo.label, self.url, len(operations))
+        log.info("mirrored %s from %s (%d files)", repo.label, self.url, len(downloads))
         return True
 
-    def _download(self, repo: Repo, sha: str, path: str) -> tuple[str, int]:
+    def _download(self, repo: Repo, sha: str, entry: dict) -> tuple[str, int, str]:
+        """One file into a temp file: (sha256, size, temp path)."""
+        path = file_path(entry["path"])
         url = f"{self.url}/{URL_PREFIXES[repo.type]}{repo.id}/resolve/{sha}/{quote(path)}"
         digest = hashlib.sha256()
         size = 0
@@ -120,12 +120,20 @@ class Upstream:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-            sha256 = digest.hexdigest()
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return digest.hexdigest(), size, tmp
+
+    def _store_blobs(self, repo: Repo, downloads: list) -> list:
+        operations: list = []
+        for path, is_lfs, sha256, size, tmp in downloads:
             self.store.put_blob_file(repo, sha256, tmp)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return sha256, size
+            oid = lfs_pointer_oid(sha256, size) if is_lfs else self._regular_oid(repo, sha256)
+            operations.append(AddFile(path, sha256, size, is_lfs, oid))
+        if ".gitattributes" not in {op.path for op in operations}:
+            operations.append(DeleteFile(".gitattributes"))  # keep exactly the upstream's file set
+        return operations
 
     def _regular_oid(self, repo: Repo, sha256: str) -> str:
         data = b"".join(self.store.open_blob(repo, sha256))

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from reasoner.errors import UserError
-from reasoner.localhub.storage import LocalStorage, NotFound, PreconditionFailed, open_storage
+from reasoner.localhub.backends import open_storage
+from reasoner.localhub.storage import LocalStorage, NotFound, PreconditionFailed
 
 
 def test_put_get_size_exists_delete(storage):
