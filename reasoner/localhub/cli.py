@@ -57,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
         hub.start()
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
-    print(f"localhub: serving {hub.storage.description} at {hub.url}", flush=True)
+    print(f"localhub: storage {hub.storage.description}", flush=True)
     if book.open:
         print("localhub: no tokens: open to every reader and writer", flush=True)
         print(
@@ -78,6 +78,9 @@ def _serve(args: argparse.Namespace) -> int:
         print("localhub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
     if args.upstream:
         print(f"localhub: mirroring missing repos from {args.upstream}", flush=True)
+    # The URL alone on the last line: the address clients use (HF_ENDPOINT), never the storage's.
+    print("localhub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
+    print(hub.url, flush=True)
 
     def _stop(signum, frame) -> None:
         threading.Thread(target=hub.stop, daemon=True).start()

@@ -39,7 +39,7 @@ class Served:
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(self.process.stdout, self.out, True), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.process.stderr, self.err, False), daemon=True).start()
-        self.url = self.wait_for(r"serving .* at (http://\S+)").group(1)
+        self.url = self.wait_for(r"^(http://\S+)$").group(1)
 
     def _pump(self, stream, sink: list[str], lines: bool) -> None:
         for line in stream:
@@ -58,7 +58,7 @@ class Served:
                 break
             if line is None:
                 break
-            if match := re.search(pattern, line):
+            if match := re.search(pattern, line.rstrip("\n")):
                 return match
         self.process.kill()
         pytest.fail(f"serve never printed {pattern!r}: {''.join(self.out)}{''.join(self.err)}")
