@@ -5,6 +5,10 @@ counted by route kind (download / upload / api), by repo, by client (the ``X-Rea
 header, else the remote address) and by user agent. The log never holds the Authorization header
 nor query strings (an LFS upload URL carries a signature in its query). Processes that cannot add
 a header (e.g. libraries calling huggingface_hub for you) are named by ``HF_HUB_USER_AGENT_ORIGIN``.
+
+Memory is bounded whatever clients send: a key (user agent, client name, repo) is cut to
+``MAX_KEY_CHARS``, and each grouping keeps at most ``MAX_KEYS`` distinct keys; requests of further
+keys are counted under ``OTHER``. The request log cuts the user agent the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+MAX_KEYS = 1000  # distinct keys per grouping (by_user_agent, by_client, by_repo, ...)
+MAX_KEY_CHARS = 256
+OTHER = "(other)"
 CLIENT_HEADER = "X-Reasoner-Client"
 PID_HEADER = "X-Reasoner-Pid"
 _ORIGIN = re.compile(r"(?:^|;)\s*origin/([^;]+)")
@@ -82,7 +89,16 @@ class Metrics:
         }
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None  # noqa: SIM115
 
+    def _group(self, name: str, key: str) -> dict[str, int]:
+        groups = self._groups[name]
+        key = key[:MAX_KEY_CHARS]
+        if key not in groups and len(groups) >= MAX_KEYS:
+            key = OTHER
+        return groups[key]
+
     def record(self, record: RequestRecord) -> None:
+        record.user_agent = record.user_agent[:MAX_KEY_CHARS]
+        record.client = record.client[:MAX_KEY_CHARS]
         keys = {
             "by_kind": record.kind,
             "by_repo": record.repo,
@@ -91,7 +107,7 @@ class Metrics:
             "by_status": str(record.status),
         }
         with self._lock:
-            for bucket in [self._total] + [self._groups[g][k] for g, k in keys.items() if k]:
+            for bucket in [self._total] + [self._group(g, k) for g, k in keys.items() if k]:
                 bucket["requests"] += 1
                 bucket["bytes_sent"] += record.bytes_sent
                 bucket["bytes_received"] += record.bytes_received

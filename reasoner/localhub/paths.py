@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from reasoner.localhub.errors import HubError, bad_request
 
@@ -22,6 +23,8 @@ RESERVED_ORGS = {"api", "datasets", "spaces", "models", "_lfs", INTERNAL}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SEGMENT_BYTES = 255  # one name in a path (UTF-8): the limit of ext4, xfs, btrfs, ...
+MAX_REF_KEY_BYTES = 240  # a branch or tag name, percent-quoted into one storage name
 
 
 def is_commit_id(revision: str) -> bool:
@@ -111,6 +114,12 @@ def file_path(path: str) -> str:
         raise bad_request(f"Invalid path in repo {path!r}: the {parts[0]}/ folder is reserved")
     if len(path) > 1024:
         raise bad_request("Invalid path in repo: longer than 1024 characters")
+    for part in parts:
+        if len(part.encode()) > MAX_SEGMENT_BYTES:
+            raise bad_request(
+                f"Invalid path in repo {path[:60]!r}...: a file or folder name is longer than {MAX_SEGMENT_BYTES} "
+                "bytes (what file systems allow); shorten it"
+            )
     return path
 
 
@@ -137,4 +146,6 @@ def branch_name(name: str) -> str:
         or is_commit_id(name)
     ):
         raise bad_request(f"Invalid reference for a branch or tag: {name!r}")
+    if len(quote(name, safe="")) > MAX_REF_KEY_BYTES:
+        raise bad_request(f"Invalid reference for a branch or tag: {name[:40]!r}... is too long; shorten it")
     return name

@@ -7,16 +7,17 @@ computed from one resolved commit manifest, so a listing or a download never mix
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from reasoner.localhub import errors
 from reasoner.localhub.cards import CardReader
 from reasoner.localhub.commits import Commit, FileEntry
 from reasoner.localhub.errors import HubError
+from reasoner.localhub.limits import MAX_JSON_BODY
+from reasoner.localhub.lookup import path_index, paths_request
 from reasoner.localhub.paths import Repo, file_path, folder_path
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
@@ -72,7 +73,7 @@ class ReadRoutes:
         return item
 
     def _folder_json(self, repo: Repo, path: str, files: dict[str, FileEntry], expand: bool) -> dict:
-        inside = sorted((p, e) for p, e in files.items() if p.startswith(path + "/"))
+        inside = [(p, files[p]) for p in path_index(files).under(path)]
         oid = hashlib.sha1("\n".join(f"{p} {e.oid}" for p, e in inside).encode()).hexdigest()
         item: dict = {"type": "directory", "oid": oid, "size": 0, "path": path}
         if expand:
@@ -131,30 +132,17 @@ class ReadRoutes:
     def paths_info(self, req: Request, repo: Repo, revision: str | None) -> Response:
         self._readable(req, repo)
         commit = self.store.resolve(repo, revision)
-        content_type = (req.headers.get("Content-Type") or "").lower()
-        raw = req.body.read_all()
-        if "json" in content_type:
-            try:
-                data = json.loads(raw or b"{}")
-            except ValueError:
-                raise errors.bad_request("Request body is not valid JSON") from None
-            paths = data.get("paths", []) if isinstance(data, dict) else []
-            expand = str(data.get("expand", "")).lower() in ("1", "true") if isinstance(data, dict) else False
-        else:
-            form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-            paths = form.get("paths", [])
-            expand = (form.get("expand", [""])[0]).lower() in ("1", "true")
-        if isinstance(paths, str):
-            paths = [paths]
+        paths, expand = paths_request(req.body.read_all(MAX_JSON_BODY), req.headers.get("Content-Type") or "")
         out = []
         files = commit.files
+        index = path_index(files)
         for raw_path in paths:
-            path = folder_path(str(raw_path))
+            path = folder_path(raw_path)
             if not path:
                 continue
             if path in files:
                 out.append(self._file_json(repo, path, files[path], expand))
-            elif any(p.startswith(path + "/") for p in files):
+            elif index.is_folder(path):
                 out.append(self._folder_json(repo, path, files, expand))
         return json_response(out)
 

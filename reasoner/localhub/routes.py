@@ -32,16 +32,17 @@ Every route that touches a repo goes through ``_readable`` or ``_writable`` (per
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from urllib.parse import unquote
 
 from reasoner.localhub import errors, permissions
 from reasoner.localhub.auth import Principal, TokenBook
+from reasoner.localhub.card_yaml import metadata_errors
 from reasoner.localhub.cards import CardReader
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.lfs import UrlSigner
+from reasoner.localhub.limits import MAX_CARD_BODY
 from reasoner.localhub.listing import ListingRoutes
 from reasoner.localhub.metrics import Metrics
 from reasoner.localhub.moves import MoveRoutes
@@ -217,17 +218,7 @@ class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
         return json_response(self.metrics.snapshot())
 
     def validate_yaml(self, req: Request) -> Response:
-        data = req.body.json()
-        content = data.get("content", "") if isinstance(data, dict) else ""
-        match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content or "", re.S)
-        if match:
-            import yaml
-
-            try:
-                meta = yaml.safe_load(match.group(1))
-            except yaml.YAMLError as error:
-                message = " ".join(str(error).split())
-                return json_response({"errors": [{"message": f"Invalid YAML: {message}"}]}, 400)
-            if meta is not None and not isinstance(meta, dict):
-                return json_response({"errors": [{"message": "The metadata must be a YAML mapping"}]}, 400)
+        problems = metadata_errors(req.body.json(MAX_CARD_BODY))
+        if problems:
+            return json_response({"errors": [{"message": message} for message in problems]}, 400)
         return json_response({"errors": [], "warnings": []})

@@ -49,6 +49,8 @@ class HubServer:
     ``upstream``: an HF-compatible endpoint to mirror missing repos from (``upstream_token`` if it
     needs one). ``request_log``: a JSONL file, one line per request. ``port=0`` picks a free port.
     ``xet=False`` serves the LFS protocol only (clients then need ``HF_HUB_DISABLE_XET=1`` to upload).
+    ``legacy_send``: answer as hubs before the keep-alive fix did (headers and body in separate writes,
+    Nagle on); internal, for ``bench/hub_latency.py`` only.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class HubServer:
         s3_endpoint: str | None = None,
         tree_page_size: int = 1000,
         xet: bool = True,
+        legacy_send: bool = False,
     ) -> None:
         self.storage = storage if isinstance(storage, Storage) else open_storage(str(storage), s3_endpoint)
         if not isinstance(tokens, TokenBook):  # Token objects or "NAME=TOKEN:ROLE" strings
@@ -82,6 +85,7 @@ class HubServer:
             tree_page_size=tree_page_size,
             xet=xet,
         )
+        self._legacy_send = legacy_send
         self._host, self._port = host, port
         self._httpd: _Server | None = None
         self._bound_port: int | None = None
@@ -104,7 +108,7 @@ class HubServer:
         """Bind, then serve in a daemon thread; returns once the socket is listening."""
         if self._httpd is not None:
             return self
-        handler = make_handler(self.app, self.metrics, self._track)
+        handler = make_handler(self.app, self.metrics, self._track, legacy_send=self._legacy_send)
         self._httpd = _Server((self._host, self._port), handler)
         self._bound_port = self._httpd.server_address[1]
         self._thread = threading.Thread(

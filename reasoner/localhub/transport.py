@@ -1,8 +1,14 @@
-"""HTTP plumbing on the standard library: request bodies (sized or chunked), streamed answers, metrics.
+"""HTTP plumbing on the standard library: requests, streamed answers, metrics.
 
 Kept apart from the routes so that the hub logic sees plain ``Request``/``Response`` objects.
 HTTP/1.1 keep-alive is on (the clients pool connections); a request whose body was not read to
 its end closes the connection, so leftover bytes can never be taken for the next request.
+
+Latency on kept-alive connections: an answer's headers and the start of its body leave in one
+``send`` on a socket with ``TCP_NODELAY``. Written separately with Nagle's algorithm on, the body
+waited for the client's delayed ACK of the headers: ~40 ms per request on Linux, paid by every
+call of a pooled client (huggingface_hub pools). ``legacy_send`` restores that behaviour, only so
+that ``bench/hub_latency.py`` can measure both in one run.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,89 +26,11 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from reasoner.localhub.body import BodyReader
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.metrics import Metrics, RequestRecord, client_of, pid_of
 
 log = logging.getLogger(__name__)
-
-
-class BodyReader:
-    """The request body, read once, from a Content-Length or a chunked transfer encoding."""
-
-    def __init__(self, stream, headers: Message) -> None:
-        self._stream = stream
-        self.received = 0
-        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
-        length = headers.get("Content-Length")
-        try:
-            self._remaining = int(length) if length is not None and not self.chunked else None
-        except ValueError:
-            raise HubError(400, "Invalid Content-Length") from None
-        if self._remaining is not None and self._remaining < 0:
-            raise HubError(400, "Invalid Content-Length")
-        self._chunk_left = 0
-        self.done = not self.chunked and not self._remaining
-
-    def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
-        while not self.done:
-            data = self._read_some(size)
-            if data:
-                yield data
-
-    def _read_some(self, size: int) -> bytes:
-        if not self.chunked:
-            data = self._stream.read(min(size, self._remaining))
-            if not data:
-                raise HubError(400, "Request body ended early")
-            self._remaining -= len(data)
-            self.received += len(data)
-            self.done = self._remaining == 0
-            return data
-        if self._chunk_left == 0:
-            line = self._stream.readline(1024)
-            try:
-                self._chunk_left = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise HubError(400, "Invalid chunked body") from None
-            if self._chunk_left == 0:
-                while self._stream.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                self.done = True
-                return b""
-        data = self._stream.read(min(size, self._chunk_left))
-        if not data:
-            raise HubError(400, "Request body ended early")
-        self._chunk_left -= len(data)
-        self.received += len(data)
-        if self._chunk_left == 0:
-            self._stream.readline(16)  # CRLF after each chunk
-        return data
-
-    def read_all(self, limit: int = 64 * 1024 * 1024) -> bytes:
-        parts, total = [], 0
-        for chunk in self.chunks():
-            total += len(chunk)
-            if total > limit:
-                raise HubError(413, f"Request body larger than {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
-
-    def json(self) -> object:
-        raw = self.read_all()
-        try:
-            return json.loads(raw or b"{}")
-        except ValueError:
-            raise HubError(400, "Request body is not valid JSON") from None
-
-    def lines(self) -> Iterator[bytes]:
-        """Lines of an x-ndjson body, streamed."""
-        buffer = b""
-        for chunk in self.chunks():
-            buffer += chunk
-            *complete, buffer = buffer.split(b"\n")
-            yield from (line for line in complete if line.strip())
-        if buffer.strip():
-            yield buffer
 
 
 @dataclass
@@ -153,7 +83,12 @@ def error_response(error: HubError) -> Response:
     return json_response({"error": error.message}, error.status, headers)
 
 
-def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Callable | None = None):
+COALESCE_LIMIT = 256 * 1024  # bodies up to this size leave in the same write as the headers
+
+
+def make_handler(
+    app: Callable[[Request], Response], metrics: Metrics, track: Callable | None = None, legacy_send: bool = False
+):
     """A BaseHTTPRequestHandler class bound to ``app`` (Request -> Response) and ``metrics``."""
 
     class HubRequestHandler(BaseHTTPRequestHandler):
@@ -163,6 +98,8 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
 
         def setup(self) -> None:
             super().setup()
+            if not legacy_send:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if track is not None:
                 track(self.connection, True)
 
@@ -201,9 +138,10 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
             except HubError as error:  # the body could not even be framed
                 response = error_response(error)
                 self.close_connection = True
-            except Exception as error:  # a bug or a storage failure: answer 500, keep serving
-                log.exception("error while serving %s %s", self.command, split.path)
-                response = error_response(HubError(500, f"Internal error: {type(error).__name__}: {error}"))
+            except Exception:  # a bug or a storage failure: answer 500 (no internals), keep serving
+                reference = uuid.uuid4().hex[:12]
+                log.exception("error %s while serving %s %s", reference, self.command, split.path)
+                response = error_response(HubError(500, f"Internal error (reference {reference} in the hub's log)"))
             if request is not None and not request.body.done:
                 self.close_connection = True  # unread body bytes must not become the next request
             try:
@@ -225,23 +163,41 @@ def make_handler(app: Callable[[Request], Response], metrics: Metrics, track: Ca
                 self.close_connection = True
             if self.close_connection:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            sent = 0
-            if self.command == "HEAD":
+            if legacy_send:
+                self.end_headers()
+                head = b""
+            else:
+                self._headers_buffer.append(b"\r\n")
+                head, self._headers_buffer = b"".join(self._headers_buffer), []
+            if self.command == "HEAD" or (isinstance(body, bytes) and (not body or len(body) <= COALESCE_LIMIT)):
+                data = b"" if self.command == "HEAD" else body
+                if head or data:
+                    self.wfile.write(head + data)
                 if not isinstance(body, bytes):
                     getattr(body, "close", lambda: None)()
-                return 0
-            if isinstance(body, bytes):
-                self.wfile.write(body)
-                return len(body)
+                return len(data)
+            return self._stream(head, [body] if isinstance(body, bytes) else body)
+
+        def _stream(self, head: bytes, body) -> int:
+            """Write ``head`` with the first chunk of ``body``, then the rest; returns the body bytes sent."""
+            sent = 0
             try:
                 for chunk in body:
-                    self.wfile.write(chunk)
+                    if head and len(chunk) <= COALESCE_LIMIT:
+                        chunk_out = head + chunk
+                    else:
+                        if head:
+                            self.wfile.write(head)
+                        chunk_out = chunk
+                    self.wfile.write(chunk_out)
+                    head = b""
                     sent += len(chunk)
+                if head:
+                    self.wfile.write(head)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
             except Exception:
-                # Headers are gone already: closing the connection early is how the client learns.
+                # Headers may be gone already: closing the connection early is how the client learns.
                 self.close_connection = True
                 log.exception("stream of %s broke after %d bytes", self.path.split("?")[0], sent)
             finally:

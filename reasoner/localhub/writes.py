@@ -10,23 +10,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
-import re
 import tempfile
 from urllib.parse import unquote
 
 from reasoner.localhub import errors, permissions
-from reasoner.localhub.commits import AddFile, DeleteFile, DeleteFolder, git_blob_oid, lfs_pointer
+from reasoner.localhub.commit_body import SHA256 as _SHA256
+from reasoner.localhub.commit_body import parse_commit
+from reasoner.localhub.commits import git_blob_oid
 from reasoner.localhub.errors import HubError
+from reasoner.localhub.limits import MAX_COMMIT_BODY, MAX_COMMIT_LINE
 from reasoner.localhub.lfs import UrlSigner, upload_mode
 from reasoner.localhub.metrics import client_of, pid_of
 from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-MAX_REGULAR_FILE = 64 * 1024 * 1024  # a regular file travels base64 in the commit body
 
 
 class WriteRoutes:
@@ -175,13 +174,19 @@ class WriteRoutes:
         req.client, req.pid = client or None, pid or None
         if self.store.meta(repo) is None:
             raise errors.repo_not_found(repo.id)
+        oversized = errors.bad_request(f"Upload is larger than the {size} bytes this URL was signed for")
+        if req.body.declared is not None and req.body.declared != size:
+            raise oversized if req.body.declared > size else errors.bad_request(
+                f"Upload is smaller than the {size} bytes this URL was signed for")
         digest, received = hashlib.sha256(), 0
         fd, tmp = tempfile.mkstemp(dir=self.store.storage.temp_dir())
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in req.body.chunks():
-                    digest.update(chunk)
+                for chunk in req.body.chunks(min(size + 1, 1024 * 1024) or 1):
                     received += len(chunk)
+                    if received > size:  # a chunked body may not say its size: stop at the signed one
+                        raise oversized
+                    digest.update(chunk)
                     out.write(chunk)
             if received != size or digest.hexdigest() != oid:
                 raise errors.bad_request(
@@ -201,39 +206,15 @@ class WriteRoutes:
         branch = self._branch_for_write(revision)
         if self.store.read_ref(repo, "heads", branch) is None:
             raise errors.revision_not_found(branch)
-        header: dict | None = None
-        operations = []
-        for line in req.body.lines():
-            try:
-                item = json.loads(line)
-                key, value = item["key"], item["value"]
-            except (ValueError, KeyError, TypeError):
-                raise errors.bad_request("commit body must be x-ndjson lines of {key, value}") from None
-            if key == "header":
-                header = value if isinstance(value, dict) else {}
-            elif key == "file":
-                operations.append(self._regular_file(repo, value))
-            elif key == "lfsFile":
-                operations.append(self._lfs_file(repo, value))
-            elif key == "deletedFile":
-                operations.append(DeleteFile(file_path(str(value.get("path", "")))))
-            elif key == "deletedFolder":
-                operations.append(DeleteFolder(file_path(str(value.get("path", "")).rstrip("/"))))
-            else:
-                raise errors.bad_request(f"Unknown commit operation {key!r}")
-        if header is None:
-            raise errors.bad_request("commit body needs a header line with summary")
-        parent = header.get("parentCommit") or None
-        if parent is not None and not re.fullmatch(r"[0-9a-fA-F]{4,40}", str(parent)):
-            raise errors.bad_request(f"Invalid parentCommit {parent!r}")
+        body = parse_commit(req.body.lines(MAX_COMMIT_LINE, MAX_COMMIT_BODY), self.store, repo)
         commit = self.store.commit(
             repo,
             branch,
-            operations,
-            title=str(header.get("summary") or "Upload files"),
-            message=str(header.get("description") or ""),
+            body.operations,
+            title=body.summary,
+            message=body.description,
             author=principal.name,
-            parent=parent,
+            parent=body.parent,
         )
         req.revision = branch
         return json_response(
@@ -245,28 +226,3 @@ class WriteRoutes:
                 "pullRequestUrl": None,
             }
         )
-
-    def _regular_file(self, repo: Repo, value: dict) -> AddFile:
-        path = file_path(str(value.get("path", "")))
-        if value.get("encoding", "base64") != "base64":
-            raise errors.bad_request(f"{path}: only base64 encoding is supported")
-        try:
-            data = base64.b64decode(value.get("content") or "", validate=True)
-        except (binascii.Error, ValueError):
-            raise errors.bad_request(f"{path}: content is not valid base64") from None
-        if len(data) > MAX_REGULAR_FILE:
-            raise errors.bad_request(f"{path}: regular files are limited to {MAX_REGULAR_FILE} bytes; use LFS")
-        sha = self.store.put_blob(repo, data)
-        return AddFile(path, sha, len(data), False, git_blob_oid(data))
-
-    def _lfs_file(self, repo: Repo, value: dict) -> AddFile:
-        path = file_path(str(value.get("path", "")))
-        oid = str(value.get("oid", ""))
-        if value.get("algo", "sha256") != "sha256" or not _SHA256.fullmatch(oid):
-            raise errors.bad_request(f"{path}: lfsFile needs algo sha256 and a sha256 oid")
-        size = self.store.blob_size(repo, oid)
-        if size is None:
-            raise errors.bad_request(f"{path}: LFS object {oid} was never uploaded; upload it before committing")
-        if value.get("size") is not None and int(value["size"]) != size:
-            raise errors.bad_request(f"{path}: LFS object {oid} has {size} bytes, not {value['size']}")
-        return AddFile(path, oid, size, True, git_blob_oid(lfs_pointer(oid, size)))
