@@ -63,7 +63,7 @@ def create_repo(store: RepoStore, repo: Repo, private: bool, author: str) -> Rep
     """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does."""
     with store.gate(repo).exclusive():
         found = store.record(repo)
-        if found is not None and not found[0].get("state"):
+        if found is not None and not found[0].get("state") and not _is_stub(store, repo):
             raise errors.conflict(f"You already created this {repo.type} repo: {repo.id}")
         if found is not None:  # hidden remains of a create or delete that stopped half way
             remove(store, repo)
@@ -97,6 +97,11 @@ def _initial_commit(store: RepoStore, repo: Repo, author: str, date: str) -> Non
     store.journal.begin(Intent("view", repo, DEFAULT_BRANCH))
     store._write_ref(repo, "heads", DEFAULT_BRANCH, commit.id, None)
     store.sync_view(repo, DEFAULT_BRANCH)
+
+
+def _is_stub(store: RepoStore, repo: Repo) -> bool:
+    """A record with no branch at all: what a crash during a create left before creates were journaled."""
+    return next(iter(store.storage.list(repo.internal + "refs/heads/")), None) is None
 
 
 def delete_repo(store: RepoStore, repo: Repo) -> bool:

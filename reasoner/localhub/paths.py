@@ -61,7 +61,7 @@ class Repo:
 
 def repo_type(value: str | None) -> str:
     kind = value or "model"
-    if kind not in PLURALS:
+    if not isinstance(kind, str) or kind not in PLURALS:
         raise bad_request(f"Invalid repo type {value!r}: use model, dataset or space")
     return kind
 

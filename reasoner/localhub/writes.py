@@ -19,7 +19,7 @@ from reasoner.localhub.commit_body import SHA256 as _SHA256
 from reasoner.localhub.commit_body import parse_commit
 from reasoner.localhub.commits import git_blob_oid
 from reasoner.localhub.errors import HubError
-from reasoner.localhub.limits import MAX_COMMIT_BODY, MAX_COMMIT_LINE
+from reasoner.localhub.limits import MAX_COMMIT_BODY, MAX_COMMIT_LINE, text
 from reasoner.localhub.lfs import UrlSigner, upload_mode
 from reasoner.localhub.metrics import client_of, pid_of
 from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
@@ -85,7 +85,7 @@ class WriteRoutes:
             self.store.delete_ref(repo, "heads", name)
             return json_response({})
         data = req.body.json()
-        start = data.get("startingPoint") if isinstance(data, dict) else None
+        start = text(data, "startingPoint", "branch") if isinstance(data, dict) else None
         self.store.create_ref(repo, "heads", name, start)
         return json_response({})
 
