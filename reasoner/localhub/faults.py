@@ -57,9 +57,9 @@ class KillSwitch(Storage):
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         return self._inner.open(key, start, end)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
         self._tick()
-        self._inner.put(key, data)
+        self._inner.put(key, data, durable)
 
     def put_file(self, key: str, path: str, move: bool = False) -> None:
         self._tick()

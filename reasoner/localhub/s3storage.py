@@ -142,7 +142,7 @@ class S3Storage(Storage):
             raise
         return _iter_body(body)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def put_file(self, key: str, path: str, move: bool = False) -> None:

@@ -50,8 +50,11 @@ class Storage(ABC):
         """Chunks of bytes ``start..end`` (end inclusive, None = to the last byte); raises NotFound."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes) -> None:
-        """Write an object; readers see the old or the new object, never a part."""
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
+        """Write an object; readers see the old or the new object, never a part.
+
+        ``durable=False``: the object may be lost in a power cut (state that can be rebuilt).
+        """
 
     @abstractmethod
     def put_file(self, key: str, path: str, move: bool = False) -> None:
@@ -183,11 +186,11 @@ class LocalStorage(Storage):
             raise NotFound(key) from None
         return _read_chunks(handle, start, end)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
         self._path(key)  # refuse a bad key before writing anything
         tmp = self._tmpfile()
         tmp.write_bytes(data)
-        self._install(tmp, key, self.durable)
+        self._install(tmp, key, self.durable and durable)
 
     def put_file(self, key: str, path: str, move: bool = False) -> None:
         self._path(key)

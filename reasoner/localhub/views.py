@@ -120,4 +120,5 @@ def _refresh(store: RepoStore, repo: Repo, branch: str, target: Commit, full: bo
                     raise
                 # A name this store cannot hold (stored before such paths were refused): skip it, never block.
                 log.warning("the plain view of %s@%s cannot show %r: %s", repo.label, branch, path, error)
-    store.storage.put(view_state_key(repo, branch), json.dumps({"commit": target.id}).encode())
+    # Not durable: if a power cut loses it, the view intent (durable) makes recovery redo the view in full.
+    store.storage.put(view_state_key(repo, branch), json.dumps({"commit": target.id}).encode(), durable=False)
