@@ -31,6 +31,7 @@ QUICK = {
     "push_cost": ["--rounds", "1", "--steps", "3", "--save-every", "1"],
     "memory": ["--models", "tiny", "--steps", "1", "--no-reasoner"],
     "gpu": [],
+    "hub_latency": ["--rounds", "1", "--requests", "5"],
 }
 ORDER = list(QUICK)
 
@@ -95,6 +96,15 @@ def _rows(name: str, data: dict) -> list[str]:
         title = ["**rehearsal on CPU, not a GPU measurement**", ""] if data.get("rehearsal") else []
         return title + ["| measure | value | note |", "|---|---|---|"] + [
             f"| {label} | {f(value) if isinstance(value, float) else value} | {note} |" for label, value, note in table_rows(data)]
+    if name == "hub_latency":
+        out = ["| operation | client | legacy req/s | legacy p50 / p99 ms | new req/s | new p50 / p99 ms | p50 legacy/new |",
+               "|---|---|---|---|---|---|---|"]
+        for r in data["rows"]:
+            lg, nw = r["legacy"], r["new"]
+            out.append(f"| {r['operation']} | {r['client']} | {lg['requests_per_s']:.1f} | {lg['p50_ms']:.1f} / "
+                       f"{lg['p99_ms']:.1f} | {nw['requests_per_s']:.1f} | {nw['p50_ms']:.1f} / {nw['p99_ms']:.1f} | "
+                       f"**{f(r['p50_ratio'])}** |")
+        return out
     return ["```", json.dumps(data.get("rows"), indent=1), "```"]
 
 

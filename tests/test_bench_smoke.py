@@ -24,15 +24,18 @@ SMALLEST = {
     "push_cost": ["--rounds", "1", "--steps", "2", "--save-every", "1"],
     "memory": ["--models", "tiny", "--steps", "1", "--no-reasoner"],
     "gpu": [],
+    "hub_latency": ["--rounds", "1", "--requests", "5"],
 }
 # What each table's header line starts with, and the keys each JSON result must hold.
-TABLE_HEADS = {"step_time": "model", "startup": "cache", "hub_traffic": "who", "push_cost": "measure", "memory": "model"}
+TABLE_HEADS = {"step_time": "model", "startup": "cache", "hub_traffic": "who", "push_cost": "measure", "memory": "model",
+               "hub_latency": "operation"}
 KEYS = {
     "step_time": {"rows": {"model", "ratio", "reasoner_step_s", "plain_step_s", "wall_ratio", "same_completions"}},
     "startup": {"rows": {"mode", "reasoner_s", "plain_s", "ratio"}},
     "hub_traffic": {"top": {"files", "reasoner", "plain", "goals"}},
     "push_cost": {"rows": {"measure", "push_s", "none_s", "ratio_of_medians"}, "top": {"save_step_pairs", "pushes"}},
     "memory": {"rows": {"model", "measured_growth_mib", "estimated_mib", "estimate_over_measured"}},
+    "hub_latency": {"rows": {"operation", "client", "legacy", "new", "p50_ratio", "throughput_ratio"}},
 }
 
 

@@ -23,6 +23,8 @@ Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/`
     models/org/name/.hub/views/<branch>.json     which commit the plain files currently show
     models/org/name/.hub/xet/...                 Xet files registered in the repo (xet/store.py)
     .hub/xet/xorbs/<hash>, .hub/xet/...          Xet xorbs, shared by all repos (deduped chunks)
+    .hub-journal/<hash>.json                     intents of unfinished creates, deletes, view refreshes
+    .tmp/spool-*/  (folder storage)              this process's temporary files (swept at start-up)
 
 Branch and tag names are percent-quoted in keys (``feature%2Fx``). The server reads only the
 ``.hub/`` objects; the plain files are a view for people and tools (never edited in place by the
@@ -38,6 +40,12 @@ is refreshed after the ref moves, so it may trail the ref for the time of a copy
 Tokens carry an owner, org memberships and a role; who may read and write which namespace is
 decided in permissions.py, as on the Hugging Face Hub. A repo move is journalled under
 ``.hub-moves/`` until it is complete, and finished or rolled back at start-up (moves.py).
+
+Crash safety: a repo exists for clients when its record has no ``state``; creating and deleting go
+through ``creating``/``deleting`` states and an intent journal, and ``HubServer`` runs start-up
+recovery (``recovery.py``) before serving: half-done deletes are finished, half-done creates undone,
+plain views rebuilt, temporary files of dead processes removed. Limits on request sizes are in
+``limits.py``.
 
 Not implemented: pull requests, gated repos, git smart HTTP (``git clone``). Uploaded objects of
 failed commits stay in ``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in

@@ -7,10 +7,8 @@ its end closes the connection, so leftover bytes can never be taken for the next
 Latency on kept-alive connections: an answer's headers and the start of its body leave in one
 ``send`` on a socket with ``TCP_NODELAY``. Written separately with Nagle's algorithm on, the body
 waited for the client's delayed ACK of the headers: ~40 ms per request on Linux, paid by every
-call of a pooled client (huggingface_hub pools). The other way round, a client that writes a
-request's body after its headers with Nagle on (httpx does) waits for the server's delayed ACK, so
-the server ACKs the headers of a request with a body at once (``TCP_QUICKACK``). ``legacy_send``
-restores the old behaviour, only so that ``bench/hub_latency.py`` can measure both in one run.
+call of a pooled client (huggingface_hub pools). ``legacy_send`` restores the old behaviour, only
+so that ``bench/hub_latency.py`` can measure both in one run.
 """
 
 from __future__ import annotations
@@ -86,7 +84,6 @@ def error_response(error: HubError) -> Response:
 
 
 COALESCE_LIMIT = 256 * 1024  # bodies up to this size leave in the same write as the headers
-QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 
 
 def make_handler(
@@ -113,15 +110,6 @@ def make_handler(
                 if track is not None:
                     track(self.connection, False)
 
-        def _ack_now(self) -> None:
-            """ACK the request's headers at once: a client that sends its body in a second write with
-            Nagle on (httpx does) would otherwise wait for our delayed ACK, ~40 ms, before sending it."""
-            if QUICKACK is not None:
-                try:
-                    self.connection.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
-                except OSError:
-                    pass
-
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
             # Query strings may hold signed upload URLs: never log them.
             log.debug("%s %s", self.address_string(), re.sub(r"\?\S*", "", format % args))
@@ -134,8 +122,6 @@ def make_handler(
             request = None
             try:
                 body = BodyReader(self.rfile, self.headers)
-                if not body.done and not legacy_send:
-                    self._ack_now()
                 request = Request(
                     method=self.command,
                     path=split.path,
