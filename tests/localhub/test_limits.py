@@ -192,3 +192,17 @@ def test_an_lfs_upload_stops_at_the_signed_size(folder_api, folder_hub, folder_s
     while "upload" not in folder_hub.metrics.snapshot()["by_kind"] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert folder_hub.metrics.snapshot()["by_kind"]["upload"]["bytes_received"] <= 65536
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_kept_alive_answers_go_out_without_nagle(folder_storage, legacy):
+    """Nagle's algorithm held an answer's body for the client's delayed ACK (~40 ms per pooled request).
+    The speed is measured by bench/hub_latency.py; here, that the server's sockets are set up for it."""
+    with HubServer(folder_storage, legacy_send=legacy) as hub, httpx.Client(base_url=hub.url, timeout=30) as client:
+        for _ in range(3):
+            answer = client.get("/api/_health")
+            assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        with hub._connections_lock:
+            sockets = list(hub._connections)
+        assert len(sockets) == 1  # one pooled connection served all three
+        assert sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == (0 if legacy else 1)
