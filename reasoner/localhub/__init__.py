@@ -23,7 +23,8 @@ Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/`
     models/org/name/.hub/views/<branch>.json     which commit the plain files currently show
     models/org/name/.hub/xet/...                 Xet files registered in the repo (xet/store.py)
     .hub/xet/xorbs/<hash>, .hub/xet/...          Xet xorbs, shared by all repos (deduped chunks)
-    .hub-journal/<hash>.json                     intents of unfinished creates, deletes, view refreshes
+    .hub-journal/<hash>.json                     intents of unfinished creates, deletes, moves and
+                                                 view refreshes
     .tmp/spool-*/  (folder storage)              this process's temporary files (swept at start-up)
 
 Branch and tag names are percent-quoted in keys (``feature%2Fx``). The server reads only the
@@ -38,13 +39,15 @@ client sent ``parentCommit``, in which case it gets 412 as on the Hugging Face H
 is refreshed after the ref moves, so it may trail the ref for the time of a copy.
 
 Tokens carry an owner, org memberships and a role; who may read and write which namespace is
-decided in permissions.py, as on the Hugging Face Hub. A repo move is journalled under
-``.hub-moves/`` until it is complete, and finished or rolled back at start-up (moves.py).
+decided in permissions.py, as on the Hugging Face Hub.
 
-Crash safety: a repo exists for clients when its record has no ``state``; creating and deleting go
-through ``creating``/``deleting`` states and an intent journal, and ``HubServer`` runs start-up
-recovery (``recovery.py``) before serving: half-done deletes are finished, half-done creates undone,
-plain views rebuilt, temporary files of dead processes removed. Limits on request sizes are in
+Crash safety: a repo exists for clients when its record has no ``state``; creating, deleting and
+moving go through ``creating``/``deleting`` states and one intent journal (lifecycle.py,
+moves.py), and ``HubServer`` runs start-up recovery (``recovery.py``) before serving: temporary
+files of dead processes removed, half-done deletes finished, half-done creates undone, moves
+finished or undone, plain views rebuilt. Each repo has a readers-writer gate (locks.py): commits,
+uploads and squashes share it, creates, deletes and moves hold it alone (a move both repos'
+gates, in name order), always taken before a branch lock. Limits on request sizes are in
 ``limits.py``.
 
 Not implemented: pull requests, gated repos, git smart HTTP (``git clone``). Uploaded objects of

@@ -93,6 +93,12 @@ class KillSwitch(Storage):
     def temp_dir(self) -> str:
         return self._inner.temp_dir()
 
+    def list_folders(self, prefix: str) -> Iterator[str]:
+        return self._inner.list_folders(prefix)
+
+    def prune(self, prefix: str) -> None:
+        self._inner.prune(prefix)  # removes only empty folders: no object is written
+
     def sweep_temp(self) -> list[str]:
         return self._inner.sweep_temp()
 

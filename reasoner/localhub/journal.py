@@ -7,6 +7,8 @@ scanning the whole store. Intents:
 
 * ``create`` of a repo: undone (the client never got its answer);
 * ``delete`` of a repo: finished (the repo was hidden first; its remains must go);
+* ``move`` of a repo to a new name (``target``): finished once the copy under the new name was
+  published, undone before (see ``moves.py``);
 * ``view`` of a branch: the plain files of the branch are brought to its head.
 
 An intent is named by a hash of what it is about, so writing it twice is harmless and every
@@ -27,7 +29,7 @@ from reasoner.localhub.storage import NotFound, Storage
 log = logging.getLogger(__name__)
 
 JOURNAL = ".hub-journal/"
-OPERATIONS = ("create", "delete", "view")
+OPERATIONS = ("create", "delete", "move", "view")
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,19 @@ class Intent:
     op: str
     repo: Repo
     branch: str | None = None
-    stamp: str | None = None  # the generation of the repo record a create or delete is about
+    stamp: str | None = None  # the generation of the repo record a create, delete or move is about
+    target: Repo | None = None  # the new name of a moved repo (same type)
 
     @property
     def key(self) -> str:
         name = f"{self.op}\n{self.repo.type}\n{self.repo.id}\n{self.branch or ''}\n{self.stamp or ''}"
+        if self.target is not None:
+            name += f"\n{self.target.id}"
         return f"{JOURNAL}{hashlib.sha1(name.encode()).hexdigest()}.json"
 
     def to_json(self) -> bytes:
-        data = {"op": self.op, "type": self.repo.type, "id": self.repo.id, "branch": self.branch, "stamp": self.stamp}
+        data = {"op": self.op, "type": self.repo.type, "id": self.repo.id, "branch": self.branch, "stamp": self.stamp,
+                "target": self.target.id if self.target else None}
         return json.dumps(data).encode()
 
     @staticmethod
@@ -53,10 +59,13 @@ class Intent:
             raise ValueError(f"not an intent: {data!r}")
         try:
             repo = repo_from_id(repo_type(str(data.get("type"))), str(data.get("id")))
+            target = repo_from_id(repo.type, str(data["target"])) if data.get("target") else None
         except HubError:
             raise ValueError(f"not an intent: {data!r}") from None
+        if (data["op"] == "move") != (target is not None):
+            raise ValueError(f"not an intent: {data!r}")
         branch, stamp = data.get("branch"), data.get("stamp")
-        return Intent(data["op"], repo, str(branch) if branch else None, str(stamp) if stamp else None)
+        return Intent(data["op"], repo, str(branch) if branch else None, str(stamp) if stamp else None, target)
 
 
 class Journal:

@@ -12,10 +12,12 @@ later repo of the same name.
   from every route from here on) -> every other object of the repo -> the record -> intent removed.
   A crash anywhere leaves the tombstone or the intent, and recovery finishes the delete.
 
-Both hold the repo's gate exclusively, so no commit of this process writes into a repo while it is
-created or deleted (see ``locks.py``).
-"""
+A move (``moves.py``) claims its new name and publishes it with the same two steps as a create
+(``reserve``, ``publish``) and removes its old name as a delete does (``remove``).
 
+All of them hold the repo's gate exclusively, so no commit of this process writes into a repo while
+it is created, moved or deleted (see ``locks.py``).
+"""
 from __future__ import annotations
 
 import json
@@ -62,30 +64,46 @@ def generation_of(record: dict) -> str:
 def create_repo(store: RepoStore, repo: Repo, private: bool, author: str) -> RepoMeta:
     """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does."""
     with store.gate(repo).exclusive():
-        found = store.record(repo)
-        if found is not None and not found[0].get("state") and not _is_stub(store, repo):
-            raise errors.conflict(f"You already created this {repo.type} repo: {repo.id}")
-        if found is not None:  # hidden remains of a create or delete that stopped half way
-            remove(store, repo)
         created = now_iso()
         record = {"type": repo.type, "id": repo.id, "private": private, "createdAt": created,
-                  "generation": uuid.uuid4().hex, "state": CREATING}
+                  "generation": uuid.uuid4().hex}
         intent = Intent("create", repo, stamp=record["generation"])
-        store.journal.begin(intent)
-        try:
-            version = store.storage.put_if(record_key(repo), json.dumps(record).encode(), None)
-        except PreconditionFailed:
-            store.journal.end(intent)
-            raise errors.conflict(f"You already created this {repo.type} repo: {repo.id}") from None
-        _remove_objects(store, repo, keep=record_key(repo))
+        taken = f"You already created this {repo.type} repo: {repo.id}"
+        version = reserve(store, repo, record, intent, taken)
         _initial_commit(store, repo, author, created)
-        del record["state"]
-        try:
-            store.storage.put_if(record_key(repo), json.dumps(record).encode(), version)
-        except PreconditionFailed:  # another hub process rolled this create back meanwhile
-            raise errors.conflict(f"The creation of {repo.id} was interrupted; retry") from None
+        publish(store, repo, record, version)
         store.journal.end(intent)
         return RepoMeta(repo, private, created)
+
+
+def reserve(store: RepoStore, repo: Repo, record: dict, intent: Intent, taken: str) -> str:
+    """Claim ``repo``'s name for a create or a move (the caller holds its gate exclusively).
+
+    409 (``taken``) when a repo has the name; hidden remains of an earlier create or delete are
+    removed first. Then ``intent`` is journaled and ``record`` written with ``state: creating``
+    (hidden; a conditional write, so a second claimer gets 409); returns that record's version.
+    """
+    found = store.record(repo)
+    if found is not None and not found[0].get("state") and not _is_stub(store, repo):
+        raise errors.conflict(taken)
+    if found is not None:  # hidden remains of a create, delete or move that stopped half way
+        remove(store, repo)
+    store.journal.begin(intent)
+    try:
+        version = store.storage.put_if(record_key(repo), json.dumps({**record, "state": CREATING}).encode(), None)
+    except PreconditionFailed:
+        store.journal.end(intent)
+        raise errors.conflict(taken) from None
+    remove_objects(store, repo, keep=record_key(repo))
+    return version
+
+
+def publish(store: RepoStore, repo: Repo, record: dict, version: str) -> None:
+    """The commit point of a create or a move: the record without state, one conditional write."""
+    try:
+        store.storage.put_if(record_key(repo), json.dumps(record).encode(), version)
+    except PreconditionFailed:  # another hub process rolled this create back meanwhile
+        raise errors.conflict(f"The creation of {repo.id} was interrupted; retry") from None
 
 
 def _initial_commit(store: RepoStore, repo: Repo, author: str, date: str) -> None:
@@ -123,12 +141,14 @@ def remove(store: RepoStore, repo: Repo) -> None:
         found = store.record(repo)
         if found is not None and found[0].get("state") != DELETING:
             store.storage.put(record_key(repo), json.dumps({**found[0], "state": DELETING}).encode())
-        _remove_objects(store, repo, keep=record_key(repo))
+        remove_objects(store, repo, keep=record_key(repo))
         store.storage.delete(record_key(repo))
+        store.storage.prune(repo.prefix)
         store.forget_repo(repo)
 
 
-def _remove_objects(store: RepoStore, repo: Repo, keep: str) -> None:
+def remove_objects(store: RepoStore, repo: Repo, keep: str) -> None:
+    """Every object under the repo's prefix but ``keep`` (its record)."""
     doomed = [key for key in store.storage.list(repo.prefix) if key != keep]
     for key in doomed:
         store.storage.delete(key)
@@ -141,7 +161,8 @@ def settle(store: RepoStore, intent: Intent) -> str:
     repo = intent.repo
     found = store.record(repo)
     if found is None:
-        _remove_objects(store, repo, keep=record_key(repo))  # remains with no record are garbage
+        remove_objects(store, repo, keep=record_key(repo))  # remains with no record are garbage
+        store.storage.prune(repo.prefix)
         return "nothing left to do"
     record = found[0]
     state = record.get("state")

@@ -8,7 +8,9 @@ match, case-insensitive), ``filter`` (tags, all must be present), ``pipeline_tag
 explicit sort, by id ascending without one), ``limit``, ``full``, ``cardData``, ``expand``. Pages
 follow the ``Link: <...cursor=N>; rel="next"`` header, as huggingface_hub's paginator expects.
 Filters this hub cannot answer (inference providers, apps, parameter counts) are refused with 400
-rather than ignored. A private repo is listed only to callers allowed to read it.
+rather than ignored. A private repo is listed only to callers allowed to read it. A repo being
+created, moved or deleted (its record carries a ``state``, see ``lifecycle.py``) is never listed:
+the listing goes through ``RepoStore.meta``, like every route, so half a repo never shows.
 """
 
 from __future__ import annotations

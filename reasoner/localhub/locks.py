@@ -2,10 +2,14 @@
 
 * a branch lock (re-entrant) serialises the commits, ref moves and view refreshes of one branch;
 * a repo gate lets any number of writers change a repo's content at once (``shared``: commits,
-  uploads, branches, view refreshes) but creating or deleting the repo waits for all of them and
-  keeps them out meanwhile (``exclusive``). A commit that raced a delete therefore either lands
-  before the delete starts (and is deleted with the repo) or finds the repo gone: it can never
-  write plain files of a repo that was just deleted.
+  squashes, uploads, Xet registrations, branches, view refreshes) but creating, deleting or moving
+  the repo waits for all of them and keeps them out meanwhile (``exclusive``). A commit that raced
+  a delete therefore either lands before the delete starts (and is deleted with the repo) or finds
+  the repo gone: it can never write plain files of a repo that was just deleted.
+
+Order, so that no two threads wait for each other: a repo's gate before any branch lock of it; a
+move takes the gates of its two repos in name order (``moves.py``); no one holding a gate waits
+for another repo's gate otherwise.
 
 Both are re-entrant for the thread that holds them. A thread that waits for ``exclusive`` stops
 new ``shared`` holders (so a stream of commits cannot starve a delete), except threads already
@@ -20,7 +24,7 @@ from contextlib import contextmanager
 
 
 class RepoGate:
-    """A re-entrant readers-writer lock: ``shared`` for content writers, ``exclusive`` for create/delete."""
+    """A re-entrant readers-writer lock: ``shared`` for content writers, ``exclusive`` for create/delete/move."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()

@@ -1,37 +1,53 @@
 """``move_repo`` (``POST /api/repos/move``) and ``super_squash_history``
 (``POST /api/{t}/{org}/{name}/super-squash/{branch}``).
 
-A move keeps the whole repo: every branch, tag, commit id and blob. It copies the source's ``.hub/``
-objects to the new name, publishes the copy by writing its ``repo.json`` (the one write that makes a
-repo exist), then deletes the source with the store's own delete. A journal object
-(``.hub-moves/<id>.json``) is written before the first copy and removed after the source is gone;
-at start-up ``recover_moves`` finishes every journalled move whose copy was published (the source is
-deleted) and rolls back every other one (the unpublished copy is removed), so a server killed
-midway leaves exactly one readable repo, whole, under one of the two names. In one hub process a
-move holds the locks of both repos and of every source branch, so commits wait for it (and then
-find the source gone); hub processes sharing a bucket should not move the same repos at once.
+A move keeps the whole repo: every branch, tag, commit id, blob and Xet registration. It goes
+through the hub's intent journal (``journal.py``) like a create or a delete, and holds the gates of
+both repos exclusively (taken in name order, so two moves never deadlock), so no commit, upload,
+squash or delete of this process touches either repo meanwhile:
 
-A squash replaces a branch's history with one root commit holding the same files: one conditional
-write of the branch, so a commit racing it makes it fail with 412 instead of being lost.
+intent ``move`` (source, target, the repo's generation) -> the new name claimed by a hidden record
+(``state: creating``, ``lifecycle.reserve``: 409 when a repo has it) -> the source's ``.hub/``
+objects copied (blobs, commits, refs, Xet records; not its plain views) -> the source checked
+unchanged -> the target's record without state (``lifecycle.publish``: the commit point, the repo
+appears under the new name) -> the target's plain views -> the source removed, tombstone first
+(``lifecycle.remove``) -> intent removed. The moved record keeps its generation: it is the same
+repo under a new name, and the generation tells recovery whether the copy was published.
+
+Start-up recovery (``recovery.py``) settles a ``move`` intent with ``settle``: when the target's
+record is published with the move's generation, the views and the removal of the source are
+redone; otherwise the hidden copy is removed, and the source, never touched before publication,
+stays. A hub killed at any point therefore leaves exactly one readable repo, whole, under one of
+the two names, and neither name ever shows half a repo (listings skip hidden records). Hubs of
+earlier versions journaled moves under ``.hub-moves/``; such entries become ``move`` intents at
+start-up (``adopt_legacy_moves``).
+
+Across hub processes sharing a bucket, the name is claimed by a conditional write and the source
+is checked unchanged (record and refs) before publication: a commit that another process lands on
+the source meanwhile makes the move fail with 409 instead of being lost.
+
+A squash replaces a branch's history with one root commit holding the same files. It runs under
+the repo's gate and the branch lock like every commit (it waits for a move or delete, and a
+commit of this process waits for it); across processes its conditional branch write makes a
+racing commit turn it into a 412 instead of being lost.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import uuid
-from contextlib import ExitStack
 
-from reasoner.localhub import errors, permissions
+from reasoner.localhub import errors, lifecycle, permissions
 from reasoner.localhub.commits import AddFile, Commit
+from reasoner.localhub.journal import Intent
 from reasoner.localhub.paths import Repo, repo_from_id, repo_type
 from reasoner.localhub.repos import RepoStore
-from reasoner.localhub.storage import NotFound, PreconditionFailed
+from reasoner.localhub.storage import NotFound
 from reasoner.localhub.transport import Request, Response, json_response
 
 log = logging.getLogger(__name__)
 
-JOURNAL = ".hub-moves/"
+LEGACY_JOURNAL = ".hub-moves/"
 REPO_RECORD = "repo.json"
 NOT_COPIED = ("views/", "branches/")  # plain views are rebuilt from the copied refs; the record is rewritten
 
@@ -39,33 +55,33 @@ NOT_COPIED = ("views/", "branches/")  # plain views are rebuilt from the copied 
 def move_repo(store: RepoStore, source: Repo, target: Repo) -> None:
     """Move ``source`` to ``target`` (same type), history included; 404 / 409 when impossible."""
     first, second = sorted((source, target), key=lambda repo: (repo.type, repo.id))
-    with ExitStack() as held:
-        held.enter_context(store.lock(first))
-        held.enter_context(store.lock(second))
-        if store.meta(source) is None:
+    with store.gate(first).exclusive(), store.gate(second).exclusive():
+        found = store.record(source)
+        if found is None or found[0].get("state"):
             raise errors.repo_not_found(source.id)
-        if store.meta(target) is not None:
-            raise errors.conflict(f"A {target.type} repo named {target.id} already exists")
-        branches = store.refs(source, "heads")
-        for branch in sorted(branches):
-            held.enter_context(store.lock(source, branch))
-        refs_before = (branches, store.refs(source, "tags"))
-        storage = store.storage
-        storage.delete_prefix(target.prefix)  # objects of a name without a record are no repo's
-        journal = f"{JOURNAL}{uuid.uuid4().hex}.json"
-        record = {"from": [source.type, source.id], "to": [target.type, target.id]}
-        storage.put(journal, json.dumps(record).encode())
+        record, version = found
+        generation = lifecycle.generation_of(record)
+        moved = {**record, "id": target.id, "generation": generation}
+        intent = Intent("move", source, stamp=generation, target=target)
+        taken = f"A {target.type} repo named {target.id} already exists"
+        reserved = lifecycle.reserve(store, target, moved, intent, taken)
         try:
+            refs = _refs(store, source)
             _copy_objects(store, source, target)
-            if (store.refs(source, "heads"), store.refs(source, "tags")) != refs_before:
+            now = store.record(source)
+            if now is None or now[1] != version or _refs(store, source) != refs:
                 raise errors.conflict(f"{source.id} changed during the move; nothing was moved, retry")
-            _publish(store, source, target)
+            lifecycle.publish(store, target, moved, reserved)
         except BaseException:
-            storage.delete_prefix(target.prefix)
-            storage.delete(journal)
+            lifecycle.remove(store, target)  # the hidden copy goes; the source was never touched
+            store.journal.end(intent)
             raise
-        _finish(store, source, target)
-        storage.delete(journal)
+        _finish(store, source, target, generation)
+        store.journal.end(intent)
+
+
+def _refs(store: RepoStore, repo: Repo) -> tuple[dict[str, str], dict[str, str]]:
+    return store.refs(repo, "heads"), store.refs(repo, "tags")
 
 
 def _copy_objects(store: RepoStore, source: Repo, target: Repo) -> None:
@@ -78,58 +94,70 @@ def _copy_objects(store: RepoStore, source: Repo, target: Repo) -> None:
         storage.copy(key, target.internal + rest)
 
 
-def _publish(store: RepoStore, source: Repo, target: Repo) -> None:
-    """The commit point of a move: the target's record, written only if the name is still free."""
-    record = json.loads(store.storage.get(source.internal + REPO_RECORD))
-    record["id"] = target.id
-    try:
-        store.storage.put_if(target.internal + REPO_RECORD, json.dumps(record).encode(), None)
-    except PreconditionFailed:
-        raise errors.conflict(f"A {target.type} repo named {target.id} was created meanwhile") from None
-
-
-def _finish(store: RepoStore, source: Repo, target: Repo) -> None:
-    """After the target is published: its plain views, then the source goes (idempotent)."""
+def _finish(store: RepoStore, source: Repo, target: Repo, generation: str, full: bool = False) -> None:
+    """After the target is published: its plain views, then the source goes (re-runnable)."""
     for branch in store.refs(target, "heads"):
-        store.sync_view(target, branch)
-    if store.meta(source) is not None:
-        store.delete_repo(source)
-    else:
-        store.storage.delete_prefix(source.prefix)
+        store.sync_view(target, branch, full=full)
+    found = store.record(source)
+    if found is not None and found[0].get("state") != lifecycle.DELETING:
+        if lifecycle.generation_of(found[0]) != generation:
+            log.warning("%s is another repo than the one moved to %s: left in place", source.label, target.label)
+            return
+    lifecycle.remove(store, source)
 
 
-def recover_moves(store: RepoStore) -> int:
-    """Finish published moves and roll back unpublished ones left by a stopped server; returns how many."""
-    storage = store.storage
-    done = 0
-    for key in sorted(storage.list(JOURNAL)):
+def settle(store: RepoStore, intent: Intent) -> str:
+    """Recovery of a ``move`` intent: finish a published move, undo any other; says what it did."""
+    source, target, generation = intent.repo, intent.target, intent.stamp or ""
+    if target is None:
+        return "no target: nothing to do"
+    first, second = sorted((source, target), key=lambda repo: (repo.type, repo.id))
+    with store.gate(first).exclusive(), store.gate(second).exclusive():
+        found = store.record(target)
+        if found is not None and lifecycle.generation_of(found[0]) != generation:
+            return "another repo has the new name"
+        if found is not None and not found[0].get("state"):
+            _finish(store, source, target, generation, full=True)
+            return "finished the move"
+        lifecycle.remove(store, target)  # the unpublished copy, or remains without a record
+        return "undid the move"
+
+
+def adopt_legacy_moves(store: RepoStore) -> list[Intent]:
+    """``.hub-moves/`` entries of earlier hub versions, rewritten as ``move`` intents of the journal.
+
+    Those versions published a move by writing the target's record (a copy of the source's, so
+    with its generation) and had no hidden states: the stamp is the generation of the target's
+    record when there is one (``settle`` then finishes the move), else of the source's (undone).
+    """
+    adopted = []
+    for key in sorted(store.storage.list(LEGACY_JOURNAL)):
         try:
-            record = json.loads(storage.get(key))
-            source = repo_from_id(record["from"][0], record["from"][1])
-            target = repo_from_id(record["to"][0], record["to"][1])
+            data = json.loads(store.storage.get(key))
+            source = repo_from_id(data["from"][0], data["from"][1])
+            target = repo_from_id(data["to"][0], data["to"][1])
         except (NotFound, ValueError, KeyError, TypeError, IndexError, errors.HubError):
-            log.warning("ignoring unreadable move journal %s", key)
-            storage.delete(key)
+            log.warning("dropping the unreadable move journal entry %s", key)
+            store.storage.delete(key)
             continue
-        if store.meta(target) is not None:
-            log.info("finishing the move of %s to %s", source.label, target.label)
-            _finish(store, source, target)
-        else:
-            log.info("rolling back the move of %s to %s", source.label, target.label)
-            storage.delete_prefix(target.prefix)
-        storage.delete(key)
-        done += 1
-    return done
+        found = store.record(target) or store.record(source)
+        intent = Intent("move", source, stamp=lifecycle.generation_of(found[0]) if found else None, target=target)
+        store.journal.begin(intent)
+        store.storage.delete(key)
+        adopted.append(intent)
+    return adopted
 
 
 def squash_branch(store: RepoStore, repo: Repo, branch: str, title: str, author: str) -> Commit:
-    """One root commit with the files of ``branch``'s head; 412 if the branch moves meanwhile."""
-    ref = store.read_ref(repo, "heads", branch)
-    if ref is None:
-        raise errors.revision_not_found(branch)
-    head = store.resolve(repo, f"refs/heads/{branch}")
-    keep = [AddFile(path, entry.sha256, entry.size, entry.lfs, entry.oid) for path, entry in head.files.items()]
-    return store.commit(repo, branch, keep, title=title, message="", author=author, parent=head.id, root=True)
+    """One root commit with the files of ``branch``'s head; 412 if another process moves the branch meanwhile."""
+    with store.gate(repo).shared(), store.lock(repo, branch):  # the order every commit takes them in
+        if store.meta(repo) is None:
+            raise errors.repo_not_found(repo.id)
+        if store.read_ref(repo, "heads", branch) is None:
+            raise errors.revision_not_found(branch)
+        head = store.resolve(repo, f"refs/heads/{branch}")
+        keep = [AddFile(path, entry.sha256, entry.size, entry.lfs, entry.oid) for path, entry in head.files.items()]
+        return store.commit(repo, branch, keep, title=title, message="", author=author, parent=head.id, root=True)
 
 
 class MoveRoutes:

@@ -83,9 +83,12 @@ class RepoStore:
         """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does (atomic)."""
         return lifecycle.create_repo(self, repo, private, author)
 
-    def delete_repo(self, repo: Repo) -> None:
-        """Hide the repo at once, then remove every object of it; survives a crash at any point."""
-        lifecycle.delete_repo(self, repo)
+    def delete_repo(self, repo: Repo) -> bool:
+        """Hide the repo at once, then remove every object of it; survives a crash at any point.
+
+        False when there was no such repo (it may have been moved or deleted while this waited).
+        """
+        return lifecycle.delete_repo(self, repo)
 
     def forget_repo(self, repo: Repo) -> None:
         with self._cache_lock:

@@ -24,7 +24,6 @@ from reasoner.localhub.auth import Token, TokenBook, parse_token_arg
 from reasoner.localhub.backends import open_storage
 from reasoner.localhub.lfs import UrlSigner
 from reasoner.localhub.metrics import Metrics
-from reasoner.localhub.moves import recover_moves
 from reasoner.localhub.paths import Repo, repo_from_id
 from reasoner.localhub.recovery import recover
 from reasoner.localhub.repos import RepoStore
@@ -73,7 +72,6 @@ class HubServer:
         self.tokens = tokens
         self.store = RepoStore(self.storage)
         self.recovery = recover(self.store)  # before any request: finish or undo what a crash cut short
-        recover_moves(self.store)  # moves a stopped server left half done: finished or rolled back
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
         self.app = HubApp(

@@ -115,6 +115,9 @@ class Storage(ABC):
         """Remove temporary data left by hub processes that died (partial uploads); returns what went."""
         return []
 
+    def prune(self, prefix: str) -> None:
+        """Remove empty folders under ``prefix`` (writes cut by a crash leave them); object stores have none."""
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could leave the store root: defence in depth behind the HTTP checks."""
@@ -294,6 +297,17 @@ class LocalStorage(Storage):
                 stray.unlink(missing_ok=True)
                 removed.append(str(stray))
         return removed
+
+    def prune(self, prefix: str) -> None:
+        top = self.root / check_key(prefix.rstrip("/"))
+        if not top.is_dir():
+            return
+        for dirpath, _dirnames, _filenames in os.walk(top, topdown=False):
+            try:
+                os.rmdir(dirpath)  # refused while anything is inside: only empty folders go
+            except OSError:
+                pass
+        self._drop_empty_parents(top.parent)
 
     def list_folders(self, prefix: str) -> Iterator[str]:
         folder = self.root / check_key(prefix.rstrip("/")) if prefix.strip("/") else self.root

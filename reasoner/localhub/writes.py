@@ -65,7 +65,8 @@ class WriteRoutes:
         repo = repo_from_parts(repo_type(data.get("type")), str(data["organization"]), str(data["name"]))
         req.repo = repo.label
         self._writable(req, repo)
-        self.store.delete_repo(repo)
+        if not self.store.delete_repo(repo):  # moved or deleted while this request waited for the repo
+            raise errors.repo_not_found(repo.id)
         return json_response({})
 
     def settings(self, req: Request, repo: Repo) -> Response:

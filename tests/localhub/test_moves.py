@@ -177,9 +177,18 @@ def _count(path: Path) -> int:
     return len(os.listdir(path)) if path.is_dir() else 0
 
 
+def _state(internal: Path) -> str | None:
+    """The state of a repo record as stored (``ready`` without one); None when there is no readable record."""
+    try:
+        return json.loads((internal / "repo.json").read_bytes()).get("state") or "ready"
+    except (OSError, ValueError):
+        return None
+
+
 def test_a_move_killed_at_any_point_leaves_one_whole_repo(tmp_path):
-    """kill -9 in the copy, after the copy is published, while its views are written and while the
-    source is deleted: after a restart exactly one name serves the whole repo and the other has nothing."""
+    """kill -9 once the new name is claimed, in the copy, after the copy is published, while its views
+    are written and while the source is deleted: after a restart (which settles the move from the
+    journal) exactly one name serves the whole repo and the other has nothing."""
     bucket = tmp_path / "bucket"
     files = {f"shard/{i:03d}.txt": f"line {i}\n".encode() * 20 for i in range(240)}
     with HubServer(bucket) as hub:
@@ -196,12 +205,15 @@ def test_a_move_killed_at_any_point_leaves_one_whole_repo(tmp_path):
         return bucket / "models" / repo_id / ".hub"
 
     kill_points = {
+        "new name claimed": lambda target: _state(internal(target)) == "creating",
         "first blob copied": lambda target: _count(internal(target) / "blobs") >= 1,
         "half the blobs copied": lambda target: _count(internal(target) / "blobs") >= 120,
         "refs being copied": lambda target: (internal(target) / "refs").exists(),
-        "copy published": lambda target: (internal(target) / "repo.json").exists(),
+        "copy published": lambda target: _state(internal(target)) == "ready",
         "views being written": lambda target: _count(bucket / "models" / target / "shard") >= 60,
-        "source being deleted": lambda target: not (internal(current) / "repo.json").exists(),
+        "source tombstoned": lambda target: _state(internal(current)) == "deleting",
+        "source being deleted": lambda target: _count(internal(current) / "blobs") < 120,
+        "source record gone": lambda target: _state(internal(current)) is None,
     }
     current, outcomes = "team/big", []
     for index, (point, reached) in enumerate(kill_points.items()):
@@ -212,6 +224,7 @@ def test_a_move_killed_at_any_point_leaves_one_whole_repo(tmp_path):
         with HubServer(bucket) as hub:  # the restart recovers the interrupted move
             current, other = _one_whole_repo(hub, current, target, files, history, tmp_path / f"c{index}")
         assert not (bucket / "models" / other).exists(), f"{point}: remains of {other} are left"
+        assert _count(bucket / ".hub-journal") == 0, f"{point}: journal entries are left"
         assert _count(bucket / ".hub-moves") == 0
         outcomes.append(current == target)
     assert True in outcomes and False in outcomes, f"every kill landed on the same side: {outcomes}"

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import hf_xet
 import pytest
@@ -25,6 +29,7 @@ from reasoner.localhub.xet.shard import HEADER_TAG
 from reasoner.localhub.xet.xorb import XorbIndex, decode_chunks
 
 from .helpers import READ_TOKEN, TOKENS, WRITE_TOKEN, client_env, raw_request, run_client
+from .served import Served
 
 REPO = "org/proto"
 
@@ -246,3 +251,77 @@ def test_deleted_repo_loses_its_xet_access(uploaded):
     status, _, _ = _get(hub, _cas_path(f"/v1/reconstructions/{_file_id(folder, 'random.bin')}"), token)
     assert status == 404
     assert _get(hub, "/api/models/org/doomed/xet-read-token/main", WRITE_TOKEN)[0] == 404
+
+
+def _shard_of(storage) -> bytes:
+    return storage.get(next(iter(storage.list(f"models/{REPO}/.hub/xet/shards/"))))
+
+
+def test_xet_records_of_a_deleted_private_repo_stay_unreadable(uploaded):
+    """The files a private repo registered through Xet are unreadable once it is deleted, also
+    through a new public repo of the same name."""
+    hub, storage, folder = uploaded
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo("org/reborn", private=True)
+    token = _cas_token(hub, "write", repo="org/reborn")
+    assert _get(hub, _cas_path("/v1/shards"), token, method="POST", body=_shard_of(storage))[0] == 200
+    reconstruction = _cas_path(f"/v1/reconstructions/{_file_id(folder, 'random.bin')}")
+    assert _get(hub, reconstruction, token)[0] == 200
+    api.delete_repo("org/reborn")
+    assert list(storage.list("models/org/reborn/")) == []
+    api.create_repo("org/reborn", private=False)
+    fresh = _cas_token(hub, "read", repo="org/reborn", hub_token=READ_TOKEN)
+    assert _get(hub, reconstruction, fresh)[0] == 404
+    assert _get(hub, reconstruction, token)[0] == 404  # the old write token names the name, not the old repo
+
+
+def test_a_shard_racing_a_delete_registers_nothing(uploaded):
+    """A shard registration waits for a delete of its repo (the repo gate), then is refused: no Xet
+    record or blob is left under the deleted name."""
+    hub, storage, _ = uploaded
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo("org/racing")
+    token = _cas_token(hub, "write", repo="org/racing")
+    repo = hub.store_repo("model", "org/racing")
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(_get(hub, _cas_path("/v1/shards"), token, method="POST",
+                                           body=_shard_of(storage))[0]), daemon=True)
+    with hub.store.gate(repo).exclusive():  # what a delete of the repo holds while it runs
+        sender.start()
+        sender.join(1.5)
+        assert sender.is_alive(), "the registration did not wait for the repo's gate"
+        assert not list(storage.list("models/org/racing/.hub/xet/"))
+        assert hub.store.delete_repo(repo)
+    sender.join(60)
+    assert answers == [404]
+    assert list(storage.list("models/org/racing/")) == []
+
+
+def test_a_xorb_cut_by_a_crash_leaves_no_temp_file(uploaded, tmp_path):
+    """kill -9 while a xorb is received: the restart's recovery removes its spooled part, nothing is stored."""
+    _, storage, _ = uploaded
+    key = next(iter(storage.list(".hub/xet/xorbs/")))
+    name, data = key.rsplit("/", 1)[1], storage.get(key)
+    root = tmp_path / "hub"
+    served = Served(["--storage", str(root)])
+    try:
+        HfApi(endpoint=served.url, token=WRITE_TOKEN).create_repo("org/cut")
+        status, _, body = raw_request(served.url, "GET", "/api/models/org/cut/xet-write-token/main",
+                                      headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+        assert status == 200, body
+        parts = urlsplit(served.url)
+        sock = socket.create_connection((parts.hostname, parts.port))
+        head = (f"POST /_xet/v1/xorbs/default/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+                f"Authorization: Bearer {json.loads(body)['accessToken']}\r\n\r\n")
+        sock.sendall(head.encode() + data[: len(data) // 2])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(root.glob(".tmp/spool-*/xorb-*")):
+            time.sleep(0.02)
+        assert list(root.glob(".tmp/spool-*/xorb-*")), "the xorb never reached the spool"
+    finally:
+        served.kill()
+    sock.close()
+    with HubServer(LocalStorage(root)) as hub:
+        assert [Path(p).name[:5] for p in hub.recovery.temp_removed] == ["xorb-"]
+    assert not [p for p in (root / ".tmp").rglob("*") if p.is_file()]
+    assert not (root / ".hub" / "xet" / "xorbs").exists()

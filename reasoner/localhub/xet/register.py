@@ -50,7 +50,13 @@ def _check_file(xet: XetStore, record: FileRecord) -> list[bytes]:
 
 
 def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile) -> None:
-    """Rebuild the bytes, check their sha256 and keep them as the repo's blob for that sha256."""
+    """Rebuild the bytes, check their sha256, keep them as the repo's blob for that sha256 and register the file.
+
+    The rebuild runs in this process's spool folder (swept at start-up if the process dies). The
+    blob and the records are stored under the repo's gate and only while the repo exists, like a
+    commit: a registration that races a delete or a move is refused (404) rather than leave
+    records under a name whose repo is gone.
+    """
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=repos.storage.temp_dir(), prefix="xet-file-")
     try:
@@ -60,7 +66,11 @@ def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile
                 out.write(data)
         if digest.hexdigest() != stored.sha256:
             raise errors.bad_request(f"shard file {stored.file_hash}: the bytes do not have the sha256 in the shard")
-        repos.put_blob_file(repo, stored.sha256, tmp)
+        with repos.gate(repo).shared():
+            if repos.meta(repo) is None:
+                raise errors.repo_not_found(repo.id)
+            repos.put_blob_file(repo, stored.sha256, tmp)
+            xet.register_file(repo, stored)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -72,7 +82,6 @@ def _register(xet: XetStore, repos: RepoStore, repo: Repo, record: FileRecord, c
     if xet.file_hash_of(repo, stored.sha256) == stored.file_hash and repos.has_blob(repo, stored.sha256):
         return  # this very file is registered already (a re-upload)
     _materialize(xet, repos, repo, stored)
-    xet.register_file(repo, stored)
     if chunk_hashes:
         file_xorbs = list(dict.fromkeys(term.xorb for term in record.terms))[:MAX_DEDUPE_XORBS_PER_FILE]
         xet.add_dedupe(chunk_hashes[0], file_xorbs)
@@ -95,4 +104,7 @@ def register_shard(xet: XetStore, repos: RepoStore, repo: Repo, data: bytes) -> 
         for chunk in index.chunk_hashes if index else ():
             if dedupe_eligible(chunk):
                 xet.add_dedupe(chunk, [listing.xorb])
-    return 1 if xet.put_shard(repo, hashlib.sha256(data).hexdigest(), data) else 0
+    with repos.gate(repo).shared():
+        if repos.meta(repo) is None:
+            raise errors.repo_not_found(repo.id)
+        return 1 if xet.put_shard(repo, hashlib.sha256(data).hexdigest(), data) else 0
