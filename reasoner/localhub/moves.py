@@ -97,7 +97,11 @@ def _copy_objects(store: RepoStore, source: Repo, target: Repo) -> None:
 def _finish(store: RepoStore, source: Repo, target: Repo, generation: str, full: bool = False) -> None:
     """After the target is published: its plain views, then the source goes (re-runnable)."""
     for branch in store.refs(target, "heads"):
-        store.sync_view(target, branch, full=full)
+        store.journal.begin(Intent("view", target, branch))  # ended by a refresh that completes
+        try:
+            store.sync_view(target, branch, full=full)
+        except Exception:  # a convenience: the old name must go all the same; start-up rebuilds the view
+            log.exception("could not write the plain view of %s@%s", target.label, branch)
     found = store.record(source)
     if found is not None and found[0].get("state") != lifecycle.DELETING:
         if lifecycle.generation_of(found[0]) != generation:
