@@ -21,7 +21,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from reasoner.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
+from reasoner.recipe_base import resolve_base
 
 # Section schemas: key -> (accepted python types, default). ``None`` in the types means "may be null".
 _STR = (str,)
@@ -397,19 +399,8 @@ def world_size_from_env(env: Mapping[str, str] | None = None) -> int:
 
 
 def check_batch_layout(grpo: Mapping[str, Any], world_size: int) -> None:
-    """Refuse a generation batch that does not hold whole groups of ``num_generations`` completions."""
-    num_generations = int(grpo.get("num_generations", 8))
-    if num_generations < 2:
-        raise UserError(f"num_generations is {num_generations}: GRPO compares completions within a group, use 2 or more")
-    per_device = int(grpo.get("per_device_train_batch_size", 8))
-    steps = grpo.get("steps_per_generation") or grpo.get("gradient_accumulation_steps", 1)
-    generation_batch = grpo.get("generation_batch_size") or per_device * world_size * int(steps)
-    if generation_batch % num_generations:
-        raise UserError(
-            f"the generation batch of {generation_batch} completions (per_device_train_batch_size {per_device} x "
-            f"{world_size} process(es) x {steps} step(s) per generation) is not divisible by num_generations "
-            f"{num_generations}: make per_device_train_batch_size a multiple of {num_generations} or change num_generations"
-        )
+    """Refuse a generation batch that does not hold whole groups of ``num_generations`` (rule: reasoner.batch)."""
+    check_generation_batch(BatchShape.from_grpo(grpo), world_size)
 
 
 def _check_combinations(recipe: Recipe) -> None:
@@ -428,7 +419,7 @@ def _check_combinations(recipe: Recipe) -> None:
 def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
     """Load, override and validate a recipe; raise UserError with the fix on any problem."""
     path = recipe_path(name_or_path)
-    data = read_yaml(path)
+    data = resolve_base(path, read_yaml(path), read=read_yaml, find=recipe_path)
     fields = grpo_fields()
     override_list = list(overrides)
     pairs = override_list if override_list and isinstance(override_list[0], tuple) else parse_overrides(override_list)  # type: ignore[arg-type]

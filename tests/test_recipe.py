@@ -119,7 +119,7 @@ def test_unknown_section_and_missing_recipe(tmp_path):
 def test_batch_layout_counts_the_launcher_world_size(monkeypatch):
     """4 completions per device on 3 processes is 12: not whole groups of 8."""
     monkeypatch.setenv("WORLD_SIZE", "3")
-    with pytest.raises(UserError, match=r"4 x 3 process\(es\)"):
+    with pytest.raises(UserError, match=r"4 x 3 training processes"):
         load_recipe("tiny-cpu", ["--num_generations", "8"])
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert load_recipe("tiny-cpu", ["--num_generations", "8"]).grpo["num_generations"] == 8

@@ -1,0 +1,67 @@
+"""Recipes that inherit: ``base: NAME`` takes another recipe and states only what differs.
+
+The larger Qwen recipes are the 0.5B reference scaled up: the same data, prompt, rewards and GRPO settings,
+another model, layout, batch and learning rate. Written out in full, six files would repeat each other and drift
+apart (a comment about the 0.5B model ended up in the 14B recipe). So a recipe may name a ``base`` (a packaged
+recipe name, or a path relative to the recipe's own folder) and hold only its differences.
+
+Merging is by key: a mapping in the recipe merges into the base's mapping of the same key, key by key and
+recursively; anything else (a value, a list, ``null``) replaces the base's value. A base may have a base itself;
+a loop is refused. ``reasoner train --dry-run`` prints the fully resolved recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reasoner.errors import UserError
+
+BASE_KEY = "base"
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base``: mappings merge recursively, every other value replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def find_base(name: str, child: Path, find: Callable[[str], Path]) -> Path:
+    """The file a ``base:`` names: a path next to the recipe first, then whatever ``find`` resolves (packaged names)."""
+    beside = (child.parent / name).expanduser()
+    if beside.is_file():
+        return beside
+    for suffix in (".yaml", ".yml"):
+        candidate = child.parent / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return find(name)
+
+
+def resolve_base(path: Path, data: dict[str, Any], *, read: Callable[[Path], dict[str, Any]],
+                 find: Callable[[str], Path]) -> dict[str, Any]:
+    """The recipe at ``path`` (already read as ``data``) with its chain of bases merged under it."""
+    chain = [path.resolve()]
+    resolved = dict(data)
+    layers = [resolved]
+    while BASE_KEY in layers[-1]:
+        name = layers[-1][BASE_KEY]
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"recipe {chain[-1].name}: 'base' must name a recipe (a packaged name or a path), got {name!r}")
+        base_path = find_base(name, chain[-1], find).resolve()
+        if base_path in chain:
+            loop = " -> ".join(p.name for p in [*chain, base_path])
+            raise UserError(f"recipe bases form a loop ({loop}); remove one 'base' key")
+        chain.append(base_path)
+        layers.append(read(base_path))
+    result: dict[str, Any] = {}
+    for layer in reversed(layers):
+        result = merge(result, {k: v for k, v in layer.items() if k != BASE_KEY})
+    return result
