@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("reasoner.train:main", "run GRPO on a recipe (what accelerate launch runs on every rank)"),
     "demo": ("reasoner.demo:main", "the whole loop on this machine: embedded hub, CPU training, push, summary"),
     "prefetch": ("reasoner.prefetch:main", "preflight the hub, pin commits, download them into the node-local cache"),
-    "plan": ("reasoner.plan:main", "print where generation and training run, and the per-GPU memory estimate"),
+    "plan": ("reasoner.plan.cli:main", "print where generation and training run, the memory estimate and the checkpoints"),
     "eval": ("reasoner.evaluate:eval_main", "GSM8K accuracy of a model (strict and lenient), optionally against a baseline"),
     "report": ("reasoner.report:report_main", "plots and a summary of a finished or running run"),
     "push": ("reasoner.pushcli:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),

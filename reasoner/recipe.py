@@ -69,10 +69,13 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "private": (_BOOL, False),
         "push_checkpoints": (_BOOL, True),
     },
-    "resources": {
+    "resources": {  # the layout a recipe is sized for, and what reasoner plan assumes about it
         "nodes": (_INT, 1),
         "gpus_per_node": (_INT, 1),
         "gpu_memory_gb": (_NUM, 80),
+        "signal_lead_s": (_NUM, 120),  # seconds SLURM's warning comes before the kill (sbatch --signal=B:USR1@N)
+        "checkpoint_write_gbps": (_NUM, 1.0),  # GB/s one node writes to the output folder
+        "gpu_tflops": (_NUM, 100),  # effective training TFLOP/s per GPU, for the step time
     },
     "tracking": {
         "samples_every": (_INT, 10),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -75,15 +76,26 @@ def test_one_node_of_eight_gives_vllm_one_gpu_and_trains_on_seven():
     assert p.generation_gpus == (0,)
     assert p.training_gpus == (1, 2, 3, 4, 5, 6, 7)
     assert p.cuda_visible_devices == {"generation": "0", "training": "1,2,3,4,5,6,7"}
-    assert p.vllm_command == (
-        "trl", "vllm-serve", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--revision", "main",
-        "--tensor-parallel-size", "1", "--host", "0.0.0.0", "--port", "8000",
+    # The server as `trl vllm-serve` flags, and the command TRL's own builder makes of them: vLLM's server
+    # through this interpreter, with the weight-transfer engine TRL's client needs and vLLM's dev mode.
+    assert p.server_args == (
+        "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--revision", "main",
+        "--tensor-parallel-size", "1", "--host", "0.0.0.0", "--port", "8000", "--gpu-memory-utilization", "0.9",
         "--dtype", "bfloat16", "--max-model-len", "456",
+    )
+    assert p.vllm_command == (
+        "env", "VLLM_SERVER_DEV_MODE=1", sys.executable, "-m", "vllm.entrypoints.cli.main", "serve",
+        "Qwen/Qwen2.5-0.5B-Instruct", "--host", "0.0.0.0", "--port", "8000", "--tensor-parallel-size", "1",
+        "--data-parallel-size", "1", "--gpu-memory-utilization", "0.9", "--dtype", "bfloat16", "--kv-cache-dtype",
+        "auto", "--model-impl", "vllm", "--uvicorn-log-level", "info", "--revision", "main", "--max-model-len", "456",
+        "--weight-transfer-config", '{"backend": "nccl"}', "--logprobs-mode", "processed_logprobs",
+        "--max-logprobs", "-1",
     )
     assert p.train_args == (
         "--generation.placement", "dedicated-gpu",
-        "--vllm_server_host", "127.0.0.1", "--vllm_server_port", "8000",
+        "--vllm_server_host", "127.0.0.1", "--vllm_server_port", "8000", "--vllm_group_port", "51216",
     )
+    assert p.weight_sync_host == "127.0.0.1"  # VLLM_HOST_IP of the training ranks: the server is on this node
     # single_gpu.yaml cannot start 7 processes: the plan says so and switches to DDP.
     assert p.accelerate_config == "accelerate_configs/ddp.yaml"
     assert any("ddp.yaml" in note for note in p.notes)
@@ -264,7 +276,7 @@ def test_env_lines_round_trip_through_a_shell():
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[:2] == ["10.0.0.1", "8"]
     assert [line.strip("<>") for line in out[2:]] == list(p.vllm_command)
-    assert "--model" in p.vllm_command and "/shared/models/it's here" in p.vllm_command
+    assert p.vllm_command[5:7] == ("serve", "/shared/models/it's here")
 
 
 def test_env_keys_the_scripts_read():
@@ -300,9 +312,11 @@ def test_plan_for_recipe_reads_the_recipe_sections():
     p = plan_for_recipe(recipe, env={}, gpus_per_node=8, nodes=1)
     assert p.placement == "dedicated-gpu" and p.num_processes == 7
     assert p.accelerate_config == "accelerate_configs/zero2.yaml"
-    assert p.vllm_command[-2:] == ("--max-model-len", "456")
+    assert p.server_args[-2:] == ("--max-model-len", "456")
+    assert p.vllm_command[p.vllm_command.index("--max-model-len") + 1] == "456"
     p = plan_for_recipe(recipe, env={"REASONER_MODEL_PATH": "/cache/snap"}, gpus_per_node=8, nodes=1)
-    assert p.vllm_command[2:4] == ("--model", "/cache/snap") and "--revision" not in p.vllm_command
+    assert p.server_args[:2] == ("--model", "/cache/snap") and "--revision" not in p.server_args
+    assert p.vllm_command[5:7] == ("serve", "/cache/snap") and "--revision" not in p.vllm_command
     with pytest.raises(UserError, match="lacks num_generations"):
         plan_for_recipe(SimpleNamespace(generation={}, grpo={"per_device_train_batch_size": 1}, model={}),
                         env={}, gpus_per_node=1)

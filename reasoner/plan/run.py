@@ -1,0 +1,85 @@
+"""A run's whole plan, as ``reasoner plan`` prints it and the launchers check it: layout, memory, checkpoints.
+
+The layout comes from reasoner.topology with the real environment (SLURM's nodes, the ``REASONER_*`` overrides),
+and the memory estimate and the checkpoint plan are made for exactly that layout, with the GPU size of the
+machine when the plan is made for the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from reasoner.plan.budget import MemoryPlan
+from reasoner.plan.checkpoints import CheckpointPlan, format_checkpoints, plan_checkpoints
+from reasoner.plan.estimate import estimate_for_layout
+from reasoner.plan.hardware import Machine
+from reasoner.plan.report import report_of
+from reasoner.plan.search import refusal_of
+from reasoner.plan.settings import precision, zero_stage_of
+from reasoner.topology import Plan, format_plan, gpus_from_env, plan_for_recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """Layout, memory estimate and checkpoint plan of one recipe on one allocation."""
+
+    recipe: Any
+    layout: Plan
+    gpu_memory_gb: float
+    gpu_memory_source: str
+    memory: MemoryPlan | None = None
+    checkpoints: CheckpointPlan | None = None
+
+
+def gpu_memory(recipe: Any, *, given: float | None, machine: Machine | None, planned_here: bool) -> tuple[float, str]:
+    """GPU size to plan for, and where it came from: given, this machine's GPUs (when the plan is for this
+    machine), else the recipe's ``resources.gpu_memory_gb``."""
+    if given is not None:
+        return given, "given"
+    if planned_here and machine is not None and machine.gpu_memory_gb:
+        return machine.gpu_memory_gb, "this machine's GPUs"
+    return float((recipe.resources or {}).get("gpu_memory_gb", 80)), "the recipe's resources.gpu_memory_gb"
+
+
+def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, gpus_per_node: int | None = None,
+             gpu_memory_gb: float | None = None, machine: Machine | None = None, memory: bool = True) -> RunPlan:
+    """Plan ``recipe`` in ``env``: nodes from SLURM, else ``nodes``, else the recipe; GPUs likewise, with this
+    machine's GPU count and size when nothing else says (``machine``)."""
+    resources = recipe.resources or {}
+    in_slurm = "SLURM_JOB_ID" in env
+    nodes = nodes if nodes is not None else (None if in_slurm else resources.get("nodes"))
+    from_env = gpus_from_env(env)
+    planned_here = gpus_per_node is None and (from_env is not None or bool(machine and machine.gpus))
+    if gpus_per_node is None:
+        gpus_per_node = from_env if from_env is not None else (machine.gpus if machine and machine.gpus else None)
+    if gpus_per_node is None and not env.get("REASONER_GPUS_PER_NODE"):
+        gpus_per_node = resources.get("gpus_per_node")
+    size, source = gpu_memory(recipe, given=gpu_memory_gb, machine=machine, planned_here=planned_here)
+    layout = plan_for_recipe(recipe, env=env, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gb=size)
+    run = RunPlan(recipe=recipe, layout=layout, gpu_memory_gb=size, gpu_memory_source=source)
+    if not memory:
+        return run
+    stage = zero_stage_of(layout.accelerate_config)
+    host = machine.host_memory_gb if (machine and planned_here) else None
+    estimate = estimate_for_layout(recipe, layout, gpu_memory_gb=size, zero_stage=stage, host_memory_gb=host)
+    prec = precision(recipe.model, recipe.grpo, estimate.model, zero_stage=stage, on_gpu=layout.gpus_per_node > 0)
+    return dataclasses.replace(run, memory=estimate,
+                               checkpoints=plan_checkpoints(recipe, layout, estimate.model, prec, zero_stage=stage))
+
+
+def describe(run: RunPlan) -> str:
+    """The layout table, then the memory table and the checkpoint plan."""
+    text = format_plan(run.layout)
+    if run.memory is not None:
+        text += f"\ngpu memory: {run.gpu_memory_gb:g} GiB ({run.gpu_memory_source})\n"
+        text += report_of(run.recipe, run.memory) + "\n"
+    if run.checkpoints is not None:
+        text += "\n" + format_checkpoints(run.checkpoints) + "\n"
+    return text
+
+
+def refusal(run: RunPlan) -> str | None:
+    """Why this run cannot start (one line, with the fix), or None."""
+    return None if run.memory is None else refusal_of(run.recipe, run.memory)
