@@ -22,6 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("reasoner.pushcli:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),
     "hub": ("reasoner.localhub.cli:main", "run the embedded HF-compatible hub server ('reasoner hub serve ...')"),
     "recipes": ("reasoner.cli:list_recipes", "list the packaged recipes"),
+    # The launchers' steps (launch/grpo_local.sh, slurm/grpo.sbatch, slurm/task.sh); see reasoner.launch.
+    "launch-env": ("reasoner.launch.launchenv:main", "(launchers) plan a launch and print its commands as shell variables"),
+    "node-env": ("reasoner.launch.commands:node_env_main", "(launchers) print this node's cache variables"),
+    "serve-generation": ("reasoner.launch.commands:serve_generation_main", "(launchers) start the generation server here"),
+    "wait-health": ("reasoner.launch.commands:wait_health_main", "(launchers) wait for a server's health endpoint"),
+    "train-node": ("reasoner.launch.commands:train_node_main", "(launchers) accelerate on this training node"),
+    "stop-process": ("reasoner.launch.commands:stop_process_main", "(launchers) signal a process, wait, kill it if asked"),
+    "should-requeue": ("reasoner.launch.commands:should_requeue_main", "(launchers) whether a stopped job requeues"),
 }
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from transformers import TrainerCallback
 
+from reasoner.preempted import write_marker
+
 log = logging.getLogger("reasoner.train")
 
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later", which is what a requeue does
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"; launchers report it as 1, see reasoner.preempted
 SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
@@ -71,6 +74,12 @@ class PreemptionCallback(TrainerCallback):
             control.should_training_stop = True
             if state.is_world_process_zero:
                 log.warning("preemption signal: saving a checkpoint at step %d and stopping", state.global_step)
+        return control
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API
+        if self.stopped and state.is_world_process_zero:
+            # The job script decides on this marker, not on the exit code (launchers turn 75 into 1).
+            write_marker(state.global_step, str(Path(args.output_dir) / f"checkpoint-{state.global_step}"))
         return control
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: D102 - TrainerCallback API

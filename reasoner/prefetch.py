@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 from pathlib import Path
 from typing import Sequence
 
@@ -23,9 +24,11 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="reasoner prefetch", description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--pins-out", type=Path, help="write the pinning overrides (--model.revision SHA ...) here")
+    parser.add_argument("--pins", type=Path, help="read pinning overrides written by --pins-out (the job's commits)")
     parser.add_argument("--pin-only", action="store_true", help="resolve commits, download nothing")
     ns, overrides = parser.parse_known_args(list(argv))
-    recipe = load_recipe(ns.recipe, overrides)
+    pinned = shlex.split(ns.pins.read_text()) if ns.pins else []
+    recipe = load_recipe(ns.recipe, [*overrides, *pinned])
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     dataset = hub.classify_dataset(recipe.dataset["id"], recipe.dataset["revision"])
     if hub.is_offline():

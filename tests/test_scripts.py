@@ -88,7 +88,7 @@ def test_local_launcher_trains_on_cpu(tmp_path: Path):
 
 
 def test_local_launcher_stops_on_a_generation_server_that_dies(tmp_path: Path):
-    """Two GPUs planned: the server goes on one; here `trl vllm-serve` fails (no vLLM), and the launcher
+    """Two GPUs planned: the server goes on one; here vLLM's server fails (no vLLM), and the launcher
     says so, points at the server log, and never starts training."""
     port = _free_port()
     result = subprocess.run(
@@ -102,8 +102,10 @@ def test_local_launcher_stops_on_a_generation_server_that_dies(tmp_path: Path):
     logs = list((tmp_path / "logs").glob("vllm-*.log"))
     assert len(logs) == 1 and logs[0].read_text()
     assert "CUDA_VISIBLE_DEVICES (generation)  0" in result.stderr  # the server's GPU, training on the other
-    # The server loads the prefetched snapshot by path, not a hub id that offline mode cannot resolve.
-    assert "vllm-serve --model /" in result.stderr or "vllm serve /" in result.stderr
+    # The server loads the prefetched snapshot by path, not a hub id that offline mode cannot resolve, and
+    # runs vLLM's server through the launcher's interpreter (what trl vllm-serve would exec, without PATH).
+    assert f"VLLM_SERVER_DEV_MODE=1 {sys.executable} -m vllm.entrypoints.cli.main serve /" in result.stderr
+    assert "--weight-transfer-config" in result.stderr
     assert not (tmp_path / "run").exists(), "training started although the server never answered"
 
 

@@ -15,7 +15,7 @@ from reasoner.errors import UserError
 from reasoner.plan.hardware import parse_gb, this_machine
 from reasoner.plan.run import describe, plan_run, refusal
 from reasoner.recipe import load_recipe
-from reasoner.topology import format_env
+from reasoner.topology import format_env, gpus_from_env
 
 
 def main(argv: Sequence[str]) -> int:
@@ -33,9 +33,10 @@ def main(argv: Sequence[str]) -> int:
     recipe = load_recipe(ns.recipe, overrides)
     env = dict(os.environ)
     given = parse_gb(ns.gpu_memory) if ns.gpu_memory else None
-    machine = this_machine(env) if ns.gpus_per_node is None else None
+    found = this_machine(env)
+    here = ns.gpus_per_node is None and ns.nodes is None and (gpus_from_env(env) is not None or bool(found.gpus))
     run = plan_run(recipe, env=env, nodes=ns.nodes, gpus_per_node=ns.gpus_per_node, gpu_memory_gb=given,
-                   machine=machine, memory=ns.format == "table" and not ns.no_memory)
+                   machine=found if here else None, memory=ns.format == "table" and not ns.no_memory)
     if ns.format == "env":
         print(format_env(run.layout))
         return 0

@@ -33,36 +33,37 @@ class RunPlan:
     checkpoints: CheckpointPlan | None = None
 
 
-def gpu_memory(recipe: Any, *, given: float | None, machine: Machine | None, planned_here: bool) -> tuple[float, str]:
+def gpu_memory(recipe: Any, *, given: float | None, machine: Machine | None) -> tuple[float, str]:
     """GPU size to plan for, and where it came from: given, this machine's GPUs (when the plan is for this
     machine), else the recipe's ``resources.gpu_memory_gb``."""
     if given is not None:
         return given, "given"
-    if planned_here and machine is not None and machine.gpu_memory_gb:
+    if machine is not None and machine.gpu_memory_gb:
         return machine.gpu_memory_gb, "this machine's GPUs"
     return float((recipe.resources or {}).get("gpu_memory_gb", 80)), "the recipe's resources.gpu_memory_gb"
 
 
 def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, gpus_per_node: int | None = None,
              gpu_memory_gb: float | None = None, machine: Machine | None = None, memory: bool = True) -> RunPlan:
-    """Plan ``recipe`` in ``env``: nodes from SLURM, else ``nodes``, else the recipe; GPUs likewise, with this
-    machine's GPU count and size when nothing else says (``machine``)."""
+    """Plan ``recipe`` in ``env``. Nodes: ``nodes``, else SLURM's, else the recipe's. GPUs per node:
+    ``gpus_per_node``, else what SLURM or CUDA_VISIBLE_DEVICES say, else ``machine``'s, else the recipe's.
+    ``machine`` is given when the plan is for the machine it runs on: its GPU size and host memory then count."""
     resources = recipe.resources or {}
-    in_slurm = "SLURM_JOB_ID" in env
-    nodes = nodes if nodes is not None else (None if in_slurm else resources.get("nodes"))
-    from_env = gpus_from_env(env)
-    planned_here = gpus_per_node is None and (from_env is not None or bool(machine and machine.gpus))
+    if nodes is None and "SLURM_JOB_ID" not in env:
+        nodes = resources.get("nodes")
     if gpus_per_node is None:
-        gpus_per_node = from_env if from_env is not None else (machine.gpus if machine and machine.gpus else None)
+        gpus_per_node = gpus_from_env(env)
+    if gpus_per_node is None and machine is not None:
+        gpus_per_node = machine.gpus
     if gpus_per_node is None and not env.get("REASONER_GPUS_PER_NODE"):
         gpus_per_node = resources.get("gpus_per_node")
-    size, source = gpu_memory(recipe, given=gpu_memory_gb, machine=machine, planned_here=planned_here)
+    size, source = gpu_memory(recipe, given=gpu_memory_gb, machine=machine)
     layout = plan_for_recipe(recipe, env=env, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gb=size)
     run = RunPlan(recipe=recipe, layout=layout, gpu_memory_gb=size, gpu_memory_source=source)
     if not memory:
         return run
     stage = zero_stage_of(layout.accelerate_config)
-    host = machine.host_memory_gb if (machine and planned_here) else None
+    host = machine.host_memory_gb if machine is not None else None
     estimate = estimate_for_layout(recipe, layout, gpu_memory_gb=size, zero_stage=stage, host_memory_gb=host)
     prec = precision(recipe.model, recipe.grpo, estimate.model, zero_stage=stage, on_gpu=layout.gpus_per_node > 0)
     return dataclasses.replace(run, memory=estimate,
