@@ -88,6 +88,9 @@ def plan_environment(request: Request, env: Mapping[str, str]) -> dict[str, str]
             raise UserError("no SLURM_JOB_ID: submit with sbatch (on one machine use launch/grpo_local.sh)")
         names, addrs = nodes.allocation(env["SLURM_JOB_NODELIST"])
         planned.update(REASONER_NODELIST=" ".join(names), REASONER_NODE_ADDRS=" ".join(addrs))
+        if not env.get("REASONER_GPUS_PER_NODE"):
+            gpus = nodes.requested_gpus_per_node(env["SLURM_JOB_ID"], len(names))
+            planned["REASONER_GPUS_PER_NODE"] = str(gpus)
     return planned
 
 

@@ -43,6 +43,22 @@ def allocation(nodelist: str, run: Runner = subprocess.run) -> tuple[list[str], 
     return names, addrs
 
 
+def requested_gpus_per_node(job_id: str, node_count: int, run: Runner = subprocess.run) -> int:
+    """GPUs per node the job asked for (``--gpus-per-node``, ``--gres=gpu:N``, ``--gpus``): what its steps get.
+
+    Not ``SLURM_GPUS_ON_NODE``: an ``--exclusive`` job sees every GPU of its nodes there, but its steps are given
+    only the GPUs it requested (srun's default), so a plan for the others would start ranks with no GPU.
+    """
+    text = scontrol(["show", "job", job_id], run)
+    per_node = re.search(r"\bTresPerNode=\S*?gres[:/]gpu(?::[^:,\s]+)?:(\d+)", text)
+    if per_node:
+        return int(per_node.group(1))
+    per_job = re.search(r"\bTresPerJob=\S*?gres[:/]gpu(?::[^:,\s]+)?:(\d+)", text)
+    if per_job:
+        return int(per_job.group(1)) // max(1, node_count)
+    return 0
+
+
 def node_name(env: Mapping[str, str]) -> str:
     """This node's name as SLURM knows it (SLURMD_NODENAME), else the short host name."""
     return env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
