@@ -5,7 +5,8 @@ Stopping: a signal, a bounded wait, then SIGKILL if asked (the server may take s
 Training on a node: SLURM's warning (SIGUSR1) and SIGTERM must become "save a checkpoint at the next step, then
 stop" in every training rank, never a kill. The ranks handle both signals (reasoner.preemption); the launcher
 between them would die of either (USR1's default action) or kill the ranks at once (torch elastic's SIGTERM
-handler). So the launcher runs with both ignored and torch elastic told to leave SIGTERM alone, and this process
+handler, with a kill 30 s later). So the launcher runs with both ignored and torch elastic told to leave SIGTERM
+alone, and this process
 forwards either signal to the ranks as SIGUSR1. torch starts the ranks in their own sessions, so a signal to the
 task's process group does not reach them by itself.
 """
@@ -21,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
-# torch elastic handles these itself (TORCHELASTIC_SIGNALS_TO_HANDLE); SIGTERM is left to the ranks.
+# The signals torch elastic's agent handles (torchrun --signals-to-handle, read from PET_SIGNALS_TO_HANDLE):
+# not SIGTERM, which it would answer by terminating the ranks and killing them 30 s later, mid-save.
 ELASTIC_SIGNALS = "SIGINT,SIGHUP,SIGQUIT"
 
 
@@ -94,7 +96,7 @@ def _ignore_stop_signals() -> None:
 def run_launcher(command: Sequence[str], env: Mapping[str, str], log=print) -> int:
     """Run the training launcher with the stop signals ignored; forward them to its children (the ranks) as
     SIGUSR1. Returns the launcher's exit code."""
-    child = subprocess.Popen(list(command), env={**env, "TORCHELASTIC_SIGNALS_TO_HANDLE": ELASTIC_SIGNALS},
+    child = subprocess.Popen(list(command), env={**env, "PET_SIGNALS_TO_HANDLE": ELASTIC_SIGNALS},
                              preexec_fn=_ignore_stop_signals)
 
     def forward(signum: int, _frame: object) -> None:

@@ -28,5 +28,5 @@ def requeue_decision(signal_name: str | None, marker: Path, *, started: bool = T
         return False, (f"SIGTERM: {saved} saved; not requeueing (resubmit the same command to resume)" if saved
                        else "SIGTERM before the run saved a checkpoint on it; not requeueing")
     if saved:
-        return False, f"the ranks stopped on a signal after saving {saved}; the job got no warning: not requeueing"
+        return False, f"the ranks stopped on a signal and {saved} saved; the job script got no signal: not requeueing"
     return False, "no preemption: nothing to requeue"

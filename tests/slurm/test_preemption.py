@@ -66,6 +66,9 @@ def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path)
         subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
         wait_for(lambda: job_field(job_id, "Restarts") == "1" and job_field(job_id, "JobState") == "PENDING",
                  180, "the requeue", log)
+        # The requeue revokes the first run's credential; slurmd refuses a start within the same second
+        # ("Job credential revoked"), so the operator's StartTime=now comes a moment later.
+        time.sleep(2)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
         wait_for(lambda: job_field(job_id, "JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"),
                  420, "the resumed run to finish", log)
@@ -85,3 +88,45 @@ def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path)
     state = json.loads((out_dir / f"checkpoint-{step}" / "trainer_state.json").read_text())
     assert state["global_step"] == step
     assert (out_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("how", [
+    ["--full", "--signal=TERM"],  # the batch shell and every step: what a time limit or a TERM preemption sends
+    ["--signal=TERM"],  # the steps only: the ranks see SIGTERM, the batch shell no signal
+    [],  # scancel: the job is cancelled, SIGTERM first and SIGKILL after KillWait
+], ids=["term-job", "term-steps", "scancel"])
+def test_sigterm_checkpoints_and_stops_without_requeue(slurm_cluster, tmp_path, how):
+    out_dir, log = tmp_path / "run", tmp_path / "job.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(SLURM_CONF=slurm_cluster, REASONER_PYTHON=sys.executable, REASONER_CACHE_DIR=str(tmp_path / "cache"),
+               REASONER_LOG_DIR=str(tmp_path / "logs"), REASONER_MAIN_PORT=str(free_port()), HF_HUB_OFFLINE="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "--nodes=2", f"--output={log}", "--time=20", "slurm/grpo.sbatch", "tiny-cpu",
+         "--max_steps", str(STEPS), "--save_steps", "1000", "--output_dir", str(out_dir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert submit.returncode == 0, submit.stderr
+    job_id = submit.stdout.strip().split(";")[0]
+    try:
+        wait_for(lambda: log.exists() and f"step 3/{STEPS}" in log.read_text(), 300, "step 3", log)
+        subprocess.run(["scancel", *how, job_id], check=True, timeout=30)
+        wait_for(lambda: job_field(job_id, "JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"),
+                 180, "the job to end", log)
+        time.sleep(3)  # a requeue, were there one, shows by now
+    finally:
+        if job_field(job_id, "JobState") in ("PENDING", "RUNNING", "REQUEUED"):
+            subprocess.run(["scancel", job_id], timeout=30)
+
+    text = log.read_text()
+    assert job_field(job_id, "Restarts") == "0" and job_field(job_id, "JobState") != "PENDING", text[-4000:]
+    assert "requeueing job" not in text
+    saved = re.search(r"preemption signal: saving a checkpoint at step (\d+)", text)
+    assert saved, text[-4000:]
+    step = int(saved[1])
+    assert 3 <= step < STEPS
+    state = json.loads((out_dir / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    assert state["global_step"] == step
+    assert not (out_dir / "model.safetensors").exists(), "the run went on to the end instead of stopping"
+    if how:  # the job script lived to decide: it names the saved checkpoint and why it does not requeue
+        assert f"checkpoint-{step} (step {step}) saved" in text and "not requeueing" in text, text[-3000:]
