@@ -21,7 +21,7 @@ from vllm_parser import parse_serve
 
 from reasoner import data
 from reasoner.recipe import load_recipe, packaged_recipes
-from reasoner.testing import ensure_tiny_model
+from reasoner.tinymodel import ensure_tiny_model
 from reasoner.topology import plan_for_recipe
 from reasoner.topology.server import vllm_command
 
@@ -149,7 +149,7 @@ def test_prompt_limit_counts_tokens_as_grpo_trainer_does(tmp_path):
     system = data.resolve_system_prompt(recipe.prompt["system"])
     everything, _ = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt["few_shot"], tokenizer=tokenizer)
     trainer = GRPOTrainer(model=str(model), reward_funcs=get_reward_funcs(recipe.rewards),
-                          args=build_grpo_config(recipe, push_enabled=False), train_dataset=everything,
+                          args=build_grpo_config(recipe), train_dataset=everything,
                           processing_class=tokenizer)
     prompts = list(everything["prompt"])
     lengths = [len(ids) for ids in trainer._tokenize_prompts(prompts)[0]]

@@ -15,7 +15,7 @@ SAME_KEYS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulat
 @pytest.mark.parametrize("name", packaged_recipes())
 def test_grpo_config_from_every_packaged_recipe(name):
     recipe = load_recipe(name)
-    config = build_grpo_config(recipe, push_enabled=False)
+    config = build_grpo_config(recipe)
     for key in SAME_KEYS:
         if key in recipe.grpo:
             assert getattr(config, key) == recipe.grpo[key], key
@@ -38,7 +38,7 @@ def test_grpo_config_with_each_layouts_generation_settings(name):
         generation = ["--generation.tensor_parallel_size", "1"] if gpus == 1 else []
         layout = plan_for_recipe(load_recipe(name, generation), env=layout_env, gpus_per_node=gpus, nodes=nodes,
                                  placement=placement)
-        config = build_grpo_config(load_recipe(name, [*generation, *layout.train_args]), push_enabled=False)
+        config = build_grpo_config(load_recipe(name, [*generation, *layout.train_args]))
         assert config.use_vllm and config.vllm_mode == mode, (nodes, gpus)
         if mode == "server":
             assert (config.vllm_server_host, config.vllm_server_port, config.vllm_group_port) == (

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from reasoner.plan.formulas import DTYPE_BYTES
+from reasoner.precision import load_dtype
 from reasoner.plan.shapes import ModelShape
 
 
@@ -78,17 +79,17 @@ class Precision:
 
 def precision(model: Mapping[str, Any], grpo: Mapping[str, Any], shape: ModelShape, *, zero_stage: int,
               on_gpu: bool) -> Precision:
-    """The precision this recipe trains in on this device kind."""
-    dtype = str(model.get("dtype") or "auto")
-    if dtype == "auto":
-        dtype = shape.torch_dtype
-    dtype_bytes = DTYPE_BYTES.get(dtype, 4)
-    fp32_master = bool(model.get("fp32_master_weights", True)) and zero_stage == 0
-    param_bytes = 4 if fp32_master else dtype_bytes
+    """The precision this recipe trains in on this device kind: the dtype reasoner.precision loads the model in
+    (float32 master weights without DeepSpeed unless the recipe opts out), 16-bit compute unless bf16 is off."""
+    served = str(model.get("dtype") or "auto")
+    if served == "auto":
+        served = shape.torch_dtype
+    loaded = load_dtype(model, deepspeed=zero_stage > 0)
+    param_bytes = DTYPE_BYTES.get(shape.torch_dtype if loaded == "auto" else loaded, 4)
     bf16 = grpo.get("bf16")
     mixed = on_gpu and (bool(grpo.get("fp16", False)) or (bf16 if bf16 is not None else True))  # TRL 1.x: bf16
     return Precision(param_bytes=param_bytes, mixed=mixed, activation_bytes=2 if (mixed or param_bytes == 2) else 4,
-                     served_bytes=dtype_bytes)
+                     served_bytes=DTYPE_BYTES.get(served, 4))
 
 
 def activation_checkpointing(grpo: Mapping[str, Any]) -> bool:
