@@ -16,14 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from vllm_parser import parse_serve
 
 from reasoner import data
 from reasoner.recipe import load_recipe, packaged_recipes
 from reasoner.tinymodel import ensure_tiny_model
 from reasoner.topology import plan_for_recipe
-from reasoner.topology.server import vllm_command
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"

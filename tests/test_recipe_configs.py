@@ -28,7 +28,6 @@ def test_grpo_config_from_every_packaged_recipe(name):
 
 @pytest.mark.parametrize("name", [n for n in packaged_recipes() if load_recipe(n).generation["backend"] == "vllm"])
 def test_grpo_config_with_each_layouts_generation_settings(name):
-    recipe = load_recipe(name)
     env = {"SLURM_JOB_ID": "77", "SLURM_NODEID": "0", "REASONER_NODELIST": "a b c d",
            "REASONER_NODE_ADDRS": "10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4"}
     for nodes, gpus, mode in ((1, 1, "colocate"), (1, 8, "server"), (4, 8, "server")):
