@@ -105,15 +105,13 @@ def plan_for_launch(request: Request, env: Mapping[str, str]) -> tuple[Any, RunP
         gpus = machine.gpus or 0
     count = len(env["REASONER_NODELIST"].split()) if request.launcher == "slurm" else 1
     run = plan_run(recipe, env=env, nodes=count, gpus_per_node=gpus, machine=machine, memory=not request.check)
-    check_launchable(request.launcher, run.layout)
+    check_launchable(run.layout)
     return recipe, run
 
 
-def check_launchable(launcher: str, layout: Plan) -> None:
-    """Refuse what this launcher cannot start: a generation node on one machine, a missing accelerate config."""
-    if launcher == "local" and layout.placement == "dedicated-node":
-        raise UserError("placement dedicated-node needs several nodes: use slurm/grpo.sbatch, or "
-                        "REASONER_PLACEMENT=dedicated-gpu")
+def check_launchable(layout: Plan) -> None:
+    """Refuse a layout without an accelerate config this launcher can read (one machine cannot have a generation
+    node: reasoner.topology refuses that for a single node already)."""
     if not layout.accelerate_config:
         raise UserError("no accelerate config: add accelerate_config to the recipe or set REASONER_ACCELERATE_CONFIG")
     if not Path(layout.accelerate_config).is_file():

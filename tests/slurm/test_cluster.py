@@ -63,3 +63,50 @@ def test_two_gpu_nodes_plan_a_generation_node(slurm_cluster, tmp_path):
     assert plan["REASONER_TRAIN_NODES"] == "n1" and plan["REASONER_NUM_PROCESSES"] == "4"
     assert plan["REASONER_MAIN_IP"] == "127.0.0.1"
     assert plan["REASONER_MACHINE_RANK"] == "0"
+
+
+def _launch_env_in_job(allocation: list[str], tmp_path) -> dict[str, list[str]]:
+    """Both passes of `reasoner launch-env slurm` inside a real allocation: every variable, arrays as lists."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from script_vars import read_assignments
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REASONER_", "CUDA_VISIBLE", "HF_"))}
+    env.update(PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1",
+               REASONER_LOG_DIR=str(tmp_path / "logs"), REASONER_CACHE_DIR=str(tmp_path / "cache-{node}"))
+    (tmp_path / "pins.txt").write_text("\n")
+    py = sys.executable
+    script = (f"{py} -m reasoner.cli launch-env slurm --check tiny-cpu && "
+              f"{py} -m reasoner.cli launch-env slurm --pins {tmp_path}/pins.txt tiny-cpu 2>/dev/null")
+    out = subprocess.run([*allocation, "bash", "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=root, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return read_assignments(out.stdout)
+
+
+def test_launch_env_prints_what_the_batch_script_reads_and_the_gpus_the_job_asked_for(slurm_cluster, tmp_path):
+    """--exclusive shows a job every GPU of its nodes, but its steps get only what it asked for: the plan follows
+    the request (none here: CPU nodes), and every variable grpo.sbatch reads comes from launch-env."""
+    from pathlib import Path
+
+    from script_vars import script_reads
+
+    sbatch = Path(__file__).resolve().parents[2] / "slurm" / "grpo.sbatch"
+    cpu = _launch_env_in_job(["salloc", "--nodes=2", "--exclusive", "srun", "--nodes=1", "--ntasks=1"], tmp_path)
+    from_outside = {"SLURM_JOB_ID", "SLURM_SUBMIT_DIR", "SLURM_RESTART_COUNT", "SLURM_JOB_NODELIST", "PWD",
+                    "REASONER_ROOT", "REASONER_PYTHON"}
+    for_children = {"HF_HUB_CACHE", "HF_DATASETS_CACHE"}  # exported for the batch node's own reasoner commands
+    assert script_reads(sbatch) - from_outside == set(cpu) - for_children
+    assert cpu["NODE_COUNT"] == ["2"] and cpu["CPUS_PER_TASK"] == ["2"]  # the exclusive node's CPUs
+    args = cpu["TRAIN_NODE_ARGS"]
+    assert args[args.index("--num_processes") + 1] == "2"  # one CPU process per node: no GPU was asked for
+    assert args[args.index("--training-nodes") + 1] == "n1,n2"
+    assert cpu["HF_HUB_CACHE"] == [str(tmp_path / "cache-n1" / "hub")]  # the batch node's own cache
+    assert cpu["PREEMPT_MARKER"][0].endswith(".json") and cpu["PREEMPT_GRACE"] == ["100"]
+    gpus = _launch_env_in_job(["salloc", "--nodes=2", "--exclusive", "--gres=gpu:2", "srun", "--nodes=1",
+                               "--ntasks=1"], tmp_path)
+    args = gpus["TRAIN_NODE_ARGS"]
+    assert args[args.index("--num_processes") + 1] == "4"  # 2 GPUs per node asked for (4 visible): 2 x 2 ranks
