@@ -165,7 +165,7 @@ def _warnings(cp: CheckpointPlan) -> tuple[str, ...]:
     warnings = []
     if cp.steps is None:
         warnings.append(f"cannot count the checkpoints: steps {cp.steps_note}")
-    elif cp.saves is not None and cp.saves < MIN_SAVES:
+    elif cp.saves is not None and cp.saves < MIN_SAVES <= cp.steps:  # a run shorter than that is a test run
         fix = max(1, cp.steps // MIN_SAVES)
         warnings.append(f"saves {cp.saves} checkpoint(s) in {cp.steps} steps, fewer than {MIN_SAVES}: a preemption "
                         f"can lose much of the run; set save_steps to {fix} or less")

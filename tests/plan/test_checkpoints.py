@@ -79,15 +79,16 @@ def test_reasoner_plan_prints_checkpoints_for_every_recipe_at_its_stated_layout(
                             text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    match = re.search(r"^checkpoints: (\d+)", out, re.M)
+    match = re.search(r"^checkpoints: (\d+).* in (\d+) optimizer steps", out, re.M)
     assert match, out
     lead = re.search(r"signal lead: (\d+) s .* (covered|TOO SHORT)$", out, re.M)
     assert lead and lead[2] == "covered", out
     assert re.search(r"one save: [\d.,]+ GB on the busiest node, ~\d+ s", out)
+    saves, steps = int(match[1]), int(match[2])
     if name in QWEN:
-        assert int(match[1]) >= checkpoints.MIN_SAVES and "warning:" not in out, out
-    else:  # the CPU recipes are a few steps long: they say so
-        assert "warning: saves" in out
+        assert saves >= checkpoints.MIN_SAVES and "warning:" not in out, out
+    # Fewer saves than MIN_SAVES is warned about, unless the run is too short to save that often (a test run).
+    assert ("warning: saves" in out) == (saves < checkpoints.MIN_SAVES <= steps), out
 
 
 def test_reasoner_plan_warns_for_a_recipe_that_would_lose_its_checkpoint():
