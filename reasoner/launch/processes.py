@@ -112,6 +112,9 @@ def run_launcher(command: Sequence[str], env: Mapping[str, str], log=print) -> i
         signal.signal(sig, forward)
     try:
         return child.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the launcher too (same terminal): let it stop its ranks first
+        child.wait()
+        raise
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
