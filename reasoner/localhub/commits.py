@@ -112,9 +112,14 @@ class Commit:
 
 @dataclass(frozen=True)
 class RepoMeta:
+    """A repo as clients see it. ``generation`` names this incarnation of the name: a repo deleted
+    and created again under the same name has a new one, so anything signed for the old repo (Xet
+    tokens, signed URLs) can be refused for the new one."""
+
     repo: Repo
     private: bool
     created_at: str
+    generation: str = ""
 
 
 # Commit operations, already validated and with their blobs stored.

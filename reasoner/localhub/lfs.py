@@ -2,8 +2,9 @@
 
 huggingface_hub PUTs an LFS object to the ``href`` the batch API returns without any
 Authorization header (on the Hub the href is a pre-signed storage URL), so our hrefs carry their
-own short-lived HMAC signature over (repo, oid, size, expiry), keyed by a secret of the running
-server.
+own short-lived HMAC signature over (operation, repo, the repo's generation, oid, size, expiry),
+keyed by a secret of the running server. The generation ties a URL to one incarnation of the repo:
+once the repo is deleted its URLs are refused, also when a new repo takes its name.
 """
 
 from __future__ import annotations
@@ -50,18 +51,25 @@ class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def _signature(self, repo: Repo, oid: str, size: int, expires: int, client: str, pid: str) -> str:
-        message = f"{repo.type}\n{repo.id}\n{oid}\n{size}\n{expires}\n{client}\n{pid}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+    def _signature(self, operation: str, repo: Repo, generation: str, oid: str, size: int, expires: int,
+                   client: str, pid: str) -> str:
+        fields = (operation, repo.type, repo.id, generation, oid, str(size), str(expires), client, pid)
+        return hmac.new(self._secret, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
 
-    def upload_href(self, base: str, repo: Repo, oid: str, size: int, client: str = "", pid: str = "") -> str:
-        """The PUT URL; ``client``/``pid`` name the uploader in the metrics (the PUT carries no headers)."""
+    def href(self, operation: str, base: str, repo: Repo, generation: str, oid: str, size: int, client: str = "",
+             pid: str = "") -> str:
+        """The URL to PUT (``upload``) or GET (``download``) one object of one incarnation of ``repo``.
+
+        ``client``/``pid`` name the caller in the metrics (the request to the URL carries no headers).
+        """
         expires = int(time.time()) + URL_LIFETIME_S
-        sig = self._signature(repo, oid, size, expires, client, pid)
+        sig = self._signature(operation, repo, generation, oid, size, expires, client, pid)
         extra = "".join(f"&{k}={quote(v, safe='')}" for k, v in (("client", client), ("pid", pid)) if v)
         return f"{base}/_lfs/{repo.plural}/{quote(repo.id)}/{oid}?size={size}&expires={expires}{extra}&sig={sig}"
 
-    def check(self, repo: Repo, oid: str, size: int, expires: int, sig: str, client: str = "", pid: str = "") -> bool:
-        if expires < time.time():
+    def check(self, operation: str, repo: Repo, generation: str | None, oid: str, size: int, expires: int, sig: str,
+              client: str = "", pid: str = "") -> bool:
+        """Whether ``sig`` signs this URL for ``operation``; never when the repo is gone (``generation`` None)."""
+        if expires < time.time() or generation is None:
             return False
-        return hmac.compare_digest(self._signature(repo, oid, size, expires, client, pid), sig)
+        return hmac.compare_digest(self._signature(operation, repo, generation, oid, size, expires, client, pid), sig)

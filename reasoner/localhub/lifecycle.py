@@ -73,7 +73,7 @@ def create_repo(store: RepoStore, repo: Repo, private: bool, author: str) -> Rep
         _initial_commit(store, repo, author, created)
         publish(store, repo, record, version)
         store.journal.end(intent)
-        return RepoMeta(repo, private, created)
+        return RepoMeta(repo, private, created, record["generation"])
 
 
 def reserve(store: RepoStore, repo: Repo, record: dict, intent: Intent, taken: str) -> str:

@@ -77,7 +77,7 @@ class RepoStore:
         if found is None or found[0].get("state"):
             return None
         data = found[0]
-        return RepoMeta(repo, bool(data.get("private")), data.get("createdAt", ""))
+        return RepoMeta(repo, bool(data.get("private")), data.get("createdAt", ""), lifecycle.generation_of(data))
 
     def create_repo(self, repo: Repo, private: bool, author: str) -> RepoMeta:
         """Create the repo with an initial commit holding ``.gitattributes``, like the Hub does (atomic)."""
@@ -106,6 +106,11 @@ class RepoStore:
                 self.storage.put_if(lifecycle.record_key(repo), json.dumps(data).encode(), version)
             except PreconditionFailed:
                 raise errors.conflict(f"{repo.id} changed meanwhile; retry") from None
+
+    def is_generation(self, repo: Repo, generation: str) -> bool:
+        """Whether ``repo`` exists and is still the incarnation ``generation`` names."""
+        meta = self.meta(repo)
+        return meta is not None and bool(generation) and meta.generation == generation
 
     def _require(self, repo: Repo, *states: str) -> None:
         if self.state(repo) not in (states or ("ready",)):
@@ -317,10 +322,13 @@ class RepoStore:
                 self.storage.put(self.blob_key(repo, sha), data)
         return sha
 
-    def put_blob_file(self, repo: Repo, sha256: str, path: str) -> None:
+    def put_blob_file(self, repo: Repo, sha256: str, path: str, generation: str | None = None) -> None:
+        """Store the file at ``path`` as a blob; with ``generation``, only into that incarnation of the repo."""
         if not self.has_blob(repo, sha256):
             with self.gate(repo).shared():
                 self._require(repo)
+                if generation is not None and not self.is_generation(repo, generation):
+                    raise errors.repo_not_found(repo.id)
                 self.storage.put_file(self.blob_key(repo, sha256), path, move=True)
 
     def open_blob(self, repo: Repo, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:

@@ -134,7 +134,7 @@ class WriteRoutes:
         return json_response({"files": out, "commitOid": commit.id})
 
     def lfs_batch(self, req: Request, repo: Repo) -> Response:
-        self._writable(req, repo)
+        _, meta = self._writable(req, repo)
         data = req.body.json()
         if not isinstance(data, dict) or data.get("operation") != "upload":
             raise errors.bad_request("This hub's LFS batch API serves uploads only; download through /resolve/")
@@ -152,7 +152,8 @@ class WriteRoutes:
             item: dict = {"oid": oid, "size": size, "authenticated": True}
             if self.store.blob_size(repo, oid) != size:
                 client = client_of(req.headers, "")
-                href = self.signer.upload_href(req.base_url, repo, oid, size, client, pid_of(req.headers) or "")
+                href = self.signer.href("upload", req.base_url, repo, meta.generation, oid, size, client,
+                                        pid_of(req.headers) or "")
                 item["actions"] = {"upload": {"href": href, "expires_in": 3600}}
             out.append(item)
         return json_response({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
@@ -170,11 +171,12 @@ class WriteRoutes:
         except ValueError:
             raise errors.forbidden("Invalid upload URL") from None
         client, pid = req.arg("client") or "", req.arg("pid") or ""
-        if not _SHA256.fullmatch(oid) or not self.signer.check(repo, oid, size, expires, req.arg("sig") or "", client, pid):
+        meta = self.store.meta(repo)
+        generation = meta.generation if meta else None
+        if not _SHA256.fullmatch(oid) or not self.signer.check("upload", repo, generation, oid, size, expires,
+                                                               req.arg("sig") or "", client, pid):
             raise errors.forbidden("Invalid or expired upload URL: ask the LFS batch API for a new one")
         req.client, req.pid = client or None, pid or None
-        if self.store.meta(repo) is None:
-            raise errors.repo_not_found(repo.id)
         oversized = errors.bad_request(f"Upload is larger than the {size} bytes this URL was signed for")
         if req.body.declared is not None and req.body.declared != size:
             raise oversized if req.body.declared > size else errors.bad_request(
@@ -194,7 +196,7 @@ class WriteRoutes:
                     f"Uploaded content does not match: expected {size} bytes with sha256 {oid}, "
                     f"got {received} bytes with sha256 {digest.hexdigest()}"
                 )
-            self.store.put_blob_file(repo, oid, tmp)
+            self.store.put_blob_file(repo, oid, tmp, generation=generation)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

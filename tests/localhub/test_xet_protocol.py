@@ -105,7 +105,8 @@ def test_cas_refuses_missing_forged_expired_and_narrow_tokens(uploaded, tmp_path
     prefix, claim, sig = token.split(".")
     forged = f"{prefix}.{claim[:-2]}{'A' if claim[-2] != 'A' else 'B'}{claim[-1]}.{sig}"
     assert _get(hub, _cas_path("/v1/shards"), forged, method="POST", body=b"x")[0] == 401
-    expired, _ = hub.app.xet_signer.issue(hub.store_repo("model", REPO), "write", lifetime_s=-5)
+    repo = hub.store_repo("model", REPO)
+    expired, _ = hub.app.xet_signer.issue(repo, hub.store.meta(repo).generation, "write", lifetime_s=-5)
     assert _get(hub, _cas_path("/v1/shards"), expired, method="POST", body=b"x")[0] == 401
     read = _cas_token(hub, "read")
     xorb_key = next(iter(storage.list(".hub/xet/xorbs/")))
@@ -249,7 +250,7 @@ def test_deleted_repo_loses_its_xet_access(uploaded):
     token = _cas_token(hub, "write", repo="org/doomed")
     api.delete_repo("org/doomed")
     status, _, _ = _get(hub, _cas_path(f"/v1/reconstructions/{_file_id(folder, 'random.bin')}"), token)
-    assert status == 404
+    assert status == 401  # the token's repo is gone: the token is no longer valid
     assert _get(hub, "/api/models/org/doomed/xet-read-token/main", WRITE_TOKEN)[0] == 404
 
 
@@ -272,7 +273,7 @@ def test_xet_records_of_a_deleted_private_repo_stay_unreadable(uploaded):
     api.create_repo("org/reborn", private=False)
     fresh = _cas_token(hub, "read", repo="org/reborn", hub_token=READ_TOKEN)
     assert _get(hub, reconstruction, fresh)[0] == 404
-    assert _get(hub, reconstruction, token)[0] == 404  # the old write token names the name, not the old repo
+    assert _get(hub, reconstruction, token)[0] == 401  # the old write token is for the old repo, not the name
 
 
 def test_a_shard_racing_a_delete_registers_nothing(uploaded):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 from dataclasses import dataclass
 
 from reasoner.localhub import errors
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.xet.hashes import to_hex
 from reasoner.localhub.xet.store import StoredFile, XetStore
-from reasoner.localhub.xet.tokens import XetSigner
+from reasoner.localhub.xet.tokens import CasGrant, XetSigner
 from reasoner.localhub.xet.xorb import XorbIndex, decode_chunks
 
 
@@ -114,9 +115,14 @@ def _merged(slices: list[Slice]) -> dict[bytes, list[tuple[int, int]]]:
 
 
 def reconstruction(
-    store: XetStore, signer: XetSigner, cas_url: str, stored: StoredFile, header: str | None, version: int
+    store: XetStore, signer: XetSigner, cas_url: str, grant: CasGrant, stored: StoredFile, header: str | None,
+    version: int,
 ) -> dict:
-    """The reconstruction API answer (``version`` 1 or 2) for the requested range of a file."""
+    """The reconstruction API answer (``version`` 1 or 2) for the requested range of a file.
+
+    Its fetch URLs are signed for the grant's repo and generation: they stop working when the
+    repo is deleted, even if a new repo takes its name.
+    """
     if stored.size == 0:
         if header:
             raise HubError(416, "Range requested on an empty file")
@@ -132,7 +138,8 @@ def reconstruction(
         index, name = _index(store, xorb), to_hex(xorb)
         for start, end in spans:
             byte_first, byte_last = index.byte_range(start, end)
-            url = f"{cas_url}/fetch/{name}?{signer.fetch_query(name, byte_first, byte_last)}"
+            query = signer.fetch_query(grant.repo, grant.generation, name, byte_first, byte_last)
+            url = f"{cas_url}/fetch/{grant.repo.plural}/{quote(grant.repo.id)}/{name}?{query}"
             chunks, span = {"start": start, "end": end}, {"start": byte_first, "end": byte_last}
             if version == 1:
                 fetches.setdefault(name, []).append({"range": chunks, "url": url, "url_range": span})

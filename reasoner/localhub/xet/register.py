@@ -15,12 +15,12 @@ import os
 import tempfile
 
 from reasoner.localhub import errors
-from reasoner.localhub.paths import Repo
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.xet.hashes import dedupe_eligible, file_hash, to_hex, verification_hash
 from reasoner.localhub.xet.reconstruct import stream
 from reasoner.localhub.xet.shard import FileRecord, Shard, ShardError, parse_shard
 from reasoner.localhub.xet.store import StoredFile, XetStore
+from reasoner.localhub.xet.tokens import CasGrant
 
 MAX_DEDUPE_XORBS_PER_FILE = 32
 
@@ -49,14 +49,15 @@ def _check_file(xet: XetStore, record: FileRecord) -> list[bytes]:
     return [digest for digest, _ in chunks]
 
 
-def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile) -> None:
+def _materialize(xet: XetStore, repos: RepoStore, grant: CasGrant, stored: StoredFile) -> None:
     """Rebuild the bytes, check their sha256, keep them as the repo's blob for that sha256 and register the file.
 
     The rebuild runs in this process's spool folder (swept at start-up if the process dies). The
-    blob and the records are stored under the repo's gate and only while the repo exists, like a
-    commit: a registration that races a delete or a move is refused (404) rather than leave
-    records under a name whose repo is gone.
+    blob and the records are stored under the repo's gate and only while the repo the grant was
+    issued for exists, like a commit: a registration that races a delete or a move is refused
+    (404) rather than leave records under a name whose repo is gone or in a new repo of that name.
     """
+    repo = grant.repo
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=repos.storage.temp_dir(), prefix="xet-file-")
     try:
@@ -67,7 +68,7 @@ def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile
         if digest.hexdigest() != stored.sha256:
             raise errors.bad_request(f"shard file {stored.file_hash}: the bytes do not have the sha256 in the shard")
         with repos.gate(repo).shared():
-            if repos.meta(repo) is None:
+            if not repos.is_generation(repo, grant.generation):
                 raise errors.repo_not_found(repo.id)
             repos.put_blob_file(repo, stored.sha256, tmp)
             xet.register_file(repo, stored)
@@ -76,19 +77,21 @@ def _materialize(xet: XetStore, repos: RepoStore, repo: Repo, stored: StoredFile
             os.unlink(tmp)
 
 
-def _register(xet: XetStore, repos: RepoStore, repo: Repo, record: FileRecord, chunk_hashes: list[bytes]) -> None:
+def _register(xet: XetStore, repos: RepoStore, grant: CasGrant, record: FileRecord, chunk_hashes: list[bytes]) -> None:
+    repo = grant.repo
     # The sha256 is stored like every hash: as four u64 words, so its usual hex is the Xet string form.
     stored = StoredFile(to_hex(record.file_hash), to_hex(record.sha256 or bytes(32)), record.size, record.terms)
     if xet.file_hash_of(repo, stored.sha256) == stored.file_hash and repos.has_blob(repo, stored.sha256):
         return  # this very file is registered already (a re-upload)
-    _materialize(xet, repos, repo, stored)
+    _materialize(xet, repos, grant, stored)
     if chunk_hashes:
         file_xorbs = list(dict.fromkeys(term.xorb for term in record.terms))[:MAX_DEDUPE_XORBS_PER_FILE]
         xet.add_dedupe(chunk_hashes[0], file_xorbs)
 
 
-def register_shard(xet: XetStore, repos: RepoStore, repo: Repo, data: bytes) -> int:
-    """Check and register an uploaded shard; 1 when new, 0 when the repo had it already."""
+def register_shard(xet: XetStore, repos: RepoStore, grant: CasGrant, data: bytes) -> int:
+    """Check and register an uploaded shard in the grant's repo; 1 when new, 0 when the repo had it already."""
+    repo = grant.repo
     try:
         shard: Shard = parse_shard(data)
     except ShardError as error:
@@ -98,13 +101,13 @@ def register_shard(xet: XetStore, repos: RepoStore, repo: Repo, data: bytes) -> 
             raise errors.bad_request(f"shard lists xorb {to_hex(listing.xorb)}, which was not uploaded first")
     checked = [(record, _check_file(xet, record)) for record in shard.files]  # every file, before any is kept
     for record, chunk_hashes in checked:
-        _register(xet, repos, repo, record, chunk_hashes)
+        _register(xet, repos, grant, record, chunk_hashes)
     for listing in shard.xorbs:  # chunks a later upload may ask the dedupe API about, from our own index
         index = xet.xorb_index(listing.xorb)
         for chunk in index.chunk_hashes if index else ():
             if dedupe_eligible(chunk):
                 xet.add_dedupe(chunk, [listing.xorb])
     with repos.gate(repo).shared():
-        if repos.meta(repo) is None:
+        if not repos.is_generation(repo, grant.generation):
             raise errors.repo_not_found(repo.id)
         return 1 if xet.put_shard(repo, hashlib.sha256(data).hexdigest(), data) else 0

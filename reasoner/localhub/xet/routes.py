@@ -12,7 +12,7 @@ POST     /_xet/v1/xorbs/default/{hash}                   xorb upload (verified a
 POST     /_xet/v1/shards, /_xet/v2/shards                register the files of a shard in the repo
 GET      /_xet/v1/chunks/default-merkledb/{hash}         global dedupe: a shard of xorbs, or 404
 GET      /_xet/v1|v2/reconstructions/{file hash}         how to rebuild a file (Range supported)
-GET      /_xet/fetch/{xorb}?range=...&sig=...            signed byte range of a stored xorb
+GET      /_xet/fetch/{t}/{org}/{name}/{xorb}?range=...   signed byte range of a stored xorb
 =======  ==============================================  =========================================
 """
 
@@ -24,12 +24,12 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from reasoner.localhub import errors
 from reasoner.localhub.commits import FileEntry
 from reasoner.localhub.errors import HubError
-from reasoner.localhub.paths import Repo
+from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, repo_from_parts
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
 from reasoner.localhub.xet.hashes import from_hex
@@ -105,11 +105,11 @@ class XetRoutes:
         if not self.xet_enabled:
             raise HubError(404, NO_XET)
         if scope == "write":
-            self._writable(req, repo)
+            _, meta = self._writable(req, repo)
         else:
-            self._readable(req, repo)
+            meta = self._readable(req, repo)
             self.store.resolve(repo, revision)  # 404 for a revision the repo does not have
-        token, expires = self.xet_signer.issue(repo, scope)
+        token, expires = self.xet_signer.issue(repo, meta.generation, scope)
         cas_url = f"{req.base_url}/{CAS_PREFIX}"
         headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
         return json_response({"accessToken": token, "exp": expires, "casUrl": cas_url}, headers=headers)
@@ -129,15 +129,17 @@ class XetRoutes:
         if not self.xet_enabled:
             raise HubError(404, NO_XET)
         method = req.method
-        if len(segs) == 2 and segs[0] == "fetch" and method in ("GET", "HEAD"):
-            return self._xet_fetch(req, segs[1])
+        if len(segs) == 5 and segs[0] == "fetch" and segs[1] in TYPES_BY_PLURAL and method in ("GET", "HEAD"):
+            repo = repo_from_parts(TYPES_BY_PLURAL[segs[1]], unquote(segs[2]), unquote(segs[3]))
+            return self._xet_fetch(req, repo, segs[4])
         if segs == ["v1", "telemetry"] and method == "POST":
             req.body.read_all(MAX_TELEMETRY_BYTES)  # accepted and dropped: the hub keeps its own metrics
             return json_response({})
         grant = self.xet_signer.check(req.headers.get("Authorization"))
         req.repo = grant.repo.label
-        if self.store.meta(grant.repo) is None:
-            raise errors.repo_not_found(grant.repo.id)
+        if not self.store.is_generation(grant.repo, grant.generation):
+            raise errors.unauthorized("This Xet access token is for a repo that was deleted or replaced since: "
+                                      "ask the hub for a new one")
         version, what, rest = (segs[0], segs[1], segs[2:]) if len(segs) >= 2 else ("", "", [])
         if version == "v1" and what == "xorbs" and len(rest) == 2 and method in ("POST", "HEAD"):
             return self._xet_xorb(req, grant, rest[0], rest[1])
@@ -175,8 +177,8 @@ class XetRoutes:
         data = req.body.read_all(MAX_SHARD_BYTES)
         if version == 2:
             return Response(200, {"Content-Type": "application/x-ndjson"},
-                            _progress_stream(lambda: register_shard(self.xet_store, self.store, grant.repo, data)))
-        return json_response({"result": register_shard(self.xet_store, self.store, grant.repo, data)})
+                            _progress_stream(lambda: register_shard(self.xet_store, self.store, grant, data)))
+        return json_response({"result": register_shard(self.xet_store, self.store, grant, data)})
 
     def _xet_dedupe(self, prefix: str, name: str) -> Response:
         if prefix not in ("default-merkledb", "default"):
@@ -195,13 +197,17 @@ class XetRoutes:
         if stored is None:
             raise HubError(404, f"File {name} is not registered in {grant.repo.label}")
         cas_url = f"{req.base_url}/{CAS_PREFIX}"
-        answer = reconstruction(self.xet_store, self.xet_signer, cas_url, stored, req.headers.get("Range"), version)
+        answer = reconstruction(self.xet_store, self.xet_signer, cas_url, grant, stored, req.headers.get("Range"),
+                                version)
         return json_response(answer)
 
-    def _xet_fetch(self, req: Request, name: str) -> Response:
+    def _xet_fetch(self, req: Request, repo: Repo, name: str) -> Response:
         xorb = _hash(name, "xorb")
-        first, last = self.xet_signer.check_fetch(name, req.arg("range") or "", req.arg("expires") or "",
+        meta = self.store.meta(repo)
+        first, last = self.xet_signer.check_fetch(repo, meta.generation if meta else None, name,
+                                                  req.arg("range") or "", req.arg("expires") or "",
                                                   req.arg("sig") or "")
+        req.repo = repo.label
         req.kind = "download"
         index = self.xet_store.xorb_index(xorb)
         if index is None or last >= index.length:

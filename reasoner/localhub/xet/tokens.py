@@ -2,9 +2,12 @@
 
 The hub hands a CAS access token to a client that passed its usual token checks for a repo
 (``xet-read-token`` / ``xet-write-token``); the CAS routes trust only that token, never a hub token.
-It names the repo and the scope and expires; it is an HMAC-signed claim, so the server keeps no
-session state. Xorb ranges are fetched without any header (as from a pre-signed storage URL), so
-each fetch URL carries its own signature over the xorb, the byte range and an expiry.
+It names the repo, the repo's generation (which incarnation of the name: a repo deleted and
+created again has a new one), the scope and an expiry; it is an HMAC-signed claim, so the server
+keeps no session state. Xorb ranges are fetched without any header (as from a pre-signed storage
+URL), so each fetch URL carries its own signature over the repo and its generation, the xorb, the
+byte range and an expiry. A token or URL of a repo that was deleted since is refused, also when a
+new repo now has that name.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class CasGrant:
-    """What a valid CAS access token allows: ``scope`` on ``repo`` until ``expires`` (unix seconds)."""
+    """What a valid CAS access token allows: ``scope`` on ``repo`` (the incarnation ``generation``)
+    until ``expires`` (unix seconds)."""
 
     repo: Repo
+    generation: str
     scope: str
     expires: int
 
@@ -55,12 +60,12 @@ class XetSigner:
     def _sign(self, message: bytes) -> str:
         return _b64(hmac.new(self._secret, message, hashlib.sha256).digest())
 
-    def issue(self, repo: Repo, scope: str, lifetime_s: int = TOKEN_LIFETIME_S) -> tuple[str, int]:
-        """A token for ``scope`` on ``repo`` and its expiry."""
+    def issue(self, repo: Repo, generation: str, scope: str, lifetime_s: int = TOKEN_LIFETIME_S) -> tuple[str, int]:
+        """A token for ``scope`` on ``repo`` (its incarnation ``generation``) and its expiry."""
         if scope not in SCOPES:
             raise ValueError(f"unknown Xet scope {scope!r}")
         expires = int(time.time()) + lifetime_s
-        claim = _b64(json.dumps({"t": repo.type, "r": repo.id, "s": scope, "e": expires}).encode())
+        claim = _b64(json.dumps({"t": repo.type, "r": repo.id, "g": generation, "s": scope, "e": expires}).encode())
         return f"{_PREFIX}.{claim}.{self._sign(claim.encode())}", expires
 
     def check(self, authorization: str | None) -> CasGrant:
@@ -73,27 +78,35 @@ class XetSigner:
             raise errors.unauthorized("Invalid Xet access token")
         try:
             claim = json.loads(_unb64(parts[1]))
-            grant = CasGrant(repo_from_id(repo_type(claim["t"]), claim["r"]), claim["s"], int(claim["e"]))
+            repo = repo_from_id(repo_type(claim["t"]), claim["r"])
+            grant = CasGrant(repo, str(claim["g"]), claim["s"], int(claim["e"]))
         except (ValueError, KeyError, TypeError, errors.HubError):
             raise errors.unauthorized("Invalid Xet access token") from None
         if grant.expires < time.time():
             raise errors.unauthorized("Expired Xet access token: ask the hub for a new one")
         return grant
 
-    def fetch_query(self, xorb_hex: str, first: int, last: int) -> str:
-        """The query string that lets anyone GET bytes ``first..last`` of one xorb for a while."""
-        expires = int(time.time()) + FETCH_URL_LIFETIME_S
-        message = f"{xorb_hex}\n{first}\n{last}\n{expires}".encode()
-        return f"range={first}-{last}&expires={expires}&sig={self._sign(message)}"
+    @staticmethod
+    def _fetch_message(repo: Repo, generation: str, xorb_hex: str, first: int, last: int, expires: int) -> bytes:
+        return f"fetch\n{repo.type}\n{repo.id}\n{generation}\n{xorb_hex}\n{first}\n{last}\n{expires}".encode()
 
-    def check_fetch(self, xorb_hex: str, span: str, expires: str, sig: str) -> tuple[int, int]:
-        """The signed byte range of a fetch URL; 403 when the URL is forged or expired."""
+    def fetch_query(self, repo: Repo, generation: str, xorb_hex: str, first: int, last: int) -> str:
+        """The query string that lets anyone GET bytes ``first..last`` of one xorb for a while,
+        as long as ``repo`` is still the incarnation ``generation``."""
+        expires = int(time.time()) + FETCH_URL_LIFETIME_S
+        sig = self._sign(self._fetch_message(repo, generation, xorb_hex, first, last, expires))
+        return f"range={first}-{last}&expires={expires}&sig={sig}"
+
+    def check_fetch(self, repo: Repo, generation: str | None, xorb_hex: str, span: str, expires: str,
+                    sig: str) -> tuple[int, int]:
+        """The signed byte range of a fetch URL; 403 when the URL is forged or expired, or its repo
+        is gone (``generation`` None) or is another repo of the same name."""
         try:
             first, last = (int(v) for v in span.split("-"))
             until = int(expires)
         except ValueError:
             raise errors.forbidden("Invalid xorb fetch URL") from None
-        message = f"{xorb_hex}\n{first}\n{last}\n{until}".encode()
-        if until < time.time() or not hmac.compare_digest(self._sign(message), sig):
+        expected = self._sign(self._fetch_message(repo, generation or "", xorb_hex, first, last, until))
+        if generation is None or until < time.time() or not hmac.compare_digest(expected, sig):
             raise errors.forbidden("Invalid or expired xorb fetch URL: ask for the reconstruction again")
         return first, last
