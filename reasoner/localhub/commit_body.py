@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reasoner.localhub import errors
@@ -34,7 +34,13 @@ class CommitRequest:
     operations: list[Operation] = field(default_factory=list)
 
 
-def parse_commit(lines: Iterable[bytes], store: RepoStore, repo: Repo) -> CommitRequest:
+XetHashOf = Callable[[str], "str | None"]
+
+
+def parse_commit(lines: Iterable[bytes], store: RepoStore, repo: Repo,
+                 xet_hash_of: XetHashOf = lambda sha256: None) -> CommitRequest:
+    """The checked commit; ``xet_hash_of`` names the Xet file hash of an LFS object registered
+    through Xet (kept in the manifest, so tree listings can show it without a lookup per file)."""
     request, header = CommitRequest(), None
     for line in lines:
         key, value = _split(line)
@@ -43,7 +49,7 @@ def parse_commit(lines: Iterable[bytes], store: RepoStore, repo: Repo) -> Commit
         elif key == "file":
             request.operations.append(_regular_file(store, repo, mapping(value, "file")))
         elif key == "lfsFile":
-            request.operations.append(_lfs_file(store, repo, mapping(value, "lfsFile")))
+            request.operations.append(_lfs_file(store, repo, mapping(value, "lfsFile"), xet_hash_of))
         elif key == "deletedFile":
             request.operations.append(DeleteFile(_path(mapping(value, "deletedFile"), "deletedFile")))
         elif key == "deletedFolder":
@@ -90,7 +96,7 @@ def _regular_file(store: RepoStore, repo: Repo, value: dict) -> AddFile:
     return AddFile(path, sha, len(data), False, git_blob_oid(data))
 
 
-def _lfs_file(store: RepoStore, repo: Repo, value: dict) -> AddFile:
+def _lfs_file(store: RepoStore, repo: Repo, value: dict, xet_hash_of: XetHashOf) -> AddFile:
     path = _path(value, "lfsFile")
     oid = text(value, "oid", f"lfsFile {path}", "") or ""
     if (text(value, "algo", f"lfsFile {path}", "sha256") or "sha256") != "sha256" or not SHA256.fullmatch(oid):
@@ -101,4 +107,4 @@ def _lfs_file(store: RepoStore, repo: Repo, value: dict) -> AddFile:
         raise errors.bad_request(f"{path}: LFS object {oid} was never uploaded; upload it before committing")
     if declared is not None and declared != size:
         raise errors.bad_request(f"{path}: LFS object {oid} has {size} bytes, not {declared}")
-    return AddFile(path, oid, size, True, git_blob_oid(lfs_pointer(oid, size)))
+    return AddFile(path, oid, size, True, git_blob_oid(lfs_pointer(oid, size)), xet_hash_of(oid))

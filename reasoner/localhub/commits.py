@@ -55,20 +55,25 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file of a commit. ``oid`` is the git id (of the content, or of the LFS pointer)."""
+    """One file of a commit. ``oid`` is the git id (of the content, or of the LFS pointer); ``xet``
+    the Xet file hash of an LFS file uploaded through Xet (known when it was committed)."""
 
     size: int
     sha256: str
     oid: str
     lfs: bool
     commit: str  # the last commit that changed this path
+    xet: str | None = None
 
     def to_json(self) -> dict:
-        return {"size": self.size, "sha256": self.sha256, "oid": self.oid, "lfs": self.lfs, "commit": self.commit}
+        out = {"size": self.size, "sha256": self.sha256, "oid": self.oid, "lfs": self.lfs, "commit": self.commit}
+        if self.xet:
+            out["xet"] = self.xet
+        return out
 
     @staticmethod
     def from_json(data: dict) -> FileEntry:
-        return FileEntry(data["size"], data["sha256"], data["oid"], data["lfs"], data["commit"])
+        return FileEntry(data["size"], data["sha256"], data["oid"], data["lfs"], data["commit"], data.get("xet"))
 
     @property
     def etag(self) -> str:
@@ -130,6 +135,7 @@ class AddFile:
     size: int
     lfs: bool
     oid: str
+    xet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,7 @@ def apply_operations(files: dict[str, FileEntry], operations: list[Operation], c
     out = dict(files)
     for op in operations:
         if isinstance(op, AddFile):
-            out[op.path] = FileEntry(op.size, op.sha256, op.oid, op.lfs, commit_id)
+            out[op.path] = FileEntry(op.size, op.sha256, op.oid, op.lfs, commit_id, op.xet)
         elif isinstance(op, DeleteFile):
             if op.path not in out:
                 raise errors.entry_not_found(op.path, message=f"A file with this name doesn't exist: {op.path}")

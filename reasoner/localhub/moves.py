@@ -160,7 +160,7 @@ def squash_branch(store: RepoStore, repo: Repo, branch: str, title: str, author:
         if store.read_ref(repo, "heads", branch) is None:
             raise errors.revision_not_found(branch)
         head = store.resolve(repo, f"refs/heads/{branch}")
-        keep = [AddFile(path, entry.sha256, entry.size, entry.lfs, entry.oid) for path, entry in head.files.items()]
+        keep = [AddFile(path, e.sha256, e.size, e.lfs, e.oid, e.xet) for path, e in head.files.items()]
         return store.commit(repo, branch, keep, title=title, message="", author=author, parent=head.id, root=True)
 
 

@@ -26,6 +26,7 @@ from reasoner.localhub.transport import Request, Response, json_response
 class ReadRoutes:
     store: RepoStore
     tree_page_size: int
+    xet_enabled: bool
     _xet_headers: Callable[..., dict[str, str]]  # provided by XetRoutes
     cards: CardReader
 
@@ -68,6 +69,8 @@ class ReadRoutes:
         item: dict = {"type": "file", "oid": entry.oid, "size": entry.size, "path": path}
         if entry.lfs:
             item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": entry.pointer_size}
+            if entry.xet and self.xet_enabled:  # clients then download it through Xet without a HEAD first
+                item["xetHash"] = entry.xet
         if expand:
             item["lastCommit"] = self._last_commit(repo, entry.commit)
         return item

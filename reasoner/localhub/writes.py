@@ -25,12 +25,14 @@ from reasoner.localhub.metrics import client_of, pid_of
 from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
+from reasoner.localhub.xet.store import XetStore
 
 
 
 class WriteRoutes:
     store: RepoStore
     signer: UrlSigner
+    xet_store: XetStore
 
     # provided by HubApp
     def _require_writer(self, req: Request): ...
@@ -209,7 +211,8 @@ class WriteRoutes:
         branch = self._branch_for_write(revision)
         if self.store.read_ref(repo, "heads", branch) is None:
             raise errors.revision_not_found(branch)
-        body = parse_commit(req.body.lines(MAX_COMMIT_LINE, MAX_COMMIT_BODY), self.store, repo)
+        body = parse_commit(req.body.lines(MAX_COMMIT_LINE, MAX_COMMIT_BODY), self.store, repo,
+                            lambda sha256: self.xet_store.file_hash_of(repo, sha256))
         commit = self.store.commit(
             repo,
             branch,

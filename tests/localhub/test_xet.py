@@ -19,6 +19,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from huggingface_hub import HfApi
+from huggingface_hub.hf_api import RepoFile
+
 from reasoner.localhub.auth import TokenBook
 from reasoner.localhub.server import HubServer
 from reasoner.localhub.xet.hashes import from_hex
@@ -144,6 +147,41 @@ def test_xet_upload_download_snapshot_http_and_dedupe(xet_hub, storage, tmp_path
     assert sum(e["bytes_received"] for e in log.since_mark()) < 1024 * 1024
     status, headers, body = raw_request(xet_hub.url, "GET", "/org/xet-copy/resolve/main/copy/big.bin")
     assert status == 200 and headers["x-xet-hash"] == expected_id and _sha256(body) == _sha256(big)
+
+
+def test_tree_listings_name_xet_hashes_and_snapshots_skip_their_heads(xet_hub, storage, tmp_path):
+    """Files uploaded through Xet carry ``xetHash`` in tree listings and paths-info, as on the public
+    hub; snapshot_download then fetches them through Xet without a HEAD per file."""
+    log = RequestLog(tmp_path / "requests.jsonl")
+    folder = tmp_path / "upload"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.bin").write_bytes(os.urandom(50_000))
+    (folder / "nested" / "b.safetensors").write_bytes(os.urandom(20_000))
+    (folder / "config.json").write_text('{"x": 1}\n')
+    repo = xet_hub.store_repo("model", "org/xet-tree")
+    run_client("xet_client.py", ["upload-folder", repo.id, str(folder)],
+               client_env(xet_hub.url, tmp_path / "home-up", xet=True), timeout=600)
+    api = HfApi(endpoint=xet_hub.url, token=TOKENS[0].secret)
+    expected = {name: hf_xet.hash_files([str(folder / name)])[0].hash for name in ("a.bin", "nested/b.safetensors")}
+    tree = {f.path: f for f in api.list_repo_tree(repo.id, recursive=True) if isinstance(f, RepoFile)}
+    assert {path: f.xet_hash for path, f in tree.items()} == {**expected, "config.json": None, ".gitattributes": None}
+    infos = api.get_paths_info(repo.id, ["a.bin", "nested/b.safetensors", "config.json"])
+    assert {i.path: i.xet_hash for i in infos} == {**expected, "config.json": None}
+
+    log.mark()
+    result = run_client("xet_client.py", ["snapshot", repo.id, str(folder)],
+                        client_env(xet_hub.url, tmp_path / "home-down", xet=True), timeout=600)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["snapshot"] == {"a.bin": True, "nested/b.safetensors": True, "config.json": True}
+    entries = log.since_mark()
+    heads = {e["path"].split("/resolve/", 1)[1].split("/", 1)[1] for e in entries
+             if e["method"] == "HEAD" and "/resolve/" in e["path"]}
+    assert heads == {"config.json", ".gitattributes"}  # regular files still HEAD; the Xet files do not
+    assert sum(e["path"].startswith("/_xet/v2/reconstructions/") for e in entries) == 2
+
+    with HubServer(storage, tokens=TokenBook(TOKENS), xet=False) as lfs_only:  # no Xet: no hash to follow
+        listed = HfApi(endpoint=lfs_only.url, token=TOKENS[0].secret).list_repo_tree(repo.id, recursive=True)
+        assert [f.path for f in listed if getattr(f, "xet_hash", None)] == []
 
 
 def test_xet_datasets_push_to_hub_and_load_dataset(xet_hub, tmp_path):

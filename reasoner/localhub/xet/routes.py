@@ -118,7 +118,7 @@ class XetRoutes:
         """For a file uploaded through Xet: its Xet hash and where to get a read token (downloads use Xet)."""
         if not entry.lfs or not self.xet_enabled:
             return {}
-        file_hash = self.xet_store.file_hash_of(repo, entry.sha256)
+        file_hash = entry.xet or self.xet_store.file_hash_of(repo, entry.sha256)
         if file_hash is None:
             return {}
         route = f"{req.base_url}/api/{repo.plural}/{quote(repo.id)}/xet-read-token/{commit_id}"

@@ -4,6 +4,7 @@ Usage:
     xet_client.py upload-folder REPO_ID FOLDER
     xet_client.py upload-file REPO_ID LOCAL_FILE PATH_IN_REPO
     xet_client.py download REPO_ID FOLDER OUT_DIR     (every file of FOLDER, one by one and by snapshot)
+    xet_client.py snapshot REPO_ID FOLDER              (snapshot_download alone, into the cache)
 
 Prints one JSON line with what it saw.
 """
@@ -47,6 +48,12 @@ def main() -> None:
         same = {name: filecmp.cmp(os.path.join(snapshot, name), os.path.join(folder, name), shallow=False)
                 for name in _files(folder)}
         print(json.dumps({"single": single, "snapshot": same}))
+    elif command == "snapshot":
+        folder = sys.argv[3]
+        snapshot = snapshot_download(repo_id)
+        same = {name: filecmp.cmp(os.path.join(snapshot, name), os.path.join(folder, name), shallow=False)
+                for name in _files(folder)}
+        print(json.dumps({"snapshot": same, "files": _files(snapshot)}))
     else:
         raise SystemExit(f"unknown command {command}")
 
