@@ -20,6 +20,8 @@ every token behaved before owners existed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 from collections.abc import Iterable
@@ -179,15 +181,23 @@ class TokenBook:
         return len(self._tokens)
 
     def identify(self, authorization: str | None) -> Principal:
-        """Raises 401 for a token that is not ours; no header gives the anonymous reader."""
+        """Raises 401 for a token that is not ours; no header gives the anonymous reader.
+
+        ``Bearer TOKEN``, or ``Basic`` with the token as the password (what git and git-lfs send
+        for ``http://USER:TOKEN@host/...``, as on the Hub; the user name is not checked).
+        """
         if self.open:
             return OPEN_USER
         if not authorization:
             return ANONYMOUS
         scheme, _, secret = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        if scheme.lower() == "basic":
+            secret = _basic_password(secret)
+        elif scheme.lower() != "bearer":
             raise errors.unauthorized()
         secret = secret.strip()
+        if not secret:
+            raise errors.unauthorized()
         found = None
         for token in self._tokens:  # check all: no early exit that times which token matched
             if hmac.compare_digest(token.secret.encode(), secret.encode()):
@@ -195,3 +205,12 @@ class TokenBook:
         if found is None:
             raise errors.unauthorized()
         return found.principal()
+
+
+def _basic_password(value: str) -> str:
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise errors.unauthorized() from None
+    user, _, password = decoded.partition(":")
+    return password or user

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from reasoner.localhub import errors
+from reasoner.localhub.git.objects import build_trees, commit_object, object_id
 from reasoner.localhub.paths import Repo
 
 DEFAULT_BRANCH = "main"
@@ -86,6 +87,10 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Commit:
+    """A commit manifest. ``git`` is the body of the git commit object whose id is ``id`` (commits
+    made since commits have git ids); None for a commit stored before that, or copied from another
+    hub with its id, whose git object is synthesised when git asks for it (git/lineage.py)."""
+
     id: str
     parents: list[str]
     title: str
@@ -93,26 +98,28 @@ class Commit:
     authors: list[str]
     date: str
     files: dict[str, FileEntry] = field(repr=False)
+    git: str | None = field(default=None, repr=False)
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "id": self.id,
-                "parents": self.parents,
-                "title": self.title,
-                "message": self.message,
-                "authors": self.authors,
-                "date": self.date,
-                "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
-            },
-            separators=(",", ":"),
-        ).encode()
+        data = {
+            "id": self.id,
+            "parents": self.parents,
+            "title": self.title,
+            "message": self.message,
+            "authors": self.authors,
+            "date": self.date,
+            "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
+        }
+        if self.git is not None:
+            data["git"] = self.git
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @staticmethod
     def from_json(raw: bytes) -> Commit:
         data = json.loads(raw)
         files = {path: FileEntry.from_json(entry) for path, entry in data["files"].items()}
-        return Commit(data["id"], data["parents"], data["title"], data["message"], data["authors"], data["date"], files)
+        return Commit(data["id"], data["parents"], data["title"], data["message"], data["authors"], data["date"], files,
+                      data.get("git"))
 
 
 @dataclass(frozen=True)
@@ -152,8 +159,29 @@ Operation = AddFile | DeleteFile | DeleteFolder
 
 
 def new_commit_id() -> str:
-    """40 hex digits like a git commit id (clients check the format), unique rather than content-derived."""
+    """40 hex digits like a git commit id, unique rather than content-derived: for nothing but tests
+    that need a commit from before commits had git ids."""
     return hashlib.sha1(uuid.uuid4().bytes + now_iso().encode()).hexdigest()
+
+
+PENDING = "pending"  # the ``commit`` of file entries a commit being built adds, until its id is known
+
+
+def seal(parents: list[str], git_parents: list[str], title: str, message: str, author: str, date: str,
+         files: dict[str, FileEntry], commit_id: str | None = None) -> Commit:
+    """The commit of ``files``, whose entries added by it say ``PENDING``; its id is its git commit id.
+
+    ``git_parents`` are the git ids of ``parents`` (they differ for a parent stored before commits
+    had git ids). With ``commit_id`` (a commit copied from another hub with its id) the commit keeps
+    that id and gets no git object of its own.
+    """
+    body = None
+    if commit_id is None:
+        tree, _ = build_trees({path: entry.oid for path, entry in files.items()})
+        raw = commit_object(tree, git_parents, author, date, title, message)
+        commit_id, body = object_id("commit", raw), raw.decode()
+    stamped = {path: replace(e, commit=commit_id) if e.commit == PENDING else e for path, e in files.items()}
+    return Commit(commit_id, parents, title, message, [author], date, stamped, body)
 
 
 def apply_operations(files: dict[str, FileEntry], operations: list[Operation], commit_id: str) -> dict[str, FileEntry]:

@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import posixpath
 import time
-from urllib.parse import quote
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
-from reasoner.localhub.paths import Repo
+from reasoner.localhub import errors
+from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, repo_from_parts
 
 LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub's limit for regular (non-LFS) files
 URL_LIFETIME_S = 3600
@@ -73,3 +75,28 @@ class UrlSigner:
         if expires < time.time() or generation is None:
             return False
         return hmac.compare_digest(self._signature(operation, repo, generation, oid, size, expires, client, pid), sig)
+
+
+@dataclass(frozen=True)
+class SignedObject:
+    """What an ``/_lfs/{t}/{org}/{name}/{oid}?...`` URL names, signature not yet checked."""
+
+    repo: Repo
+    oid: str
+    size: int
+    expires: int
+    sig: str
+    client: str
+    pid: str
+
+
+def signed_object(segs: list[str], arg) -> SignedObject:
+    """The object an ``/_lfs/`` URL names (``segs`` after ``_lfs``, ``arg`` reads the query); 403 if malformed."""
+    if len(segs) != 4 or segs[0] not in TYPES_BY_PLURAL:
+        raise errors.HubError(404, "Not found: an LFS object URL is /_lfs/{type}s/{org}/{name}/{oid}")
+    repo = repo_from_parts(TYPES_BY_PLURAL[segs[0]], unquote(segs[1]), unquote(segs[2]))
+    try:
+        size, expires = int(arg("size") or -1), int(arg("expires") or 0)
+    except ValueError:
+        raise errors.forbidden("Invalid LFS object URL") from None
+    return SignedObject(repo, segs[3], size, expires, arg("sig") or "", arg("client") or "", arg("pid") or "")

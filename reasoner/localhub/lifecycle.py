@@ -26,8 +26,8 @@ import uuid
 from typing import Protocol
 
 from reasoner.localhub import errors
-from reasoner.localhub.commits import DEFAULT_BRANCH, GITATTRIBUTES, Commit, FileEntry, RepoMeta
-from reasoner.localhub.commits import git_blob_oid, new_commit_id, now_iso
+from reasoner.localhub.commits import DEFAULT_BRANCH, GITATTRIBUTES, PENDING, Commit, FileEntry, RepoMeta
+from reasoner.localhub.commits import git_blob_oid, now_iso, seal
 from reasoner.localhub.journal import Intent, Journal
 from reasoner.localhub.locks import RepoGate
 from reasoner.localhub.paths import Repo
@@ -108,9 +108,8 @@ def publish(store: RepoStore, repo: Repo, record: dict, version: str) -> None:
 
 def _initial_commit(store: RepoStore, repo: Repo, author: str, date: str) -> None:
     sha = store.put_blob(repo, GITATTRIBUTES)
-    commit_id = new_commit_id()
-    files = {".gitattributes": FileEntry(len(GITATTRIBUTES), sha, git_blob_oid(GITATTRIBUTES), False, commit_id)}
-    commit = Commit(commit_id, [], "initial commit", "", [author], date, files)
+    files = {".gitattributes": FileEntry(len(GITATTRIBUTES), sha, git_blob_oid(GITATTRIBUTES), False, PENDING)}
+    commit = seal([], [], "initial commit", "", author, date, files)
     store._store_commit(repo, commit)
     store.journal.begin(Intent("view", repo, DEFAULT_BRANCH))
     store._write_ref(repo, "heads", DEFAULT_BRANCH, commit.id, None)

@@ -24,8 +24,9 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import unquote
 
 from reasoner.localhub import errors, lifecycle, views
-from reasoner.localhub.commits import DEFAULT_BRANCH, Commit, Operation, RepoMeta, apply_operations
-from reasoner.localhub.commits import new_commit_id, now_iso
+from reasoner.localhub.commits import DEFAULT_BRANCH, PENDING, Commit, Operation, RepoMeta, apply_operations
+from reasoner.localhub.commits import now_iso, seal
+from reasoner.localhub.git.lineage import Lineage
 from reasoner.localhub.journal import Intent, Journal
 from reasoner.localhub.locks import LockTable, RepoGate
 from reasoner.localhub.paths import Repo, branch_name, is_commit_id
@@ -45,6 +46,7 @@ class RepoStore:
         self._cache_size = commit_cache
         self._cache_lock = threading.Lock()
         self._locks = LockTable()
+        self.lineage = Lineage()
 
     def lock(self, *key) -> threading.RLock:
         """One in-process lock per (repo, branch) or per repo: serialises writers in this process."""
@@ -231,6 +233,10 @@ class RepoStore:
                 return commit
         raise errors.revision_not_found(revision)
 
+    def git_id(self, repo: Repo, commit: Commit) -> str:
+        """The id ``git`` knows ``commit`` by: its id, unless it was stored before commits had git ids."""
+        return self.lineage.git_id(repo, commit, lambda commit_id: self.get_commit(repo, commit_id))
+
     def history(self, repo: Repo, start: Commit) -> Iterator[Commit]:
         seen: set[str] = set()
         current: Commit | None = start
@@ -287,14 +293,17 @@ class RepoStore:
             head = self.get_commit(repo, head_id)
             if head is None:
                 raise errors.HubError(500, f"branch {branch} names a missing commit {head_id}")
-            new_id = commit_id or new_commit_id()
-            files = apply_operations(head.files, operations, new_id)
-            commit = Commit(new_id, [] if root else [head_id], title, message, [author], now_iso(), files)
-            self._store_commit(repo, commit)
+            files = apply_operations(head.files, operations, PENDING)
+            parents, git_parents = ([], []) if root else ([head_id], [self.git_id(repo, head)])
+            commit = seal(parents, git_parents, title, message, author, now_iso(), files, commit_id)
+            existed = self.get_commit(repo, commit.id) is not None  # the same git commit made before
+            if not existed:
+                self._store_commit(repo, commit)
             try:
                 self._write_ref(repo, "heads", branch, commit.id, version)
             except PreconditionFailed:
-                self._forget(repo, commit.id)  # never landed: leave no readable trace
+                if not existed:
+                    self._forget(repo, commit.id)  # never landed: leave no readable trace
                 if parent is not None:
                     raise errors.precondition_failed() from None
                 continue  # another process moved the branch: rebase on its head and retry

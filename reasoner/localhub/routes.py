@@ -21,8 +21,10 @@ POST     /api/{t}/{org}/{name}/super-squash/{branch}     super_squash_history
 PUT      /api/{t}/{org}/{name}/settings                  update_repo_settings (visibility)
 GET      /api/_metrics, /api/_health                     counters (admin); liveness
 HEAD/GET /[datasets/|spaces/]{org}/{name}/resolve/{rev}/{path}   downloads, with Range
-POST     /[datasets/|spaces/]{org}/{name}.git/info/lfs/objects/batch   LFS batch (upload)
-PUT      /_lfs/{t}/{org}/{name}/{oid}?...signed...       LFS object upload
+POST     /[datasets/|spaces/]{org}/{name}.git/info/lfs/objects/batch   LFS batch (upload, download)
+PUT/GET  /_lfs/{t}/{org}/{name}/{oid}?...signed...       LFS object upload / download
+GET/POST /[datasets/|spaces/]{org}/{name}/info/refs, .../git-upload-pack   git clone and fetch
+                                                         (read-only; see git/routes.py)
 GET      /api/{t}/{org}/{name}/xet-{read|write}-token/{rev}  Xet CAS token; the CAS API is under
                                                          /_xet (see xet/routes.py)
 =======  ==============================================  =========================================
@@ -41,6 +43,7 @@ from reasoner.localhub.auth import Principal, TokenBook
 from reasoner.localhub.card_yaml import metadata_errors
 from reasoner.localhub.cards import CardReader
 from reasoner.localhub.errors import HubError
+from reasoner.localhub.git.routes import CHALLENGE, GitRoutes, git_path, is_git_client_path
 from reasoner.localhub.lfs import UrlSigner
 from reasoner.localhub.limits import MAX_CARD_BODY
 from reasoner.localhub.listing import ListingRoutes
@@ -106,7 +109,7 @@ REPO_ROUTES: dict[tuple[str, str], tuple[bool, RepoHandler]] = {
 UPLOAD_ACTIONS = {"commit"}  # counted as uploads in the metrics
 
 
-class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
+class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes, GitRoutes):
     """Callable: Request -> Response. Holds the store, tokens, metrics, LFS signer and upstream."""
 
     def __init__(
@@ -135,13 +138,20 @@ class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
     def __call__(self, req: Request) -> Response:
         segs = req.path.split("/")[1:]
         if segs and segs[0] == "_lfs":
+            if req.method in ("GET", "HEAD"):
+                return self.lfs_get(req, segs[1:])
             req.kind = "upload"
             return self._lfs_put(req, segs[1:])
         if segs and segs[0] == CAS_PREFIX:  # CAS tokens, not hub tokens, authorize these
             return self.xet_cas(req, segs[1:])
         if segs == ["v1", "telemetry"]:  # where hf_xet posts transfer telemetry (the CAS path joined to /)
             return self.xet_cas(req, segs)
-        req.principal = self.tokens.identify(req.headers.get("Authorization"))
+        try:
+            req.principal = self.tokens.identify(req.headers.get("Authorization"))
+        except HubError as error:
+            if error.status == 401 and is_git_client_path(segs):
+                error.headers.update(CHALLENGE)  # git and git-lfs ask for credentials only after a challenge
+            raise
         if segs and segs[0] == "api":
             return self._api(req, segs[1:])
         return self._files(req, segs)
@@ -171,7 +181,13 @@ class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes):
                 raise HubError(405, "Use POST for the LFS batch API")
             repo = repo_from_parts(kind, _seg(segs[0]), _seg(segs[1])[: -len(".git")])
             req.repo = repo.label
-            return self.lfs_batch(req, repo)
+            data = req.body.json()
+            if isinstance(data, dict) and data.get("operation") == "download":
+                return self.lfs_download_batch(req, repo, data)
+            return self.lfs_batch(req, repo, data)
+        git = git_path(segs)
+        if git is not None:
+            return self.git(req, kind, *git)
         if len(segs) >= 5 and segs[2] == "resolve" and req.method in ("GET", "HEAD"):
             repo = repo_from_parts(kind, _seg(segs[0]), _seg(segs[1]))
             req.kind, req.repo, req.revision = "download", repo.label, _seg(segs[3])

@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import os
 import tempfile
-from urllib.parse import unquote
 
 from reasoner.localhub import errors, permissions
 from reasoner.localhub.commit_body import SHA256 as _SHA256
@@ -20,9 +19,9 @@ from reasoner.localhub.commit_body import parse_commit
 from reasoner.localhub.commits import git_blob_oid
 from reasoner.localhub.errors import HubError
 from reasoner.localhub.limits import MAX_COMMIT_BODY, MAX_COMMIT_LINE, text
-from reasoner.localhub.lfs import UrlSigner, upload_mode
+from reasoner.localhub.lfs import UrlSigner, signed_object, upload_mode
 from reasoner.localhub.metrics import client_of, pid_of
-from reasoner.localhub.paths import TYPES_BY_PLURAL, Repo, branch_name, file_path, repo_from_parts, repo_type
+from reasoner.localhub.paths import Repo, branch_name, file_path, repo_from_parts, repo_type
 from reasoner.localhub.repos import RepoStore
 from reasoner.localhub.transport import Request, Response, json_response
 from reasoner.localhub.xet.store import XetStore
@@ -135,11 +134,11 @@ class WriteRoutes:
             out.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
         return json_response({"files": out, "commitOid": commit.id})
 
-    def lfs_batch(self, req: Request, repo: Repo) -> Response:
+    def lfs_batch(self, req: Request, repo: Repo, data: object) -> Response:
+        """The LFS batch API for uploads (``data`` is the request; downloads: git/routes.py)."""
         _, meta = self._writable(req, repo)
-        data = req.body.json()
         if not isinstance(data, dict) or data.get("operation") != "upload":
-            raise errors.bad_request("This hub's LFS batch API serves uploads only; download through /resolve/")
+            raise errors.bad_request("LFS batch: operation must be upload or download")
         objects = data.get("objects")
         if not isinstance(objects, list):
             raise errors.bad_request("LFS batch needs objects: [{oid, size}]")
@@ -162,23 +161,17 @@ class WriteRoutes:
                              headers={"Content-Type": "application/vnd.git-lfs+json"})
 
     def _lfs_put(self, req: Request, segs: list[str]) -> Response:
-        if req.method != "PUT" or len(segs) != 4 or segs[0] not in TYPES_BY_PLURAL:
+        if req.method != "PUT":
             raise HubError(404, f"Not found: {req.method} {req.path}")
-        repo = repo_from_parts(TYPES_BY_PLURAL[segs[0]], unquote(segs[1]), unquote(segs[2]))
+        target = signed_object(segs, req.arg)
+        repo, oid, size = target.repo, target.oid, target.size
         req.repo = repo.label
-        oid = segs[3]
-        try:
-            size = int(req.arg("size") or -1)
-            expires = int(req.arg("expires") or 0)
-        except ValueError:
-            raise errors.forbidden("Invalid upload URL") from None
-        client, pid = req.arg("client") or "", req.arg("pid") or ""
         meta = self.store.meta(repo)
         generation = meta.generation if meta else None
-        if not _SHA256.fullmatch(oid) or not self.signer.check("upload", repo, generation, oid, size, expires,
-                                                               req.arg("sig") or "", client, pid):
+        if not _SHA256.fullmatch(oid) or not self.signer.check("upload", repo, generation, oid, size, target.expires,
+                                                               target.sig, target.client, target.pid):
             raise errors.forbidden("Invalid or expired upload URL: ask the LFS batch API for a new one")
-        req.client, req.pid = client or None, pid or None
+        req.client, req.pid = target.client or None, target.pid or None
         oversized = errors.bad_request(f"Upload is larger than the {size} bytes this URL was signed for")
         if req.body.declared is not None and req.body.declared != size:
             raise oversized if req.body.declared > size else errors.bad_request(
