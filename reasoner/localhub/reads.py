@@ -16,6 +16,7 @@ from reasoner.localhub import errors
 from reasoner.localhub.cards import CardReader
 from reasoner.localhub.commits import Commit, FileEntry
 from reasoner.localhub.errors import HubError
+from reasoner.localhub.git.objects import build_trees
 from reasoner.localhub.limits import MAX_JSON_BODY
 from reasoner.localhub.lookup import path_index, paths_request
 from reasoner.localhub.paths import Repo, file_path, folder_path
@@ -75,12 +76,15 @@ class ReadRoutes:
             item["lastCommit"] = self._last_commit(repo, entry.commit)
         return item
 
-    def _folder_json(self, repo: Repo, path: str, files: dict[str, FileEntry], expand: bool) -> dict:
-        inside = [(p, files[p]) for p in path_index(files).under(path)]
-        oid = hashlib.sha1("\n".join(f"{p} {e.oid}" for p, e in inside).encode()).hexdigest()
-        item: dict = {"type": "directory", "oid": oid, "size": 0, "path": path}
+    def _folder_json(self, repo: Repo, path: str, files: dict[str, FileEntry], expand: bool,
+                     tree_ids: dict[str, str]) -> dict:
+        """A folder, with its git tree id as ``oid`` (what ``git rev-parse COMMIT:path`` says)."""
+        if not tree_ids:
+            build_trees({p: e.oid for p, e in files.items()}, tree_ids)
+        item: dict = {"type": "directory", "oid": tree_ids[path], "size": 0, "path": path}
         if expand:
-            newest = max((self.store.get_commit(repo, e.commit) for _, e in inside), key=_commit_date, default=None)
+            inside = [files[p] for p in path_index(files).under(path)]
+            newest = max((self.store.get_commit(repo, e.commit) for e in inside), key=_commit_date, default=None)
             item["lastCommit"] = self._last_commit(repo, newest.id) if newest else None
         return item
 
@@ -100,6 +104,7 @@ class ReadRoutes:
             raise errors.entry_not_found(folder, commit.id)
         out: list[dict] = []
         seen_dirs: set[str] = set()
+        tree_ids: dict[str, str] = {}  # filled on the first folder
         for path in below:
             rest = path[len(base) :].split("/")
             depth = len(rest) if recursive else 1
@@ -107,7 +112,7 @@ class ReadRoutes:
                 sub = base + "/".join(rest[:i])
                 if sub not in seen_dirs:
                     seen_dirs.add(sub)
-                    out.append(self._folder_json(repo, sub, files, expand))
+                    out.append(self._folder_json(repo, sub, files, expand, tree_ids))
             if recursive or len(rest) == 1:
                 out.append(self._file_json(repo, path, files[path], expand))
         return out
@@ -139,6 +144,7 @@ class ReadRoutes:
         out = []
         files = commit.files
         index = path_index(files)
+        tree_ids: dict[str, str] = {}  # filled on the first folder
         for raw_path in paths:
             path = folder_path(raw_path)
             if not path:
@@ -146,7 +152,7 @@ class ReadRoutes:
             if path in files:
                 out.append(self._file_json(repo, path, files[path], expand))
             elif index.is_folder(path):
-                out.append(self._folder_json(repo, path, files, expand))
+                out.append(self._folder_json(repo, path, files, expand, tree_ids))
         return json_response(out)
 
     def refs(self, req: Request, repo: Repo) -> Response:

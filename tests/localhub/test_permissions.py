@@ -46,6 +46,7 @@ EVERYONE = {role: (200, 200) for role in ROLES}
 ADMIN_ONLY = {"anonymous": (401, 401), "reader": (403, 403), "owner": (403, 403), "outsider": (403, 403),
               "member": (403, 403), "admin": (200, 200)}
 SIGNED_IN = {**EVERYONE, "anonymous": (401, 401)}
+GIT_READ = {**READ, "anonymous": (401, 200)}  # git asks for a password only after a 401 with a challenge
 
 EXPECTED = {
     "info": READ, "tree": READ, "paths-info": READ, "resolve": READ, "refs": READ, "commits": READ,
@@ -53,6 +54,7 @@ EXPECTED = {
     "settings": WRITE, "branch": WRITE, "branch-delete": WRITE, "tag": WRITE, "tag-delete": WRITE,
     "move": WRITE, "squash": WRITE, "listing": EVERYONE, "metrics": ADMIN_ONLY, "whoami": SIGNED_IN,
     "xet-read-token": READ, "xet-write-token": WRITE,
+    "git-refs": GIT_READ, "git-upload-pack": GIT_READ, "lfs-download": GIT_READ, "git-push": GIT_READ,
 }
 CHANGES_STATE = {"create", "commit", "delete", "settings", "branch", "branch-delete", "tag", "tag-delete", "move",
                  "squash"}
@@ -77,9 +79,13 @@ def _request(route: str, repo_id: str, private: bool) -> tuple[str, str, bytes |
         "xet-read-token": ("GET", f"/api/models/{repo_id}/xet-read-token/main"),
         "xet-write-token": ("GET", f"/api/models/{repo_id}/xet-write-token/main"),
         "tag-delete": ("DELETE", f"/api/models/{repo_id}/tag/v0"),
+        "git-refs": ("GET", f"/{repo_id}/info/refs?service=git-upload-pack"),
+        "git-push": ("GET", f"/{repo_id}.git/info/refs?service=git-receive-pack"),
     }
     if route in simple:
         return (*simple[route], None, {})
+    if route == "git-upload-pack":
+        return "POST", f"/{repo_id}/git-upload-pack", b"0014command=ls-refs\n0000", {"Git-Protocol": "version=2"}
     if route == "paths-info":
         return "POST", f"/api/models/{repo_id}/paths-info/main", b"paths=config.json", {
             "Content-Type": "application/x-www-form-urlencoded"}
@@ -96,6 +102,8 @@ def _request(route: str, repo_id: str, private: bool) -> tuple[str, str, bytes |
                       {"files": [{"path": "a.txt", "sample": base64.b64encode(b"abc").decode(), "size": 3}]}),
         "lfs-batch": ("POST", f"/{repo_id}.git/info/lfs/objects/batch",
                       {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": LFS_OID, "size": 7}]}),
+        "lfs-download": ("POST", f"/{repo_id}.git/info/lfs/objects/batch",
+                         {"operation": "download", "transfers": ["basic"], "objects": [{"oid": LFS_OID, "size": 7}]}),
         "delete": ("DELETE", "/api/repos/delete", {"organization": org, "name": name, "type": "model"}),
         "settings": ("PUT", f"/api/models/{repo_id}/settings", {"private": not private}),
         "branch": ("POST", f"/api/models/{repo_id}/branch/dev", {}),
@@ -160,6 +168,12 @@ def test_permission_table(table_hub, role, route, visibility):
         assert json.loads(answer)["error"] == f"Repository not found: {repo_id}"
     if route == "resolve" and status == 200:
         assert answer == CONTENT
+    if route.startswith("git-") and status == 401:
+        assert answer_headers["www-authenticate"].startswith("Basic")
+    if route == "git-push" and status == 200:  # the advertisement is one error line: pushes are refused
+        assert b"ERR This hub is read-only over git" in answer
+    if route in ("git-refs", "git-upload-pack") and status == 200:
+        assert b"refs/heads/main" in answer or b"version 2" in answer
     if route == "listing":
         listed = {item["id"] for item in json.loads(answer)}
         assert (repo_id in listed) == (READ[role][0 if private else 1] == 200)

@@ -26,32 +26,36 @@ def object_id(kind: str, body: bytes) -> str:
     return hashlib.sha1(b"%s %d\0" % (kind.encode(), len(body)) + body).hexdigest()
 
 
-def build_trees(files: Mapping[str, str]) -> tuple[str, dict[str, bytes]]:
-    """The root tree id and every tree object (id -> body) of files given as ``path -> blob id``."""
+def build_trees(files: Mapping[str, str], folders: dict[str, str] | None = None) -> tuple[str, dict[str, bytes]]:
+    """The root tree id and every tree object (id -> body) of files given as ``path -> blob id``;
+    ``folders``, when given, gets the tree id of every folder path (the root is ``""``)."""
     root: dict = {}
     for path, oid in files.items():
         node = root
-        *folders, name = path.split("/")
-        for folder in folders:
+        *parts, name = path.split("/")
+        for folder in parts:
             node = node.setdefault(folder, {})
         node[name] = oid
     trees: dict[str, bytes] = {}
-    return _write_tree(root, trees), trees
+    return _write_tree(root, trees, folders, ""), trees
 
 
-def _write_tree(node: dict, trees: dict[str, bytes]) -> str:
+def _write_tree(node: dict, trees: dict[str, bytes], folders: dict[str, str] | None, path: str) -> str:
     entries = []
     for name, value in node.items():
         raw = name.encode()
         if isinstance(value, dict):
             # git orders a folder as if its name ended with "/"
-            entries.append((raw + b"/", TREE_MODE, raw, bytes.fromhex(_write_tree(value, trees))))
+            subtree = _write_tree(value, trees, folders, f"{path}/{name}" if path else name)
+            entries.append((raw + b"/", TREE_MODE, raw, bytes.fromhex(subtree)))
         else:
             entries.append((raw, FILE_MODE, raw, bytes.fromhex(value)))
     entries.sort(key=lambda entry: entry[0])
     body = b"".join(mode + b" " + raw + b"\0" + digest for _, mode, raw, digest in entries)
     tree_id = object_id("tree", body)
     trees[tree_id] = body
+    if folders is not None:
+        folders[path] = tree_id
     return tree_id
 
 

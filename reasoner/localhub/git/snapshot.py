@@ -61,11 +61,13 @@ def _walk(store: RepoStore, repo: Repo, tip: Commit, view: Snapshot) -> str:
 @dataclass
 class Selection:
     """What a fetch sends: ``send`` (git ids), ``boundary`` (commits the client has, whose objects it
-    need not get again), ``shallow`` (sent commits whose parents are not sent, for ``--depth``)."""
+    need not get again), ``shallow`` (sent commits whose parents are not sent, for ``--depth``) and
+    ``unshallow`` (commits the client had as shallow whose parents it now gets)."""
 
     send: list[str] = field(default_factory=list)
     boundary: set[str] = field(default_factory=set)
     shallow: list[str] = field(default_factory=list)
+    unshallow: list[str] = field(default_factory=list)
 
 
 def common_commits(view: Snapshot, haves: Iterable[str]) -> list[str]:
@@ -73,32 +75,47 @@ def common_commits(view: Snapshot, haves: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(h for h in haves if h in view.commits))
 
 
-def select(view: Snapshot, wants: list[str], common: list[str], depth: int | None = None) -> Selection:
-    """The commits reachable from ``wants`` (all known) and not from ``common``, at most ``depth`` deep per want."""
-    have = set()
+def _held(view: Snapshot, common: list[str], client_shallow: set[str]) -> set[str]:
+    """Every commit the client has: the common ones and their ancestors, down to its shallow ones."""
+    held: set[str] = set()
     pending = list(common)
     while pending:
         current = pending.pop()
-        if current not in have:
-            have.add(current)
-            pending.extend(view.parents.get(current, []))
+        if current not in held:
+            held.add(current)
+            if current not in client_shallow:
+                pending.extend(view.parents.get(current, []))
+    return held
+
+
+def select(view: Snapshot, wants: list[str], common: list[str], depth: int | None = None,
+           client_shallow: set[str] = frozenset()) -> Selection:
+    """The commits reachable from ``wants`` (all known) that the client lacks, at most ``depth`` deep
+    per want. Without ``depth``, the client's shallow commits count as having no parents (they stay
+    shallow); with it, a shallow commit of the client within the depth gets its parents."""
+    held = _held(view, common, client_shallow)
     chosen = Selection()
     seen: set[str] = set()
     for want in wants:
         current: str | None = want
         level = 1
-        while current is not None and current not in have and current not in seen:
+        while current is not None and current not in seen:
             seen.add(current)
-            chosen.send.append(current)
             parents = view.parents.get(current, [])
-            if depth is not None and level >= depth:
-                if parents:
-                    chosen.shallow.append(current)
-                current = None
-                break
+            if current in held:
+                chosen.boundary.add(current)
+                if depth is None or current not in client_shallow or level >= depth or not parents:
+                    break
+                chosen.unshallow.append(current)
+            else:
+                chosen.send.append(current)
+                if depth is not None and level >= depth:
+                    if parents:
+                        chosen.shallow.append(current)
+                    break
+                if depth is None and current in client_shallow:
+                    break
             current, level = (parents[0] if parents else None), level + 1
-        if current is not None and current in have:
-            chosen.boundary.add(current)
     return chosen
 
 

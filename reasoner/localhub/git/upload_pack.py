@@ -34,6 +34,7 @@ class FetchArgs:
     haves: list[str] = field(default_factory=list)
     done: bool = False
     depth: int | None = None
+    shallow: set[str] = field(default_factory=set)  # the client's shallow commits
     capabilities: set[str] = field(default_factory=set)
 
 
@@ -55,6 +56,8 @@ def _fetch_args(lines: list[str]) -> FetchArgs:
             args.haves.append(_oid(rest, "have"))
         elif word == "done":
             args.done = True
+        elif word == "shallow":
+            args.shallow.add(_oid(rest, "shallow"))
         elif word == "deepen":
             if not rest.isdigit() or int(rest) < 1:
                 raise errors.bad_request("upload-pack: deepen needs a positive depth")
@@ -74,7 +77,7 @@ def _check_wants(view: Snapshot, wants: list[str]) -> None:
 
 def _pack(store: RepoStore, repo: Repo, view: Snapshot, args: FetchArgs, common: list[str]) -> Iterator[bytes]:
     """The pack as a stream; the objects are chosen now, so a bad request fails before any byte."""
-    chosen = select(view, args.wants, common, args.depth)
+    chosen = select(view, args.wants, common, args.depth, args.shallow)
     return write_pack(pack_objects(store, repo, view, chosen))
 
 
@@ -117,9 +120,10 @@ def fetch_v2(store: RepoStore, repo: Repo, view: Snapshot, lines: list[str]) -> 
         if not common:  # not ready: the client sends more haves, or done
             return iter([pkt("acknowledgments\n") + b"".join(acks) + FLUSH])
         head += pkt("acknowledgments\n") + b"".join(acks) + pkt("ready\n") + DELIM
-    if args.depth is not None:
-        shallow = select(view, args.wants, common, args.depth).shallow
-        head += pkt("shallow-info\n") + b"".join(pkt(f"shallow {oid}\n") for oid in shallow) + DELIM
+    if args.depth is not None or args.shallow:
+        chosen = select(view, args.wants, common, args.depth, args.shallow)
+        lines = [f"shallow {oid}\n" for oid in chosen.shallow] + [f"unshallow {oid}\n" for oid in chosen.unshallow]
+        head += pkt("shallow-info\n") + b"".join(pkt(line) for line in lines) + DELIM
     pack = _pack(store, repo, view, args, common)
     return _then(head + pkt("packfile\n"), sideband_stream(pack), FLUSH)
 
@@ -137,7 +141,7 @@ def advertise_v0(view: Snapshot) -> bytes:
 def fetch_v0(store: RepoStore, repo: Repo, view: Snapshot, lines: list[str]) -> Iterator[bytes]:
     """Negotiation as upload-pack does it with ``multi_ack_detailed`` and ``no-done``, then the pack."""
     args = _fetch_args(lines)
-    if args.depth is not None:
+    if args.depth is not None or args.shallow:
         raise errors.bad_request("upload-pack: shallow clones need protocol v2 (git config protocol.version 2)")
     _check_wants(view, args.wants)
     detailed = "multi_ack_detailed" in args.capabilities
