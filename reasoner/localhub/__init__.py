@@ -12,12 +12,13 @@ Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/`
 
     models/org/name/config.json                  plain files of the head of ``main``: readable by
     models/org/name/model.safetensors            any S3 tool (``aws s3 ls``), refreshed after commits
-    models/org/name/.hub/repo.json               repo record (type, private, createdAt); its
-                                                 presence is what makes the repo exist
+    models/org/name/.hub/repo.json               repo record (type, private, createdAt, generation);
+                                                 its presence is what makes the repo exist
     models/org/name/.hub/refs/heads/<branch>     {"commit": id}: the branch head (ref object)
     models/org/name/.hub/refs/tags/<tag>         {"commit": id}
     models/org/name/.hub/commits/<id>.json       immutable commit manifest: parents, title, author,
-                                                 date, every path -> size, sha256, git oid, lfs
+                                                 date, every path -> size, sha256, git oid, lfs,
+                                                 Xet hash; the git commit object whose id is <id>
     models/org/name/.hub/blobs/<sha256>          immutable file contents, by sha256
     models/org/name/.hub/branches/<branch>/...   plain files of the head of other branches
     models/org/name/.hub/views/<branch>.json     which commit the plain files currently show
@@ -50,7 +51,12 @@ uploads and squashes share it, creates, deletes and moves hold it alone (a move 
 gates, in name order), always taken before a branch lock. Limits on request sizes are in
 ``limits.py``.
 
-Not implemented: pull requests, gated repos, git smart HTTP (``git clone``). Uploaded objects of
+Commit ids are git commit ids: trees are built from the files' git blob ids (an LFS or Xet file is
+the blob of its LFS pointer), so ``git clone`` (``git/``, read-only smart HTTP with git-lfs
+downloads) shows the ids the API gives. Commits stored before that have random ids and get git
+objects synthesised from their manifests (other ids in git, the same files).
+
+Not implemented: pull requests, gated repos, ``git push``. Uploaded objects of
 failed commits stay in ``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in
 ``.hub/xet/`` when the repos that used them are deleted (readable through no repo; there is no
 garbage collection of xorbs yet).
