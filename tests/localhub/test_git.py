@@ -199,3 +199,20 @@ def test_malformed_upload_pack_requests_get_one_error_line(folder_hub, folder_ap
                                            "Content-Type": "application/x-git-upload-pack-request"})
     assert status == 200 and headers["content-type"] == "application/x-git-upload-pack-result"
     assert answer[4:8] == b"ERR " and answer.count(b"\n") == 1
+
+
+def test_a_commit_no_ref_reaches_any_more_is_fetched_by_id(folder_hub, folder_api, tmp_path):
+    """A clone that listed the refs before a squash still gets the commit it asked for."""
+    git = Git(tmp_path / "home")
+    folder_api.create_repo("org/squashed")
+    folder_api.upload_file(path_or_fileobj=b"one\n", path_in_repo="one.txt", repo_id="org/squashed")
+    old_head = folder_api.list_repo_commits("org/squashed")[0].commit_id
+    folder_api.super_squash_history("org/squashed")
+    assert old_head not in [c.commit_id for c in folder_api.list_repo_commits("org/squashed")]
+    empty = tmp_path / "empty"
+    git.run("init", "-q", str(empty))
+    git.run("fetch", f"{folder_hub.url}/org/squashed", old_head, cwd=empty)
+    assert git.run("rev-parse", "FETCH_HEAD", cwd=empty).stdout.strip() == old_head
+    assert git.run("show", "FETCH_HEAD:one.txt", cwd=empty).stdout == "one\n"
+    missing = git.run("fetch", f"{folder_hub.url}/org/squashed", "f" * 40, cwd=empty, check=False)
+    assert missing.returncode != 0 and "not our ref" in missing.stderr

@@ -135,3 +135,28 @@ def test_lfs_upload_urls_die_with_their_repo(tmp_path):
         assert hub.store.has_blob(repo, oid)
         api.delete_repo("org/lfs")
         assert _get(hub, stale, method="PUT", body=content)[0] == 403  # no repo at all: refused the same way
+
+
+def test_lfs_download_urls_die_with_their_repo(tmp_path):
+    content = os.urandom(3000)
+    oid = hashlib.sha256(content).hexdigest()
+    body = json.dumps({"operation": "download", "transfers": ["basic"],
+                       "objects": [{"oid": oid, "size": len(content)}]}).encode()
+    with HubServer(LocalStorage(tmp_path / "bucket"), tokens=TokenBook(TOKENS)) as hub:
+        api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+
+        def href() -> str:
+            status, _, answer = _get(hub, "/org/gone.git/info/lfs/objects/batch", WRITE_TOKEN, "POST", body)
+            assert status == 200, answer
+            return json.loads(answer)["objects"][0]["actions"]["download"]["href"][len(hub.url):]
+
+        api.create_repo("org/gone", private=True)
+        api.upload_file(path_or_fileobj=content, path_in_repo="w.bin", repo_id="org/gone")
+        stale = href()
+        assert _get(hub, stale) == (200, _get(hub, stale)[1], content)
+        api.delete_repo("org/gone")
+        assert _get(hub, stale)[0] == 403
+        api.create_repo("org/gone", private=False)  # the same bytes in a new public repo of that name
+        api.upload_file(path_or_fileobj=content, path_in_repo="w.bin", repo_id="org/gone")
+        assert _get(hub, stale)[0] == 403
+        assert _get(hub, href())[0] == 200

@@ -58,6 +58,16 @@ def _walk(store: RepoStore, repo: Repo, tip: Commit, view: Snapshot) -> str:
     return tip_id
 
 
+def include(store: RepoStore, repo: Repo, view: Snapshot, git_id: str) -> bool:
+    """Add a commit no ref reaches any more (a branch moved or was squashed since the client listed
+    the refs), and its history, when it has a git object of its own; False when there is none."""
+    commit = store.get_commit(repo, git_id)
+    if commit is None or commit.git is None:
+        return False
+    _walk(store, repo, commit, view)
+    return True
+
+
 @dataclass
 class Selection:
     """What a fetch sends: ``send`` (git ids), ``boundary`` (commits the client has, whose objects it

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from reasoner.localhub import errors
 from reasoner.localhub.git.pack import write_pack
 from reasoner.localhub.git.pktline import DELIM, FLUSH, pkt, sideband, sideband_stream
-from reasoner.localhub.git.snapshot import Snapshot, common_commits, pack_objects, select
+from reasoner.localhub.git.snapshot import Snapshot, common_commits, include, pack_objects, select
 from reasoner.localhub.paths import Repo
 from reasoner.localhub.repos import RepoStore
 
@@ -69,9 +69,9 @@ def _fetch_args(lines: list[str]) -> FetchArgs:
     return args
 
 
-def _check_wants(view: Snapshot, wants: list[str]) -> None:
+def _check_wants(store: RepoStore, repo: Repo, view: Snapshot, wants: list[str]) -> None:
     for want in wants:
-        if want not in view.commits:
+        if want not in view.commits and not include(store, repo, view, want):
             raise errors.bad_request(f"upload-pack: not our ref {want}")
 
 
@@ -112,7 +112,7 @@ def ls_refs(view: Snapshot, args: list[str]) -> bytes:
 def fetch_v2(store: RepoStore, repo: Repo, view: Snapshot, lines: list[str]) -> Iterator[bytes]:
     """The answer to ``command=fetch``: acknowledgments until ready, then shallow-info and the pack."""
     args = _fetch_args(lines)
-    _check_wants(view, args.wants)
+    _check_wants(store, repo, view, args.wants)
     common = common_commits(view, args.haves)
     head = b""
     if not args.done:
@@ -143,7 +143,7 @@ def fetch_v0(store: RepoStore, repo: Repo, view: Snapshot, lines: list[str]) -> 
     args = _fetch_args(lines)
     if args.depth is not None or args.shallow:
         raise errors.bad_request("upload-pack: shallow clones need protocol v2 (git config protocol.version 2)")
-    _check_wants(view, args.wants)
+    _check_wants(store, repo, view, args.wants)
     detailed = "multi_ack_detailed" in args.capabilities
     common = common_commits(view, args.haves)
     answer = [pkt(f"ACK {oid} common\n") for oid in common] if detailed else [pkt(f"ACK {oid}\n") for oid in common[:1]]
