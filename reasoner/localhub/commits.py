@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -156,12 +155,6 @@ class DeleteFolder:
 
 
 Operation = AddFile | DeleteFile | DeleteFolder
-
-
-def new_commit_id() -> str:
-    """40 hex digits like a git commit id, unique rather than content-derived: for nothing but tests
-    that need a commit from before commits had git ids."""
-    return hashlib.sha1(uuid.uuid4().bytes + now_iso().encode()).hexdigest()
 
 
 PENDING = "pending"  # the ``commit`` of file entries a commit being built adds, until its id is known

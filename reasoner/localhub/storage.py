@@ -127,6 +127,9 @@ def check_key(key: str) -> str:
     return key
 
 
+INSTALL_ATTEMPTS = 20
+
+
 class LocalStorage(Storage):
     """A folder is the bucket: ``<root>/<key>``. Writes go to ``<root>/.tmp/spool-*`` then rename into place.
 
@@ -159,17 +162,28 @@ class LocalStorage(Storage):
             missing.append(folder)
             folder = folder.parent
         for path in reversed(missing):
-            path.mkdir(exist_ok=True)
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass  # made meanwhile by another writer (if it is gone again, the caller retries)
             if durable:
                 _fsync_folder(path.parent)
 
     def _install(self, tmp: Path, key: str, durable: bool) -> None:
         target = self._path(key)
         try:
-            self._make_parents(target.parent, durable)
             if durable:
                 _fsync_file(tmp)
-            os.replace(tmp, target)
+            for attempt in range(INSTALL_ATTEMPTS):
+                try:
+                    self._make_parents(target.parent, durable)
+                    os.replace(tmp, target)
+                    break
+                except FileNotFoundError:
+                    # A delete of a folder's last file (another thread or process) removed the folder
+                    # between its creation and this move: make it again.
+                    if attempt == INSTALL_ATTEMPTS - 1 or not tmp.exists():
+                        raise
         except BaseException:
             tmp.unlink(missing_ok=True)  # a failed write leaves nothing in the spool
             raise

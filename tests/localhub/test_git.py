@@ -15,7 +15,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoFolder
 
 from reasoner.localhub.auth import TokenBook
-from reasoner.localhub.commits import AddFile, git_blob_oid, new_commit_id
+from reasoner.localhub.commits import AddFile, git_blob_oid
 from reasoner.localhub.server import HubServer
 from reasoner.localhub.storage import LocalStorage
 
@@ -40,6 +40,11 @@ def _hub_files(hub: HubServer, repo_type: str, repo_id: str) -> dict[str, bytes]
     repo = hub.store_repo(repo_type, repo_id)
     head = hub.store.resolve(repo, "main")
     return {path: b"".join(hub.store.open_blob(repo, entry.sha256)) for path, entry in sorted(head.files.items())}
+
+
+def _random_id() -> str:
+    """A commit id as hubs made them before commits had git ids: 40 random hex digits."""
+    return os.urandom(20).hex()
 
 
 def _requests(log: Path) -> list[dict]:
@@ -167,9 +172,9 @@ def test_repos_stored_before_git_ids_clone_with_synthesised_ids(tmp_path):
         data = b"written long ago\n"
         sha = hub.store.put_blob(repo, data)
         first = hub.store.commit(repo, "main", [AddFile("old.txt", sha, len(data), False, git_blob_oid(data))],
-                                 "old root", "", "someone", commit_id=new_commit_id(), root=True)
+                                 "old root", "", "someone", commit_id=_random_id(), root=True)
         second = hub.store.commit(repo, "main", [AddFile("copy.txt", sha, len(data), False, git_blob_oid(data))],
-                                  "old child", "", "someone", commit_id=new_commit_id())
+                                  "old child", "", "someone", commit_id=_random_id())
         assert first.git is None and second.git is None
         api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
         api.upload_file(path_or_fileobj=os.urandom(3000), path_in_repo="new.bin", repo_id="org/old")

@@ -117,3 +117,27 @@ def test_storage_spec_errors_are_user_errors(spec):
 def test_open_storage_folder(tmp_path):
     storage = open_storage(str(tmp_path / "hub"))
     assert isinstance(storage, LocalStorage) and (tmp_path / "hub").is_dir()
+
+
+def test_writes_and_deletes_racing_in_one_folder_never_fail(tmp_path):
+    """A delete of a folder's last file removes the folder; a write into it at that moment (another
+    repo's journal entry, another branch's view) makes the folder again instead of failing."""
+    storage = LocalStorage(tmp_path / "bucket")
+    failures: list[BaseException] = []
+
+    def churn(worker: int) -> None:
+        try:
+            for round_ in range(300):
+                key = f"shared/folder/w{worker}-{round_}"
+                storage.put(key, b"x", durable=False)
+                storage.delete(key)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            failures.append(error)
+
+    threads = [threading.Thread(target=churn, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert list(storage.list("shared/")) == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from reasoner.localhub import errors
 from reasoner.localhub.git.pack import write_pack
-from reasoner.localhub.git.pktline import DELIM, FLUSH, pkt, sideband, sideband_stream
+from reasoner.localhub.git.pktline import DELIM, FLUSH, pkt, sideband_stream
 from reasoner.localhub.git.snapshot import Snapshot, common_commits, include, pack_objects, select
 from reasoner.localhub.paths import Repo
 from reasoner.localhub.repos import RepoStore
@@ -22,7 +22,7 @@ from reasoner.localhub.repos import RepoStore
 AGENT = "agent=reasoner-localhub"
 ZERO_ID = "0" * 40
 V0_CAPABILITIES = f"multi_ack_detailed no-done side-band-64k object-format=sha1 {AGENT}"
-V2_CAPABILITIES = ["version 2", AGENT, "ls-refs=unborn", "fetch=shallow", "object-format=sha1"]
+V2_CAPABILITIES = ["version 2", AGENT, "ls-refs", "fetch=shallow", "object-format=sha1"]
 _OID = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -162,7 +162,3 @@ def fetch_v0(store: RepoStore, repo: Repo, view: Snapshot, lines: list[str]) -> 
         return _then(b"".join(answer), sideband_stream(pack), FLUSH)
     return _then(b"".join(answer), pack)
 
-
-def progress(message: str) -> bytes:
-    """A progress line on side band 2 (shown by git as ``remote: message``)."""
-    return b"".join(sideband(message.encode() + b"\n", 2))
