@@ -16,8 +16,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import random
 import shutil
 import tempfile
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -127,7 +129,7 @@ def check_key(key: str) -> str:
     return key
 
 
-INSTALL_ATTEMPTS = 20
+INSTALL_ATTEMPTS = 50
 
 
 class LocalStorage(Storage):
@@ -184,6 +186,7 @@ class LocalStorage(Storage):
                     # between its creation and this move: make it again.
                     if attempt == INSTALL_ATTEMPTS - 1 or not tmp.exists():
                         raise
+                    time.sleep(random.uniform(0, 0.001) * attempt)  # let the racing writers pass
         except BaseException:
             tmp.unlink(missing_ok=True)  # a failed write leaves nothing in the spool
             raise
