@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("reasoner.demo:main", "the whole loop on this machine: embedded hub, CPU training, push, summary"),
     "prefetch": ("reasoner.prefetch:main", "preflight the hub, pin commits, download them into the node-local cache"),
     "plan": ("reasoner.plan.cli:main", "print where generation and training run, the memory estimate and the checkpoints"),
-    "eval": ("reasoner.evaluate:eval_main", "GSM8K accuracy of a model (strict and lenient), optionally against a baseline"),
+    "eval": ("reasoner.eval.cli:eval_main", "accuracy of a model on a recipe's task (strict and lenient), optionally against a baseline"),
     "report": ("reasoner.report:report_main", "plots and a summary of a finished or running run"),
     "push": ("reasoner.pushcli:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),
     "hub": ("reasoner.localhub.cli:main", "run the embedded HF-compatible hub server ('reasoner hub serve ...')"),

@@ -141,17 +141,17 @@ def run_training(recipe: str, model_repo: str, data_repo: str, out_repo: str, ru
 
 
 def evaluate_both(model_repo: str, out_repo: str, data_repo: str, recipe_name: str, limit: int, workdir: Path) -> str:
-    from reasoner import evaluate
     from reasoner.data import resolve_system_prompt
+    from reasoner.eval import compare, evaluate
     from reasoner.recipe import load_recipe
 
     recipe = load_recipe(recipe_name)
     common = dict(split="test", limit=limit, data_source=data_repo, data_config="main",
                   system=resolve_system_prompt(recipe.prompt["system"]), few_shot=recipe.prompt["few_shot"],
                   max_new_tokens=int(recipe.grpo["max_completion_length"]))
-    base = evaluate.evaluate(model_repo, output_dir=workdir / "eval" / "base", **common)
-    trained = evaluate.evaluate(out_repo, output_dir=workdir / "eval" / "trained", **common)
-    return evaluate.compare(trained, base)
+    base = evaluate(model_repo, output_dir=workdir / "eval" / "base", **common)
+    trained = evaluate(out_repo, output_dir=workdir / "eval" / "trained", **common)
+    return compare(trained, base)
 
 
 def main(argv: Sequence[str]) -> int:

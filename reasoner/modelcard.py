@@ -14,19 +14,32 @@ import yaml
 
 from reasoner.hub import Source, endpoint_host
 from reasoner.recipe import Recipe
+from reasoner.tasks.spec import task_sources
 
 KEY_METRICS = ("reward", "rewards/correctness/mean", "rewards/strict_format/mean", "rewards/soft_format/mean",
                "rewards/xml_count/mean", "rewards/integer/mean", "kl", "completions/mean_length")
 
 
-def _front_matter(recipe: Recipe, model: Source, dataset: Source) -> dict[str, Any]:
-    meta: dict[str, Any] = {"library_name": "transformers", "tags": ["reasoner", "grpo", "trl", "gsm8k", "reasoning"],
+def _front_matter(recipe: Recipe, model: Source, datasets: Sequence[Source]) -> dict[str, Any]:
+    formats = sorted({source.answer.get("format", "gsm8k") for source in task_sources(recipe.dataset, recipe.answer)})
+    meta: dict[str, Any] = {"library_name": "transformers", "tags": ["reasoner", "grpo", "trl", *formats, "reasoning"],
                             "pipeline_tag": "text-generation"}
     if model.kind == "hub":
         meta["base_model"] = model.id
-    if dataset.kind == "hub":
-        meta["datasets"] = [dataset.id]
+    if any(dataset.kind == "hub" for dataset in datasets):
+        meta["datasets"] = [dataset.id for dataset in datasets if dataset.kind == "hub"]
     return meta
+
+
+def _dataset_rows(recipe: Recipe, datasets: Sequence[Source]) -> list[str]:
+    """Provenance rows for each data set of the task: where it came from, the commit, how answers were read."""
+    rows = []
+    for task, dataset in zip(task_sources(recipe.dataset, recipe.answer), datasets):
+        weight = f", weight {task.weight:g}" if len(datasets) > 1 else ""
+        rows += [f"| data set | `{dataset.id}` (config `{task.config}`, split `{task.split}`, answer format "
+                 f"`{task.answer.get('format', 'gsm8k')}`{weight}) |",
+                 f"| data set commit | `{dataset.commit or dataset.revision or dataset.kind}` |"]
+    return rows
 
 
 def _last_metrics(log_history: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -38,19 +51,19 @@ def _last_metrics(log_history: Sequence[dict[str, Any]]) -> dict[str, float]:
     return last
 
 
-def render_model_card(recipe: Recipe, *, sources: tuple[Source, Source], stats: Any,
+def render_model_card(recipe: Recipe, *, sources: Sequence[Source], stats: Any,
                       log_history: Sequence[dict[str, Any]], eval_section: str | None = None) -> str:
-    model, dataset = sources
+    """The card's markdown; ``sources`` is the model, then each data set of the task."""
+    model, *datasets = sources
     steps = max((int(e.get("step", 0)) for e in log_history), default=0)
-    lines = ["---", yaml.safe_dump(_front_matter(recipe, model, dataset), sort_keys=False).strip(), "---", "",
+    lines = ["---", yaml.safe_dump(_front_matter(recipe, model, datasets), sort_keys=False).strip(), "---", "",
              f"# {recipe.hub.get('repo_id') or recipe.name}", "",
              f"Trained with GRPO (TRL's GRPOTrainer) by `reasoner` from the recipe `{recipe.name}`.", "",
              "## Provenance", "",
              "| | |", "|---|---|",
              f"| base model | `{model.id}` |",
              f"| base model commit | `{model.commit or model.revision or model.kind}` |",
-             f"| data set | `{dataset.id}` (config `{recipe.dataset['config']}`, split `{recipe.dataset['split']}`) |",
-             f"| data set commit | `{dataset.commit or dataset.revision or dataset.kind}` |",
+             *_dataset_rows(recipe, datasets),
              f"| hub host | `{endpoint_host()}` |",
              f"| training rows | {getattr(stats, 'kept', '?')} kept, {getattr(stats, 'dropped_no_answer', '?')} without an answer, "
              f"{getattr(stats, 'dropped_too_long', '?')} too long |",

@@ -23,7 +23,10 @@ import yaml
 
 from reasoner.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
+from reasoner.inputs import check_grpo_values, check_push_repo_id
 from reasoner.recipe_base import resolve_base
+from reasoner.tasks.formats import FORMATS
+from reasoner.tasks.spec import ANSWER_SCHEMA, check_task
 
 # Section schemas: key -> (accepted python types, default). ``None`` in the types means "may be null".
 _STR = (str,)
@@ -49,10 +52,13 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "revision": (_OPT_STR, "main"),
         "question_column": (_STR, "question"),
         "answer_column": (_STR, "answer"),
+        "system_column": (_OPT_STR, None),  # a column with each row's own system prompt
+        "mix": (_LIST, []),  # several data sets mixed by weight (reasoner.tasks.spec)
         "max_prompt_tokens": ((int, type(None)), None),
         "num_generated": (_INT, 256),
         "limit": ((int, type(None)), None),
     },
+    "answer": ANSWER_SCHEMA,  # how gold answers are read and compared (reasoner.tasks.formats)
     "prompt": {
         "system": (_STR, "default"),
         "few_shot": (_LIST, []),
@@ -91,11 +97,12 @@ TOP_LEVEL_SCALARS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": (_STR, "recipe"),
     "accelerate_config": (_OPT_STR, None),
 }
-SECTIONS = (*SECTION_SCHEMAS, "rewards", "grpo")
+SECTIONS = (*SECTION_SCHEMAS, "rewards", "reward_args", "grpo")
 ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("generation", "backend"): ("transformers", "vllm"),
     ("generation", "placement"): ("auto", "colocate", "dedicated-gpu", "dedicated-node"),
     ("model", "dtype"): ("auto", "float32", "bfloat16", "float16"),
+    ("answer", "format"): FORMATS,
 }
 # GRPOConfig keys the recipe derives from its own sections; setting them directly would contradict those.
 DERIVED_GRPO_KEYS = {
@@ -140,6 +147,8 @@ class Recipe:
     grpo: dict[str, Any]
     resources: dict[str, Any] = dataclasses.field(default_factory=dict)
     tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
+    answer: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reward_args: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     accelerate_config: str | None = None
     source: str = ""
 
@@ -178,16 +187,30 @@ def recipe_path(name_or_path: str) -> Path:
     )
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def _recipe_text(path: Path) -> str:
+    """The text of a recipe file; a binary file (not UTF-8, or holding NUL bytes) is one line, not a traceback."""
     try:
-        data = yaml_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"recipe {path} is not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} is "
+                        "not UTF-8): pass a YAML recipe") from None
+    except OSError as exc:
+        raise UserError(f"cannot read recipe {path}: {exc.strerror}") from None
+    if "\x00" in text:
+        raise UserError(f"recipe {path} is a binary file (it holds NUL bytes at offset {text.index(chr(0))}): "
+                        "pass a YAML recipe")
+    return text
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    text = _recipe_text(path)
+    try:
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "invalid YAML"
         raise UserError(f"recipe {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
-    except OSError as exc:
-        raise UserError(f"cannot read recipe {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise UserError(f"recipe {path} must be a YAML mapping of sections (model, dataset, grpo, ...)")
     return data
@@ -247,8 +270,8 @@ def resolve_key(key: str, fields: Mapping[str, Any]) -> tuple[str | None, str]:
             return section, sub
         if section == "grpo" and sub in fields:
             return "grpo", sub
-        if section == "rewards":
-            return "rewards", sub
+        if section in ("rewards", "reward_args"):
+            return section, sub
         raise _unknown_key(key, fields)
     if normalized in TOP_LEVEL_SCALARS:
         return None, normalized
@@ -374,21 +397,20 @@ def _check_grpo(values: Any, fields: Mapping[str, dataclasses.Field]) -> dict[st
     return checked
 
 
-def _check_rewards(values: Any) -> dict[str, float]:
-    from reasoner.rewards import REWARDS
+def _check_rewards(values: Any, reward_args: Mapping[str, Any], base_dir: Path) -> dict[str, float]:
+    """Weights must be numbers; every reward must resolve (built-in, import path, file, or TRL) and pass its
+    signature check, so a broken user reward fails here rather than at the first training step."""
+    from reasoner.rewards import REWARDS, get_reward_funcs
 
     if not isinstance(values, dict) or not values:
         raise UserError(f"recipe section 'rewards' must map reward names to weights, e.g. correctness: 1.0; known: {', '.join(REWARDS)}")
     checked: dict[str, float] = {}
     for name, weight in values.items():
-        if name not in REWARDS:
-            close = difflib.get_close_matches(str(name), list(REWARDS), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UserError(f"unknown reward '{name}': {hint}known rewards: {', '.join(REWARDS)}")
         weight = _coerce(weight, _NUM)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
             raise UserError(f"reward weight 'rewards.{name}' must be a number, got {weight!r}")
-        checked[name] = float(weight)
+        checked[str(name)] = float(weight)
+    get_reward_funcs(checked, args=reward_args, base_dir=base_dir)
     return checked
 
 
@@ -417,6 +439,9 @@ def _check_combinations(recipe: Recipe) -> None:
         if not isinstance(shot, dict) or not {"question", "answer"} <= set(shot):
             raise UserError(f"prompt.few_shot[{i}] must be a mapping with 'question' and 'answer' (the answer in the exact format)")
     check_batch_layout(recipe.grpo, world_size_from_env())
+    check_grpo_values(recipe.grpo)
+    check_push_repo_id(recipe.hub)
+    check_task(recipe.dataset, recipe.answer)
 
 
 def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
@@ -438,8 +463,12 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         if not isinstance(value, types):
             raise UserError(f"recipe key '{key}' must be {_type_name(types)}, got {value!r}")
         scalars[key] = value
+    from reasoner.rewards.loading import check_reward_args
+
+    reward_args = check_reward_args(data.get("reward_args"))
     recipe = Recipe(
-        rewards=_check_rewards(data.get("rewards")),
+        rewards=_check_rewards(data.get("rewards"), reward_args, path.parent),
+        reward_args=reward_args,
         grpo=_check_grpo(data.get("grpo"), fields),
         source=str(path),
         **sections,

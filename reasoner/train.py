@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reasoner.errors import UserError
+from reasoner.inputs import check_output_dir, check_time_budget
 from reasoner.precision import load_dtype, uses_deepspeed
 from reasoner.ranks import on_each_node_then_agree, on_main_then_share
 from reasoner.recipe import Recipe, load_recipe
 from reasoner.resume import newest_checkpoint
+from reasoner.tasks.spec import task_sources
 from reasoner.vllm_support import check_vllm
 
 log = logging.getLogger("reasoner.train")
@@ -103,54 +105,58 @@ def refuse_missing_paths(*sources: tuple[Any, str]) -> None:
                             f"fix the path or create it")
 
 
-def resolve_sources(recipe: Recipe, state) -> tuple[Any, Any]:
+def resolve_sources(recipe: Recipe, state) -> tuple[Any, list[Any]]:
     """Pin on global rank zero, download once per node, then every rank reads its node's cache.
 
+    Returns the model and the task's data sets (one, or each data set of a ``dataset.mix``), in recipe order.
     Any failure on the rank doing the work reaches every rank at once (reasoner.ranks), never as a wait for the
     collective's timeout.
     """
     from reasoner import hub
 
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
-    dataset = hub.classify_dataset(recipe.dataset["id"], recipe.dataset["revision"])
-    refuse_missing_paths((model, "model.id"), (dataset, "dataset.id"))
+    datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
+    refuse_missing_paths((model, "model.id"), *[(dataset, "dataset.id") for dataset in datasets])
+    sources = [(model, "model"), *[(dataset, "dataset") for dataset in datasets]]
 
     def pin() -> list[str | None]:
-        if not hub.is_offline() and (model.kind == "hub" or dataset.kind == "hub"):
+        if not hub.is_offline() and any(source.kind == "hub" for source, _ in sources):
             hub.check_token()
-        pinned = [hub.pin(model, "model").commit, hub.pin(dataset, "dataset").commit]
+        pinned = [hub.pin(source, kind).commit for source, kind in sources]
         if recipe.hub["push"]:
             from reasoner.push import preflight_push
 
             preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
         return pinned
 
-    model.commit, dataset.commit = on_main_then_share(state, pin, "checking the hub and pinning commits")
+    commits = on_main_then_share(state, pin, "checking the hub and pinning commits")
+    for (source, _), commit in zip(sources, commits):
+        source.commit = commit
 
     def download() -> None:
-        hub.materialize(model, "model", download=True)
-        hub.materialize(dataset, "dataset", download=True)
+        for source, kind in sources:
+            hub.materialize(source, kind, download=True)
 
-    on_each_node_then_agree(state, download, "downloading the model and data set")
+    on_each_node_then_agree(state, download, "downloading the model and data sets")
     if not state.is_local_main_process:
-        hub.materialize(model, "model", download=False)
-        hub.materialize(dataset, "dataset", download=False)
-    return model, dataset
+        for source, kind in sources:
+            hub.materialize(source, kind, download=False)
+    return model, datasets
 
 
-def load_training_data(recipe: Recipe, dataset_source, tokenizer):
+def load_training_data(recipe: Recipe, dataset_sources, tokenizer):
+    """The task's training rows (every data set read from its pinned local copy) and the counts of what was kept."""
     from reasoner import data
 
     ds = recipe.dataset
-    location = str(dataset_source.path) if dataset_source.path else dataset_source.id
-    rows = data.load_rows(location, config=ds["config"], split=ds["split"], revision=None,
-                          question_column=ds["question_column"], answer_column=ds["answer_column"],
-                          num_generated=ds["num_generated"], seed=int(recipe.grpo.get("seed", 42)))
-    if ds.get("limit"):
-        rows = rows.select(range(min(ds["limit"], len(rows))))
-    prepared, stats = data.prepare_dataset(rows, system=data.resolve_system_prompt(recipe.prompt["system"]), few_shot=recipe.prompt["few_shot"],
-                                           question_column=ds["question_column"], answer_column=ds["answer_column"],
-                                           tokenizer=tokenizer, max_prompt_tokens=ds["max_prompt_tokens"])
+    locations = [str(source.path) if source.path else source.id for source in dataset_sources]
+    prepared, stats, per_source = data.prepare_task(
+        task_sources(ds, recipe.answer), locations, prompt=recipe.prompt, tokenizer=tokenizer,
+        max_prompt_tokens=ds["max_prompt_tokens"], num_generated=ds["num_generated"],
+        seed=int(recipe.grpo.get("seed", 42)), limit=ds.get("limit"))
+    if len(per_source) > 1:
+        for source, part in zip(dataset_sources, per_source):
+            log.info("data set %s: %s", source.describe(), part.summary())
     return prepared, stats
 
 
@@ -166,13 +172,13 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     setup_logging(state.is_main_process)
     output_dir = Path(args.output_dir)
 
-    model_src, dataset_src = resolve_sources(recipe, state)
+    model_src, dataset_srcs = resolve_sources(recipe, state)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_src.path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_dataset, stats = load_training_data(recipe, dataset_src, tokenizer)
+    train_dataset, stats = load_training_data(recipe, dataset_srcs, tokenizer)
     if state.is_main_process:
         log.info("data: %d rows kept, %d dropped without an answer, %d dropped as longer than %s prompt tokens",
                  stats.kept, stats.dropped_no_answer, stats.dropped_too_long, recipe.dataset["max_prompt_tokens"])
@@ -181,6 +187,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     from reasoner.callbacks import build_callbacks
     from reasoner.rewards import get_reward_funcs
+    from reasoner.rewards.trial import try_rewards
+
+    reward_funcs = get_reward_funcs(recipe.rewards, args=recipe.reward_args, base_dir=Path(recipe.source).parent)
+    try_rewards(reward_funcs, list(recipe.rewards), train_dataset, tokenizer)  # before the model loads
 
     resume: str | None = None
     if not no_resume:
@@ -194,11 +204,11 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         if resume and state.is_main_process:
             log.info("resuming from %s", resume)
 
-    callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, dataset_src), stats=stats,
+    callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, *dataset_srcs), stats=stats,
                                                  time_budget_s=time_budget_s)
     trainer = GRPOTrainer(
         model=str(model_src.path),
-        reward_funcs=get_reward_funcs(recipe.rewards),
+        reward_funcs=reward_funcs,
         args=args,
         train_dataset=train_dataset,
         processing_class=tokenizer,
@@ -239,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.dry_run:
             print(recipe.to_yaml(), end="")
             return 0
+        check_time_budget(ns.time_budget_minutes)
+        check_output_dir(recipe.output_dir)
         from reasoner.preemption import PREEMPTED_EXIT_CODE, Preempted
 
         try:

@@ -22,9 +22,8 @@ from reasoner.data import (
 )
 from reasoner.errors import UserError
 from reasoner.rewards import correctness, parse_number, strict_format
+from shared_data import GSM8K
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-GSM8K = SHARED / "data" / "gsm8k"
 needs_gsm8k = pytest.mark.skipif(
     not (GSM8K / "train.jsonl").is_file(),
     reason=f"real GSM8K rows not found at {GSM8K} (the shared folder beside the repository checkout)",
@@ -76,7 +75,8 @@ def test_prepare_real_train_split_keeps_every_row() -> None:
         rows, system="default", few_shot=FEW_SHOT, question_column="question", answer_column="answer"
     )
     assert stats == PrepStats(kept=len(rows))
-    assert prepared.column_names == ["prompt", "answer"]
+    assert prepared.column_names == ["prompt", "answer", "compare_as"]
+    assert set(prepared["compare_as"]) == {"number"}  # GSM8K gold answers compare as numbers
     first = prepared[0]
     assert first["answer"] == extract_gold(rows[0]["answer"])
     assert [m["role"] for m in first["prompt"]] == ["system", "user", "assistant", "user"]

@@ -10,20 +10,20 @@ import pytest
 
 from reasoner.data import SYSTEM_PROMPT, extract_gold
 from reasoner.errors import UserError
-from reasoner.evaluate import (
+from shared_data import GSM8K
+from reasoner.eval import (
     COMPLETIONS_FILE,
     RESULTS_FILE,
     EvalResult,
     aggregate,
     compare,
-    eval_main,
     evaluate,
     is_saved_result,
     model_card_section,
     score_completion,
 )
+from reasoner.eval.cli import eval_main
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
 TEST_ROWS = GSM8K / "test.jsonl"
 LIMIT = 8
 MAX_NEW_TOKENS = 24
@@ -208,7 +208,7 @@ def test_compare_notes_different_question_sets():
 
 
 def test_same_questions_by_fingerprint_else_by_the_folder_a_path_names(tmp_path, monkeypatch):
-    from reasoner.evaluate import questions_fingerprint, same_questions
+    from reasoner.eval.results import questions_fingerprint, same_questions
 
     rows = [{"question": "2+2?", "gold": "4"}, {"question": "3+3?", "gold": "6"}]
     one = {"data_source": "a", "questions_sha256": questions_fingerprint(rows)}
@@ -285,7 +285,7 @@ def test_loading_a_broken_results_file_is_a_user_error(tmp_path):
 
 
 def test_auto_backend_is_transformers_without_a_gpu():
-    from reasoner.evaluate import resolve_backend
+    from reasoner.eval.models import resolve_backend
 
     assert resolve_backend("auto", "cpu") == "transformers"
     assert resolve_backend("transformers", "cpu") == "transformers"
@@ -294,7 +294,8 @@ def test_auto_backend_is_transformers_without_a_gpu():
 
 
 def test_vllm_arguments_match_the_transformers_decoding():
-    from reasoner.evaluate import ModelRef, vllm_arguments
+    from reasoner.eval.generation import vllm_arguments
+    from reasoner.eval.models import ModelRef
 
     ref = ModelRef(id="org/m", kind="hub", load="org/m", revision="main", commit="c" * 40)
     llm, params = vllm_arguments(ref, max_new_tokens=200, sampling=False, temperature=0.7, seed=3,

@@ -1,0 +1,137 @@
+"""``evaluate``: a model's accuracy on a task's questions, asked with the recipe's prompt, written to disk.
+
+The questions come from the same ``TaskSource`` list training reads (``reasoner.data.task_questions``), so an
+evaluation follows the task's columns, per-row system prompts and answer format; a mixture is evaluated on
+the same mixture of its data sets' held-out splits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from reasoner.data import build_prompt, resolve_system_prompt, task_questions
+from reasoner.errors import UserError
+from reasoner.eval.generation import chat_texts, generate_transformers, generate_vllm
+from reasoner.eval.models import ModelRef, load_tokenizer, resolve_backend, resolve_device, resolve_model
+from reasoner.eval.results import EvalResult, now, questions_fingerprint, write_result
+from reasoner.eval.scoring import aggregate, score_completion
+from reasoner.eval.tables import DEFAULT_DATA
+from reasoner.tasks.spec import TaskSource, task_sources
+
+__all__ = ["DEFAULT_DATA_CONFIG", "Decoding", "evaluate"]
+
+DEFAULT_DATA_CONFIG = "main"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How completions are generated: the same settings for the model and its baseline."""
+
+    max_new_tokens: int = 256
+    sampling: bool = False
+    temperature: float = 0.7
+    seed: int = 0
+    batch_size: int = 8
+
+    def check(self) -> None:
+        if self.batch_size <= 0:
+            raise UserError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.max_new_tokens <= 0:
+            raise UserError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        if self.sampling and not self.temperature > 0:
+            raise UserError(f"sampling needs a temperature above 0, got {self.temperature}: drop --sample for greedy decoding")
+
+
+def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]], decoding: Decoding,
+              label: str) -> list[tuple[str, int]]:
+    tokenizer = load_tokenizer(ref)
+    texts = chat_texts(tokenizer, prompts)
+    options = dict(max_new_tokens=decoding.max_new_tokens, sampling=decoding.sampling,
+                   temperature=decoding.temperature, seed=decoding.seed)
+    if backend == "vllm":
+        return generate_vllm(ref, tokenizer, texts, **options)
+    return generate_transformers(ref, tokenizer, texts, device=device, batch_size=decoding.batch_size,
+                                 desc=f"eval {label}", **options)
+
+
+def _sources(data_source: str, data_config: str | None, data_revision: str | None, question_column: str,
+             answer_column: str, system_column: str | None, answer: Mapping[str, Any] | str | None,
+             mixture: Sequence[Mapping[str, Any]] | None) -> list[TaskSource]:
+    answer_spec = {"format": answer} if isinstance(answer, str) else dict(answer or {})
+    if mixture:
+        return task_sources({"mix": list(mixture)}, answer_spec)
+    return [TaskSource(id=data_source, config=data_config, revision=data_revision, question_column=question_column,
+                       answer_column=answer_column, system_column=system_column, answer=answer_spec)]
+
+
+def _settings(sources: list[TaskSource], items: list[dict], *, data_seed: int, limit: int | None, decoding: Decoding,
+              device: str, backend: str, ref: ModelRef, system_text: str, examples: list[dict]) -> dict[str, Any]:
+    first = sources[0]
+    return {
+        "data_source": ", ".join(source.id for source in sources),
+        "data_config": first.config if len(sources) == 1 else None,
+        "data_revision": first.revision if len(sources) == 1 else None,
+        "data_seed": data_seed if any(source.id == "generated" for source in sources) or len(sources) > 1 else None,
+        "mixture": [vars(source) for source in sources] if len(sources) > 1 else None,
+        "answer_format": sorted({source.answer.get("format", "gsm8k") for source in sources}),
+        "compare_as": sorted({item["compare_as"] for item in items}),
+        "limit": limit, "batch_size": decoding.batch_size, "max_new_tokens": decoding.max_new_tokens,
+        "sampling": decoding.sampling, "temperature": decoding.temperature if decoding.sampling else None,
+        "seed": decoding.seed, "device": device, "backend": backend, "model_kind": ref.kind,
+        "system": system_text, "few_shot": examples, "questions_sha256": questions_fingerprint(items),
+    }
+
+
+def evaluate(
+    model: str, *, revision: str | None = None, split: str = "test", limit: int | None = None, batch_size: int = 8,
+    data_source: str = DEFAULT_DATA, data_config: str | None = DEFAULT_DATA_CONFIG, data_revision: str | None = None,
+    question_column: str = "question", answer_column: str = "answer", system_column: str | None = None,
+    answer: Mapping[str, Any] | str | None = None, mixture: Sequence[Mapping[str, Any]] | None = None,
+    num_generated: int = 200, data_seed: int = 42, system: str | None = "default",
+    few_shot: Sequence[Mapping[str, Any]] = (), max_new_tokens: int = 256, sampling: bool = False,
+    temperature: float = 0.7, seed: int = 0, device: str | None = None, backend: str = "auto", output_dir: Path,
+) -> EvalResult:
+    """Evaluate ``model`` on a task's questions and write ``results.json`` and ``completions.jsonl``.
+
+    ``model`` is a hub repo id (pinned to the commit ``revision`` points at, loaded through ``HF_ENDPOINT``),
+    a local folder, or a builtin id (``tiny``, ``smollm2``). The questions are ``data_source`` read with the
+    columns and ``answer`` format given (GSM8K's by default), or a recipe's ``mixture`` of data sets.
+    ``system`` and ``few_shot`` are a recipe's prompt, so the model is asked exactly as it was trained.
+    """
+    if limit is not None and limit <= 0:
+        raise UserError(f"--limit must be a positive number of questions, got {limit}")
+    decoding = Decoding(max_new_tokens, sampling, temperature, seed, batch_size)
+    decoding.check()
+    started, clock = now(), time.monotonic()
+    # Cheap checks first: a wrong device, backend or model path fails before any data is fetched.
+    device_name = resolve_device(device)
+    chosen_backend = resolve_backend(backend, device_name)
+    ref = resolve_model(model, revision)
+    system_text = resolve_system_prompt(system)
+    examples = [dict(example) for example in few_shot]
+    sources = _sources(data_source, data_config, data_revision, question_column, answer_column, system_column,
+                       answer, mixture)
+    items, dropped = task_questions(sources, split=split, limit=limit, num_generated=num_generated, seed=data_seed)
+    if not items:
+        raise UserError(f"no question of {', '.join(s.describe() for s in sources)} split '{split}' has a gold answer "
+                        f"its answer format can read in column '{sources[0].answer_column}': check --data and the columns")
+    prompts = [build_prompt(item["question"], item["system"] or system_text, examples) for item in items]
+    generations = _generate(ref, chosen_backend, device_name, prompts, decoding, model)
+
+    records = []
+    for index, (item, (completion, length)) in enumerate(zip(items, generations)):
+        score = score_completion(completion, item["gold"], item["compare_as"])
+        records.append({"index": index, **item, "completion": completion, "completion_tokens": length, **score})
+    metrics = aggregate(records, [r["completion_tokens"] for r in records])
+    settings = _settings(sources, items, data_seed=data_seed, limit=limit, decoding=decoding, device=device_name,
+                         backend=chosen_backend, ref=ref, system_text=system_text, examples=examples)
+    result = EvalResult(
+        model=model, revision=revision, commit=ref.commit, split=split, n=len(records), metrics=metrics,
+        settings=settings, started_at=started, finished_at=now(),
+        wall_seconds=round(time.monotonic() - clock, 3), dropped=dropped, output_dir=Path(output_dir),
+    )
+    write_result(result, records, Path(output_dir))
+    return result

@@ -1,0 +1,152 @@
+"""Answer formats: how a data set's gold answer is read, and which comparison scores it.
+
+A recipe names one under ``answer.format`` (per data set in a mixture, too):
+
+- ``gsm8k``  the number after the last ``####`` of a worked solution (GSM8K's own layout); compared as numbers.
+- ``number`` a column that holds just a number (``42``, ``"1,000"``, ``0.5``); compared as numbers.
+- ``math``   LaTeX or an expression (``\\frac{1}{2}``); a worked solution gives its last ``\\boxed{}``;
+             compared with math-verify.
+- ``exact``  a string, compared trimmed, case-folded, with whitespace collapsed.
+- ``choice`` one letter A-E (``"B"``, ``"(b)"``, or a 0-based index); compared as letters.
+- ``regex``  ``answer.pattern`` picks the gold out of the column (its last match; the group named ``answer``,
+             else group 1), compared as ``answer.compare`` says (``exact`` unless set).
+
+``read_gold`` turns a raw column value into the gold string, or None when the row has no usable answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from reasoner.errors import UserError
+from reasoner.tasks.compare import COMPARISONS, Comparison, read_choice
+from reasoner.tasks.latex import last_boxed, require_math_verify
+
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "AnswerFormat", "answer_format", "extract_gold"]
+
+DEFAULT_FORMAT = "gsm8k"
+GOLD_MARKER = "####"
+FORMATS = ("gsm8k", "number", "math", "exact", "choice", "regex")
+_COMPARED_AS = {"gsm8k": "number", "number": "number", "math": "math", "exact": "exact", "choice": "choice"}
+# What a usable gold answer looks like, for the counts and the fix in "no usable rows" messages.
+_EXPECTS = {
+    "gsm8k": ("a numeric '#### ' answer", "GSM8K answers ending '#### <number>'"),
+    "number": ("a numeric answer", "plain numbers"),
+    "math": ("a LaTeX answer math-verify can read", "LaTeX answers or worked solutions with a \\boxed{} answer"),
+    "exact": ("a non-empty answer", "non-empty answer strings"),
+    "choice": ("a choice letter A-E", "letters A-E (or 0-based indexes)"),
+    "regex": ("an answer the pattern matches", "text the answer.pattern matches"),
+}
+
+
+def extract_gold(answer_field: Any) -> str | None:
+    """The gold answer of a GSM8K answer field: the text after the last ``####``, stripped, commas removed.
+
+    ``"...\\n#### 1,000"`` gives ``"1000"``. None without ``####`` or with nothing after it.
+    """
+    if answer_field is None:
+        return None
+    text = str(answer_field)
+    if GOLD_MARKER not in text:
+        return None
+    gold = text.rpartition(GOLD_MARKER)[2].strip().replace(",", "")
+    return gold or None
+
+
+def _read_number(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        return format(Decimal(repr(value)), "f") if value == value and abs(value) != float("inf") else None
+    return str(value).strip() or None
+
+
+def _read_math(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    boxed = last_boxed(text)
+    return boxed if boxed is not None else (text or None)
+
+
+def _read_text(value: Any) -> str | None:
+    if value is None or isinstance(value, (list, dict)):
+        return None
+    return str(value).strip() or None
+
+
+def _reader(name: str, pattern: re.Pattern[str] | None):
+    if name == "regex":
+        def read_regex(value: Any) -> str | None:
+            matches = list(pattern.finditer(str(value))) if value is not None else []
+            if not matches:
+                return None
+            last = matches[-1]
+            found = last.group("answer") if "answer" in pattern.groupindex else last.group(1)
+            return found.strip() if found and found.strip() else None
+
+        return read_regex
+    return {"gsm8k": extract_gold, "number": _read_number, "math": _read_math, "exact": _read_text,
+            "choice": read_choice}[name]
+
+
+@dataclass(frozen=True)
+class AnswerFormat:
+    """A named way to read gold answers, and the comparison that scores them."""
+
+    name: str
+    comparison: Comparison
+    pattern: str | None = None
+
+    def read_gold(self, value: Any) -> str | None:
+        """The gold answer in a column value, or None when the row has no answer this format can compare."""
+        compiled = re.compile(self.pattern) if self.pattern else None
+        gold = _reader(self.name, compiled)(value)
+        return gold if gold is not None and self.comparison.gold_ok(gold) else None
+
+    @property
+    def missing(self) -> str:
+        """What a dropped row lacked, e.g. "a numeric '#### ' answer"."""
+        return _EXPECTS[self.name][0]
+
+    @property
+    def expects(self) -> str:
+        """What the answer column must hold, for the fix in an error message."""
+        return _EXPECTS[self.name][1]
+
+
+def answer_format(spec: str | Mapping[str, Any] | None = None) -> AnswerFormat:
+    """The format a recipe's ``answer`` section (or just a format name) describes; UserError naming the fix.
+
+    ``None`` and ``{}`` mean ``gsm8k``, so recipes written before answer formats existed read as they did.
+    """
+    spec = {"format": spec} if isinstance(spec, str) or spec is None else dict(spec)
+    name = spec.get("format") or DEFAULT_FORMAT
+    if name not in FORMATS:
+        raise UserError(f"unknown answer.format '{name}': use one of {', '.join(FORMATS)}")
+    pattern, compare = spec.get("pattern"), spec.get("compare")
+    if name == "regex":
+        compare = compare or "exact"
+        _check_pattern(pattern)
+    elif pattern is not None or compare is not None:
+        raise UserError(f"answer.pattern and answer.compare belong to answer.format 'regex', not '{name}': remove them")
+    compare = compare or _COMPARED_AS[name]
+    if compare not in COMPARISONS:
+        raise UserError(f"unknown answer.compare '{compare}': use one of {', '.join(COMPARISONS)}")
+    if compare == "math":
+        require_math_verify()
+    return AnswerFormat(name, COMPARISONS[compare], pattern)
+
+
+def _check_pattern(pattern: Any) -> None:
+    if not isinstance(pattern, str) or not pattern:
+        raise UserError("answer.format 'regex' needs answer.pattern, a regular expression with a group around the answer")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise UserError(f"answer.pattern {pattern!r} is not a valid regular expression ({error}): fix it") from None
+    if compiled.groups == 0:
+        raise UserError(f"answer.pattern {pattern!r} has no group: put ( ) or (?P<answer> ) around the answer")

@@ -1,0 +1,123 @@
+"""A recipe's task as data: which data sets, which columns, and how their gold answers are read.
+
+A recipe describes one data set in its ``dataset`` section, or several under ``dataset.mix``, each with its own
+id, config, split, revision, columns, answer format and ``weight``. Here those sections become a list of
+``TaskSource`` values that training and evaluation both read, so they always ask the same questions the same
+way. Validation happens with the rest of the recipe, before anything loads.
+
+Weights follow open-r1's mixtures: a weight is the share of that data set's rows the mixture takes (0.5: a
+random half; 1: every row; 2: every row twice), so proportions follow from the weights and the sizes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from reasoner.errors import UserError
+from reasoner.tasks.formats import AnswerFormat, answer_format
+
+__all__ = ["ANSWER_SCHEMA", "MIX_ENTRY_KEYS", "TaskSource", "check_task", "task_sources"]
+
+# The recipe's ``answer`` section (key -> (accepted types, default)), in the form recipe.SECTION_SCHEMAS uses.
+ANSWER_SCHEMA: dict[str, tuple[tuple[type, ...], Any]] = {
+    "format": ((str,), "gsm8k"),
+    "pattern": ((str, type(None)), None),
+    "compare": ((str, type(None)), None),
+}
+# Keys one ``dataset.mix`` entry may hold, with their defaults (None: the recipe's own value, see below).
+MIX_ENTRY_KEYS: dict[str, Any] = {
+    "id": None, "config": None, "split": "train", "revision": "main", "question_column": "question",
+    "answer_column": "answer", "system_column": None, "weight": 1.0, "limit": None, "answer": None,
+    "eval_split": None,
+}
+
+
+@dataclass
+class TaskSource:
+    """One data set of a task: where its rows are, which columns hold what, and how its answers are read."""
+
+    id: str
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = "main"
+    question_column: str = "question"
+    answer_column: str = "answer"
+    system_column: str | None = None
+    weight: float = 1.0
+    limit: int | None = None
+    answer: dict[str, Any] = field(default_factory=dict)
+    eval_split: str | None = None
+
+    @property
+    def format(self) -> AnswerFormat:
+        return answer_format(self.answer)
+
+    def describe(self) -> str:
+        config = f" ({self.config})" if self.config else ""
+        return f"{self.id}{config} [{self.answer.get('format', 'gsm8k')}]"
+
+
+def task_sources(dataset: Mapping[str, Any], answer: Mapping[str, Any] | None = None,
+                 eval_split: str | None = None) -> list[TaskSource]:
+    """The data sets of a recipe's ``dataset`` and ``answer`` sections (validated already), in recipe order."""
+    answer = dict(answer or {})
+    mix = dataset.get("mix") or []
+    if not mix:
+        return [TaskSource(
+            id=dataset["id"], config=dataset.get("config"), split=dataset.get("split", "train"),
+            revision=dataset.get("revision"), question_column=dataset.get("question_column", "question"),
+            answer_column=dataset.get("answer_column", "answer"), system_column=dataset.get("system_column"),
+            answer=answer, eval_split=eval_split)]
+    sources = []
+    for entry in mix:
+        values = {**MIX_ENTRY_KEYS, **entry}
+        values["answer"] = dict(values["answer"] if values["answer"] is not None else answer)
+        values["eval_split"] = values["eval_split"] or eval_split
+        values["weight"] = float(values["weight"])
+        sources.append(TaskSource(**values))
+    return sources
+
+
+def check_task(dataset: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+    """Refuse an answer spec or a mixture that cannot work, in one line naming the key and the fix."""
+    answer_format(answer)
+    mix = dataset.get("mix") or []
+    if dataset.get("system_column") is not None and not dataset["system_column"]:
+        raise UserError("dataset.system_column is empty: name the column that holds each row's system prompt, or null")
+    for index, entry in enumerate(mix):
+        _check_mix_entry(index, entry)
+
+
+def _check_mix_entry(index: int, entry: Any) -> None:
+    where = f"dataset.mix[{index}]"
+    if not isinstance(entry, Mapping):
+        raise UserError(f"{where} must be a mapping with at least an id (a hub data set, a path or 'generated')")
+    for key in entry:
+        if key not in MIX_ENTRY_KEYS:
+            close = difflib.get_close_matches(str(key), list(MIX_ENTRY_KEYS), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(MIX_ENTRY_KEYS)}"
+            raise UserError(f"unknown key '{key}' in {where}: {hint}")
+    if not isinstance(entry.get("id"), str) or not entry["id"].strip():
+        raise UserError(f"{where} has no id: set id to a hub data set, a local file or folder, or 'generated'")
+    for key in ("config", "revision", "system_column", "eval_split"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise UserError(f"{where}.{key} must be a string or null, got {entry[key]!r}")
+    for key in ("split", "question_column", "answer_column"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+            raise UserError(f"{where}.{key} must be a non-empty string, got {entry[key]!r}")
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        raise UserError(f"{where}.weight must be a number above 0 (the share of its rows to use; 1 = all), got {weight!r}")
+    limit = entry.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise UserError(f"{where}.limit must be a positive number of rows or null, got {limit!r}")
+    if entry.get("answer") is not None:
+        if not isinstance(entry["answer"], Mapping):
+            raise UserError(f"{where}.answer must be a mapping like {{format: math}}, got {entry['answer']!r}")
+        unknown = set(entry["answer"]) - set(ANSWER_SCHEMA)
+        if unknown:
+            raise UserError(f"unknown key '{sorted(unknown)[0]}' in {where}.answer: valid keys: {', '.join(ANSWER_SCHEMA)}")
+        answer_format(entry["answer"])
