@@ -3,8 +3,8 @@
 Tests, the CPU recipe and the demo need a real model that every part of the stack (transformers,
 TRL, accelerate, DeepSpeed, the hub client) treats like any other, without a network and without
 minutes of loading. This module builds one from nothing: a byte-level BPE tokenizer trained on a
-small built-in corpus of GSM8K-style text, wrapped with a Qwen-style chat template, and a randomly
-initialised ``Qwen2ForCausalLM`` in float32, saved with ``save_pretrained``.
+small corpus of the package's own generated GSM8K-style problems, wrapped with a Qwen-style chat
+template, and a randomly initialised ``Qwen2ForCausalLM`` in float32, saved with ``save_pretrained``.
 
 The vocabulary is deliberately small (512 by default) and the reasoning tags are single tokens:
 a random model then often emits digits and sometimes tags, so reward functions see signal from the
@@ -18,10 +18,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from reasoner.data import SYSTEM_PROMPT, extract_gold, generate_problems
 from reasoner.modelcache import build_once, cache_root, params_digest
 
 # Bump when the build changes in a way that should invalidate folders already in caches.
-TINY_BUILD_FORMAT = 2
+TINY_BUILD_FORMAT = 3
+
+CORPUS_SEED = 20240611
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -54,9 +57,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "warmup_steps": 120,
 }
 
-_NAMES = ("Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kiko", "Lena")
-_ITEMS = ("apples", "marbles", "books", "stickers", "cookies", "pencils", "shells", "tickets", "eggs", "coins")
-_PLACES = ("market", "school", "library", "farm", "bakery", "park", "store", "garden")
 _PROSE = (
     "A careful solver reads the question twice, writes down what is known, and checks the units.",
     "Think step by step. First find the total, then subtract what was used, then divide the rest.",
@@ -71,39 +71,22 @@ _PROSE = (
 )
 
 
-def _problem(rng: random.Random) -> list[str]:
-    """One GSM8K-style word problem with a worked solution in two formats (lines of text)."""
-    name, other = rng.sample(_NAMES, 2)
-    item, place = rng.choice(_ITEMS), rng.choice(_PLACES)
-    a, b, k = rng.randint(2, 99), rng.randint(2, 60), rng.randint(2, 9)
-    kind = rng.randrange(4)
-    if kind == 0:
-        question = f"{name} has {a} {item}. {other} gives {name} {b} more at the {place}. How many {item} does {name} have now?"
-        steps, result = f"{name} starts with {a} and gets {b} more, so {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.", a + b
-    elif kind == 1:
-        question = f"At the {place}, {name} buys {k} bags with {b} {item} in each bag. How many {item} is that in total?"
-        steps, result = f"Each bag has {b}, and there are {k} bags, so {k} * {b} = <<{k}*{b}={k * b}>>{k * b}.", k * b
-    elif kind == 2:
-        total = a + b
-        question = f"{name} had {total} {item} and used {b} of them. How many {item} are left?"
-        steps, result = f"{name} had {total} and used {b}, so {total} - {b} = <<{total}-{b}={a}>>{a}.", a
-    else:
-        price = rng.randint(1, 20)
-        question = f"One ticket to the {place} costs ${price}. How much do {k} tickets cost in dollars?"
-        steps, result = f"Each ticket costs ${price}, so {k} tickets cost {k} * {price} = ${k * price}.", k * price
-    return [
-        question,
-        f"{steps}\n#### {result}",
-        f"<reasoning>\n{steps}\n</reasoning>\n<answer>\n{result}\n</answer>",
-    ]
+def formatted_answer(row: dict) -> str:
+    """A generated row's worked solution in the exact reward format: its steps as reasoning, then the gold number."""
+    gold = extract_gold(row["answer"]) or "0"
+    steps = row["answer"].split("####")[0].strip().replace("\n", " ")
+    return f"<reasoning>\n{steps}\n</reasoning>\n<answer>\n{gold}\n</answer>\n"
 
 
 def training_corpus(num_problems: int = 400) -> list[str]:
-    """The built-in text the tokenizer learns from: fixed, so every build sees the same corpus."""
-    rng = random.Random(20240611)
+    """The built-in text the tokenizer learns from: fixed, so every build sees the same corpus.
+
+    The word problems are the package's own generated ones (``reasoner.data.generate_problems``), each as its
+    question, its GSM8K-style solution and its solution in the reward format.
+    """
     lines: list[str] = list(_PROSE)
-    for _ in range(num_problems):
-        lines.extend(_problem(rng))
+    for row in generate_problems(num_problems, seed=CORPUS_SEED):
+        lines += [row["question"], row["answer"], formatted_answer(row)]
     lines.append(" ".join(str(n) for n in range(0, 1001, 7)))
     lines.append("+ - * / = < > ( ) [ ] { } , . ; : ! ? ' \" % $ # @ & _ ~ \n \t")
     return lines
@@ -190,16 +173,9 @@ def _build_into(out: Path, params: dict[str, Any]) -> None:
 
 def _formatted_examples(count: int, seed: int) -> list[list[dict[str, str]]]:
     """Chat conversations whose assistant turn is a (short, correct) answer in the exact reward format."""
-    from reasoner.data import SYSTEM_PROMPT, extract_gold, generate_problems
-
-    conversations = []
-    for row in generate_problems(count, seed=seed + 7919):
-        gold = extract_gold(row["answer"]) or "0"
-        steps = row["answer"].split("####")[0].strip().replace("\n", " ")
-        completion = f"<reasoning>\n{steps}\n</reasoning>\n<answer>\n{gold}\n</answer>\n"
-        conversations.append([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": row["question"]},
-                              {"role": "assistant", "content": completion}])
-    return conversations
+    return [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": row["question"]},
+             {"role": "assistant", "content": formatted_answer(row)}]
+            for row in generate_problems(count, seed=seed + 7919)]
 
 
 def _warm_up(model, tokenizer, steps: int, seed: int, batch_size: int = 8) -> None:
