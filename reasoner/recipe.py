@@ -397,10 +397,11 @@ def _check_grpo(values: Any, fields: Mapping[str, dataclasses.Field]) -> dict[st
     return checked
 
 
-def _check_rewards(values: Any, reward_args: Mapping[str, Any], base_dir: Path) -> dict[str, float]:
+def _check_rewards(values: Any, reward_args: Any, base_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
     """Weights must be numbers; every reward must resolve (built-in, import path, file, or TRL) and pass its
     signature check, so a broken user reward fails here rather than at the first training step."""
-    from reasoner.rewards import REWARDS, get_reward_funcs
+    from reasoner.rewards import REWARDS
+    from reasoner.rewards.loading import check_reward_section
 
     if not isinstance(values, dict) or not values:
         raise UserError(f"recipe section 'rewards' must map reward names to weights, e.g. correctness: 1.0; known: {', '.join(REWARDS)}")
@@ -410,8 +411,7 @@ def _check_rewards(values: Any, reward_args: Mapping[str, Any], base_dir: Path) 
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
             raise UserError(f"reward weight 'rewards.{name}' must be a number, got {weight!r}")
         checked[str(name)] = float(weight)
-    get_reward_funcs(checked, args=reward_args, base_dir=base_dir)
-    return checked
+    return check_reward_section(checked, reward_args, base_dir)
 
 
 def world_size_from_env(env: Mapping[str, str] | None = None) -> int:
@@ -463,11 +463,9 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         if not isinstance(value, types):
             raise UserError(f"recipe key '{key}' must be {_type_name(types)}, got {value!r}")
         scalars[key] = value
-    from reasoner.rewards.loading import check_reward_args
-
-    reward_args = check_reward_args(data.get("reward_args"))
+    rewards, reward_args = _check_rewards(data.get("rewards"), data.get("reward_args"), path.parent)
     recipe = Recipe(
-        rewards=_check_rewards(data.get("rewards"), reward_args, path.parent),
+        rewards=rewards,
         reward_args=reward_args,
         grpo=_check_grpo(data.get("grpo"), fields),
         source=str(path),

@@ -31,7 +31,7 @@ from typing import Any
 from reasoner.errors import UserError
 from reasoner.rewards.builtin import REWARDS, RewardFunc
 
-__all__ = ["check_returned", "check_reward_args", "get_reward_funcs", "resolve_reward", "trl_reward_names"]
+__all__ = ["absolute_spec", "check_returned", "check_reward_args", "check_reward_section", "get_reward_funcs", "resolve_reward", "trl_reward_names"]
 
 _FORMS = "a built-in name, package.module:function, path/to/file.py:function, or a TRL reward name"
 
@@ -55,13 +55,29 @@ def _file_candidates(path_text: str, base_dir: Path | None) -> list[Path]:
     return [folder / path for folder in ([base_dir] if base_dir else []) + [Path.cwd()]]
 
 
-def _load_file(spec: str, path_text: str, base_dir: Path | None) -> Any:
+def _is_file_form(where: str) -> bool:
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def _find_file(spec: str, path_text: str, base_dir: Path | None) -> Path:
     candidates = _file_candidates(path_text, base_dir)
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         looked = " or ".join(str(p) for p in candidates)
         raise UserError(f"reward '{spec}': file {path_text} not found (looked at {looked}): fix the path")
-    found = found.resolve()
+    return found.resolve()
+
+
+def absolute_spec(spec: str, base_dir: Path | None) -> str:
+    """A file spec with its file's absolute path (so a saved copy of the recipe finds it from anywhere)."""
+    where, colon, attribute = spec.rpartition(":")
+    if not colon or not where or not _is_file_form(where):
+        return spec
+    return f"{_find_file(spec, where, base_dir)}:{attribute}"
+
+
+def _load_file(spec: str, path_text: str, base_dir: Path | None) -> Any:
+    found = _find_file(spec, path_text, base_dir)
     # A stable module name per file, registered in sys.modules so the functions pickle like any others.
     name = f"reasoner_user_rewards.{found.stem}_{hashlib.sha256(str(found).encode()).hexdigest()[:10]}"
     if name in sys.modules:
@@ -107,7 +123,7 @@ def _import_target(spec: str, base_dir: Path | None) -> tuple[Any, bool]:
         where, _, attribute = spec.rpartition(":")
         if not where or not attribute:
             raise UserError(f"reward '{spec}' is not a valid reward: write {_FORMS}")
-        if where.endswith(".py") or "/" in where or "\\" in where:
+        if _is_file_form(where):
             return _attribute(spec, _load_file(spec, where, base_dir), attribute, where), False
         return _attribute(spec, _load_module(spec, where), attribute, where), where.split(".")[0] == "trl"
     if spec in trl_reward_names():
@@ -230,6 +246,17 @@ def get_reward_funcs(names: Iterable[str], *, args: Mapping[str, Mapping[str, An
             raise UserError(f"rewards '{seen[logged]}' and '{name}' would both log as rewards/{logged}: rename one function")
         seen[logged] = name
     return funcs
+
+
+def check_reward_section(weights: Mapping[str, float], reward_args: Any,
+                         base_dir: Path | None) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """A recipe's rewards and reward_args with file paths made absolute, every reward resolved and checked."""
+    args = check_reward_args(reward_args)
+    names = {spec: absolute_spec(spec, base_dir) for spec in list(weights) + list(args)}
+    checked_weights = {names[spec]: weight for spec, weight in weights.items()}
+    checked_args = {names[spec]: value for spec, value in args.items()}
+    get_reward_funcs(checked_weights, args=checked_args, base_dir=base_dir)
+    return checked_weights, checked_args
 
 
 def check_reward_args(values: Any) -> dict[str, dict[str, Any]]:

@@ -4,8 +4,8 @@ A recipe names one under ``answer.format`` (per data set in a mixture, too):
 
 - ``gsm8k``  the number after the last ``####`` of a worked solution (GSM8K's own layout); compared as numbers.
 - ``number`` a column that holds just a number (``42``, ``"1,000"``, ``0.5``); compared as numbers.
-- ``math``   LaTeX or an expression (``\\frac{1}{2}``); a worked solution gives its last ``\\boxed{}``;
-             compared with math-verify.
+- ``math``   LaTeX or an expression (``\\frac{1}{2}``); a worked solution gives its last ``\\boxed{}`` (one
+             without a boxed answer has none); compared with math-verify.
 - ``exact``  a string, compared trimmed, case-folded, with whitespace collapsed.
 - ``choice`` one letter A-E (``"B"``, ``"(b)"``, or a 0-based index); compared as letters.
 - ``regex``  ``answer.pattern`` picks the gold out of the column (its last match; the group named ``answer``,
@@ -64,12 +64,23 @@ def _read_number(value: Any) -> str | None:
     return str(value).strip() or None
 
 
+_PLAIN_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+
+
 def _read_math(value: Any) -> str | None:
+    """The last ``\\boxed{}`` of a worked solution, or the whole value when it is just an answer.
+
+    A solution without a boxed answer (prose: inline ``$...$`` math or several plain words) has no gold answer.
+    """
     if value is None:
         return None
     text = str(value).strip()
     boxed = last_boxed(text)
-    return boxed if boxed is not None else (text or None)
+    if boxed is not None:
+        return boxed
+    if "$" in text or len(_PLAIN_WORD.findall(text)) >= 4:
+        return None
+    return text or None
 
 
 def _read_text(value: Any) -> str | None:
