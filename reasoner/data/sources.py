@@ -37,6 +37,11 @@ def _load_hub(source: str, config: str | None, split: str, revision: str | None)
             "and that HF_TOKEN may read it"
         ) from None
     except ConnectionError as error:  # datasets reports an unreachable hub (or an offline cache miss) this way
+        if constants.HF_HUB_OFFLINE:
+            raise UserError(
+                f"dataset {where} is not in the local cache and HF_HUB_OFFLINE is set: run 'reasoner prefetch', unset "
+                "HF_HUB_OFFLINE, or use a local data file (reasoner eval --data PATH, or dataset.id in a recipe)"
+            ) from None
         raise UserError(
             f"cannot reach dataset {where} on {constants.ENDPOINT} ({type(error).__name__}): start the hub or fix "
             "HF_ENDPOINT, or use a local data file (reasoner eval --data PATH, or dataset.id in a recipe)"

@@ -66,8 +66,8 @@ def task_questions(
     """Evaluation questions ``{question, gold, compare_as, system}`` and how many rows were passed over.
 
     Each source is read from its own id and revision at its ``eval_split``, else ``split``, else ``test``.
-    One source gives its first ``limit`` usable rows in order; a mixture takes up to ``limit`` from each,
-    mixes them by weight with ``seed`` and keeps the first ``limit``.
+    One source gives its first ``limit`` usable rows in order; a mixture mixes all its sources' usable rows by
+    weight with ``seed``, as training does, and keeps the first ``limit``.
     """
     per_source: list[list[dict[str, Any]]] = []
     dropped = 0
@@ -76,7 +76,8 @@ def task_questions(
         stats = PrepStats()
         fmt = source.format
         items = usable_rows(rows, question_column=source.question_column, answer_column=source.answer_column,
-                            fmt=fmt, system_column=source.system_column, limit=limit, stats=stats)
+                            fmt=fmt, system_column=source.system_column, stats=stats,
+                            limit=limit if len(sources) == 1 else None)
         per_source.append([{**item, "compare_as": fmt.comparison.name} for item in items])
         dropped += stats.dropped_no_answer + stats.dropped_no_question
     if len(per_source) == 1:

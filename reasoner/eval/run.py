@@ -8,11 +8,12 @@ the same mixture of its data sets' held-out splits.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from reasoner.data import build_prompt, resolve_system_prompt, task_questions
+from reasoner.data import GENERATED, build_prompt, resolve_system_prompt, task_questions
+from reasoner.data.files import is_local_source
 from reasoner.errors import UserError
 from reasoner.eval.generation import chat_texts, generate_transformers, generate_vllm
 from reasoner.eval.models import ModelRef, load_tokenizer, resolve_backend, resolve_device, resolve_model
@@ -67,6 +68,25 @@ def _sources(data_source: str, data_config: str | None, data_revision: str | Non
                        answer_column=answer_column, system_column=system_column, answer=answer_spec)]
 
 
+def _pin_hub_sources(sources: list[TaskSource]) -> dict[str, str]:
+    """Pin each hub data set to a commit before loading, as training does: the commit goes into the results,
+    and an unreachable hub is one line (``datasets`` would retry for half a minute, then raise)."""
+    from reasoner import hub
+
+    commits: dict[str, str] = {}
+    for source in sources:
+        if source.id == GENERATED or is_local_source(source.id):
+            continue
+        found = hub.classify_dataset(source.id, source.revision)
+        try:
+            hub.pin(found, "dataset")
+        except UserError as error:
+            raise UserError(f"{error}, or evaluate on local data with --data PATH") from None
+        if found.commit:
+            commits[source.id] = found.commit
+    return commits
+
+
 def _settings(sources: list[TaskSource], items: list[dict], *, data_seed: int, limit: int | None, decoding: Decoding,
               device: str, backend: str, ref: ModelRef, system_text: str, examples: list[dict]) -> dict[str, Any]:
     first = sources[0]
@@ -114,7 +134,9 @@ def evaluate(
     examples = [dict(example) for example in few_shot]
     sources = _sources(data_source, data_config, data_revision, question_column, answer_column, system_column,
                        answer, mixture)
-    items, dropped = task_questions(sources, split=split, limit=limit, num_generated=num_generated, seed=data_seed)
+    commits = _pin_hub_sources(sources)
+    pinned = [replace(source, revision=commits.get(source.id, source.revision)) for source in sources]
+    items, dropped = task_questions(pinned, split=split, limit=limit, num_generated=num_generated, seed=data_seed)
     if not items:
         raise UserError(f"no question of {', '.join(s.describe() for s in sources)} split '{split}' has a gold answer "
                         f"its answer format can read in column '{sources[0].answer_column}': check --data and the columns")
@@ -128,6 +150,7 @@ def evaluate(
     metrics = aggregate(records, [r["completion_tokens"] for r in records])
     settings = _settings(sources, items, data_seed=data_seed, limit=limit, decoding=decoding, device=device_name,
                          backend=chosen_backend, ref=ref, system_text=system_text, examples=examples)
+    settings["data_commits"] = commits
     result = EvalResult(
         model=model, revision=revision, commit=ref.commit, split=split, n=len(records), metrics=metrics,
         settings=settings, started_at=started, finished_at=now(),
