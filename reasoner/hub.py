@@ -245,12 +245,12 @@ def materialize(source: Source, repo_type: RepoType, *, download: bool) -> Sourc
     return source
 
 
-def pins_as_overrides(model: Source, dataset: Source) -> list[str]:
+def pins_as_overrides(model: Source, dataset: Source | None) -> list[str]:
     """The command-line overrides that make every later process load exactly these commits."""
     overrides: list[str] = []
     if model.kind == "hub" and model.commit:
         overrides += ["--model.revision", model.commit]
-    if dataset.kind == "hub" and dataset.commit:
+    if dataset is not None and dataset.kind == "hub" and dataset.commit:
         overrides += ["--dataset.revision", dataset.commit]
     return overrides
 

@@ -120,3 +120,56 @@ def test_mixture_entries_override_on_the_command_line(tmp_path):
                        "answer": {"format": "exact"}}])
     recipe = load_recipe("tiny-cpu", ["--dataset.mix", mix])
     assert [s.id for s in task_sources(recipe.dataset, recipe.answer)] == [str(PUZZLES)]
+
+
+# --- a mixture of hub data sets, pinned once and trained on offline -----------------------------------------
+
+
+def test_prefetch_pins_every_data_set_of_a_mixture_and_training_reads_them_offline(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi, constants
+
+    from reasoner.localhub.server import HubServer
+
+    constants.HF_HUB_DISABLE_XET = True
+    data = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text(encoding="utf-8"))
+    data["dataset"]["mix"] = [
+        {"id": "org/gsm8k-mini", "split": "train", "weight": 1.0},
+        {"id": "org/math-mini", "split": "train", "question_column": "problem", "answer_column": "solution",
+         "answer": {"format": "math"}, "weight": 2.0},
+    ]
+    recipe = tmp_path / "mix.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    gsm8k_rows = "".join(line + "\n" for line in (GSM8K / "train.jsonl").read_text().splitlines()[:12])
+    with HubServer(tmp_path / "bucket") as server:
+        api = HfApi(endpoint=server.url, token="hf_writer_token_for_tests")
+        commits = {}
+        for repo, content in (("org/gsm8k-mini", gsm8k_rows), ("org/math-mini", (MATH_STYLE / "train.jsonl").read_text())):
+            api.create_repo(repo, repo_type="dataset")
+            commits[repo] = api.upload_file(repo_id=repo, repo_type="dataset", path_or_fileobj=content.encode(),
+                                            path_in_repo="train.jsonl").oid
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), NO_PROXY="*",
+                   OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+        cli = [sys.executable, "-m", "reasoner.cli"]
+        pins_file = tmp_path / "pins.txt"
+        done = subprocess.run([*cli, "prefetch", "--recipe", str(recipe), "--pins-out", str(pins_file)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    pins = pins_file.read_text().split()
+    assert pins[0] == "--dataset.mix" and len(pins) == 2  # one word for launchers' `read -ra`
+    pinned = json.loads(pins[1])
+    assert [entry["revision"] for entry in pinned] == [commits["org/gsm8k-mini"], commits["org/math-mini"]]
+    # The hub is gone: training reads both pinned data sets from the node's cache.
+    out = tmp_path / "out"
+    env.update(HF_HUB_OFFLINE="1")
+    done = subprocess.run([*cli, "train", "--recipe", str(recipe), *pins, "--max_steps", "1", "--output_dir", str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    log = done.stdout + done.stderr
+    assert "org/gsm8k-mini@" + commits["org/gsm8k-mini"] in log and "org/math-mini@" + commits["org/math-mini"] in log
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"`{commits['org/math-mini']}`" in card and "answer format `math`, weight 2" in card
