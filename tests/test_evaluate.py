@@ -10,7 +10,6 @@ import pytest
 
 from reasoner.data import SYSTEM_PROMPT, extract_gold
 from reasoner.errors import UserError
-from shared_data import GSM8K
 from reasoner.eval import (
     COMPLETIONS_FILE,
     RESULTS_FILE,
@@ -23,6 +22,7 @@ from reasoner.eval import (
     score_completion,
 )
 from reasoner.eval.cli import eval_main
+from shared_data import GSM8K
 
 TEST_ROWS = GSM8K / "test.jsonl"
 LIMIT = 8
