@@ -30,7 +30,9 @@ DEFAULT_WRITE_GBPS = 1.0
 DEFAULT_GPU_TFLOPS = 100.0
 DEFAULT_SIGNAL_LEAD_S = 120.0
 # Rows of public data sets the packaged recipes use, so steps are counted without downloading them.
-KNOWN_ROWS = {("openai/gsm8k", "main", "train"): 7473, ("openai/gsm8k", "main", "test"): 1319}
+KNOWN_ROWS = {("openai/gsm8k", "main", "train"): 7473, ("openai/gsm8k", "main", "test"): 1319,
+              ("DigitalLearningGmbH/MATH-lighteval", "default", "train"): 7500,  # MATH: 7,500 train, 5,000 test
+              ("DigitalLearningGmbH/MATH-lighteval", "default", "test"): 5000}
 
 
 @dataclasses.dataclass(frozen=True)
