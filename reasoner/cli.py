@@ -46,7 +46,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
 
 
 def list_recipes(argv: Sequence[str]) -> int:
-    from reasoner.recipe import packaged_recipes
+    from reasoner.recipe_files import packaged_recipes
 
     for name in packaged_recipes():
         print(name)

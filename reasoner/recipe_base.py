@@ -8,6 +8,9 @@ recipe name, or a path relative to the recipe's own folder) and hold only its di
 Merging is by key: a mapping in the recipe merges into the base's mapping of the same key, key by key and
 recursively; anything else (a value, a list, ``null``) replaces the base's value. A base may have a base itself;
 a loop is refused. ``reasoner train --dry-run`` prints the fully resolved recipe.
+
+A relative path means what it meant in the file that states it: each layer is passed, with its own folder, through
+``localize`` before merging (so a reward file named by a base in another folder is found beside that base).
 """
 
 from __future__ import annotations
@@ -45,9 +48,13 @@ def find_base(name: str, child: Path, find: Callable[[str], Path]) -> Path:
     return find(name)
 
 
+Localize = Callable[[dict[str, Any], Path], dict[str, Any]]
+
+
 def resolve_base(path: Path, data: dict[str, Any], *, read: Callable[[Path], dict[str, Any]],
-                 find: Callable[[str], Path]) -> dict[str, Any]:
-    """The recipe at ``path`` (already read as ``data``) with its chain of bases merged under it."""
+                 find: Callable[[str], Path], localize: Localize | None = None) -> dict[str, Any]:
+    """The recipe at ``path`` (already read as ``data``) with its chain of bases merged under it; ``localize``
+    (layer, the folder of its file) makes the layer's relative paths absolute."""
     chain = [path.resolve()]
     resolved = dict(data)
     layers = [resolved]
@@ -62,6 +69,7 @@ def resolve_base(path: Path, data: dict[str, Any], *, read: Callable[[Path], dic
         chain.append(base_path)
         layers.append(read(base_path))
     result: dict[str, Any] = {}
-    for layer in reversed(layers):
-        result = merge(result, {k: v for k, v in layer.items() if k != BASE_KEY})
+    for layer, layer_path in reversed(list(zip(layers, chain))):
+        own = {k: v for k, v in layer.items() if k != BASE_KEY}
+        result = merge(result, localize(own, layer_path.parent) if localize else own)
     return result

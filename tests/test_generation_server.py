@@ -19,7 +19,8 @@ from pathlib import Path
 from vllm_parser import parse_serve
 
 from reasoner import data
-from reasoner.recipe import load_recipe, packaged_recipes
+from reasoner.recipe import load_recipe
+from reasoner.recipe_files import packaged_recipes
 from reasoner.tinymodel import ensure_tiny_model
 from reasoner.topology import plan_for_recipe
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe, packaged_recipes, recipe_path
+from reasoner.recipe import load_recipe
+from reasoner.recipe_files import packaged_recipes, recipe_path
 from reasoner.recipe_base import merge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,27 @@ def test_loops_and_bad_bases_are_refused_in_one_line(tmp_path):
     (tmp_path / "d.yaml").write_text("base: [1]\nname: d\n")
     with pytest.raises(UserError, match="'base' must name a recipe"):
         load_recipe(str(tmp_path / "d.yaml"))
+
+
+def test_a_reward_file_named_by_a_base_is_found_beside_that_base(tmp_path, monkeypatch):
+    team, mine = tmp_path / "team", tmp_path / "mine"
+    team.mkdir()
+    mine.mkdir()
+    (team / "house_rewards.py").write_text(
+        "def brevity(completions, **kwargs):\n    return [0.0 for _ in completions]\n")
+    (team / "base.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny-cpu", "rewards": {"house_rewards.py:brevity": 0.5}, "reward_args": {}}))
+    (mine / "run.yaml").write_text(yaml.safe_dump({"base": "../team/base.yaml", "name": "mine"}))
+    (mine / "house_rewards.py").write_text("raise SystemExit('a file of the same name beside the child')\n")
+    monkeypatch.chdir(mine)  # the working folder and the child's folder hold a decoy of the same name
+    recipe = load_recipe(str(mine / "run.yaml"))
+    spec = f"{(team / 'house_rewards.py').resolve()}:brevity"
+    assert recipe.rewards[spec] == 0.5
+    # A child stating the same file by its absolute path reweighs that reward rather than adding a second one.
+    (mine / "reweighted.yaml").write_text(yaml.safe_dump({"base": "../team/base.yaml", "name": "reweighted",
+                                                          "rewards": {f"{team}/house_rewards.py:brevity": 2.0}}))
+    reweighted = load_recipe(str(mine / "reweighted.yaml")).rewards
+    assert reweighted[spec] == 2.0 and [k for k in reweighted if "brevity" in k] == [spec]
 
 
 @pytest.mark.parametrize("name", [n for n in QWEN if n != "qwen2.5-0.5b-gsm8k"])

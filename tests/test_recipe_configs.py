@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasoner.recipe import load_recipe, packaged_recipes
+from reasoner.recipe import load_recipe
+from reasoner.recipe_files import packaged_recipes
 from reasoner.topology import plan_for_recipe
 from reasoner.train import build_grpo_config
 

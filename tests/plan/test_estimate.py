@@ -6,7 +6,8 @@ import os
 import pytest
 
 from reasoner.plan import estimate, report, search, settings
-from reasoner.recipe import load_recipe, packaged_recipes
+from reasoner.recipe import load_recipe
+from reasoner.recipe_files import packaged_recipes
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 

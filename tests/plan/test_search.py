@@ -6,7 +6,8 @@ import pytest
 
 from reasoner.plan import estimate, formulas, search
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe, packaged_recipes
+from reasoner.recipe import load_recipe
+from reasoner.recipe_files import packaged_recipes
 
 SIZES = ["0.5b", "1.5b", "3b", "7b", "14b", "32b"]
 
