@@ -145,7 +145,8 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
                          eval_section=eval_section)
         if pusher is None:
             return
-        from reasoner.push import final_job, finish_command, verify_upload
+        from reasoner.push import final_job, finish_command
+        from reasoner.pushcheck import verify_upload
 
         pusher.drain()
         job = final_job(output_dir)

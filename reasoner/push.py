@@ -6,9 +6,7 @@ The rules this module enforces:
 * one commit per save: a checkpoint replaces ``last-checkpoint/`` in the repo in a single commit;
 * a failed push is retried with exponential backoff, never dropped; if the hub stays away, the run ends with
   everything on disk and the one ``reasoner push`` command that finishes the upload is printed;
-* the final push is verified: every local file is on the hub with the same size and hash;
-* a run that will push checks first that its token may write the repo, so a read-only token fails in
-  seconds, not after hours of training;
+* the final push is verified and a run checks first that its token may write the repo (reasoner.pushcheck);
 * pushes are the one request rank zero makes during training, even when ``HF_HUB_OFFLINE=1`` keeps every
   other caller off the hub (as the SLURM job does after its prefetch).
 
@@ -20,7 +18,6 @@ after each failure) and ``REASONER_PUSH_MAX_BACKOFF_S``, so a cluster with long 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import queue
@@ -32,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from reasoner.errors import UserError
-from reasoner.xetcheck import check_xet_uploads
 
 log = logging.getLogger(__name__)
 
@@ -107,23 +103,6 @@ def finish_command(repo_id: str, job: PushJob) -> str:
     if job.path_in_repo:
         parts += ["--path-in-repo", job.path_in_repo]
     return " ".join(shlex.quote(p) for p in parts)
-
-
-def git_blob_sha1(path: Path) -> str:
-    """The id git (and the hub) gives a regular file."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HubPusher:
@@ -315,108 +294,3 @@ def final_job(folder: Path) -> PushJob:
     return PushJob(folder=folder, path_in_repo="", message="final model",
                    ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.pth", "training_args.bin",
                                     "metrics.jsonl", "runs/**", "wandb/**", "eval/**", "report/**", ".push-*"])
-
-
-def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
-    """Compare every local file that the job uploads with the hub's record of it; return the mismatches."""
-    import fnmatch
-
-    from reasoner.hub import api
-
-    remote = {}
-    try:
-        with hub_reachable():
-            for entry in api().list_repo_tree(repo_id, recursive=True):
-                if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile":
-                    remote[entry.path] = entry
-    except Exception as exc:  # noqa: BLE001 - an unverifiable push counts as not landed; the caller reports it
-        return [f"could not list {repo_id} on the hub to verify it ({type(exc).__name__})"]
-    problems = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(fnmatch.fnmatch(rel, pattern) for pattern in job.ignore_patterns):
-            continue
-        name = f"{job.path_in_repo}/{rel}" if job.path_in_repo else rel
-        entry = remote.get(name)
-        if entry is None:
-            problems.append(f"{name}: missing on the hub")
-            continue
-        if entry.size != path.stat().st_size:
-            problems.append(f"{name}: {entry.size} bytes on the hub, {path.stat().st_size} locally")
-            continue
-        lfs = getattr(entry, "lfs", None)
-        if lfs is not None:
-            remote_sha = lfs.sha256 if hasattr(lfs, "sha256") else lfs["sha256"]
-            if remote_sha != sha256(path):
-                problems.append(f"{name}: sha256 differs")
-        elif entry.blob_id != git_blob_sha1(path):
-            problems.append(f"{name}: content differs")
-    return problems
-
-
-def _scoped_write_grant(whoami: dict, repo_id: str) -> bool:
-    """Whether a fine-grained token's scopes grant ``repo.write`` on this repo or its namespace."""
-    fine = ((whoami.get("auth") or {}).get("accessToken") or {}).get("fineGrained") or {}
-    namespace = repo_id.split("/", 1)[0]
-    for scope in fine.get("scoped") or []:
-        entity = scope.get("entity") or {}
-        if entity.get("name") in (repo_id, namespace) and "repo.write" in (scope.get("permissions") or []):
-            return True
-    return False
-
-
-def preflight_push(repo_id: str, *, private: bool = False) -> None:
-    """Refuse, before any training, a run whose pushes could not land: the token must be able to write ``repo_id``.
-
-    Two checks, because hubs differ in what they reveal. First ``whoami``: a token the hub reports with role
-    ``read`` can never push. Then the repo is created (``create_repo`` without ``exist_ok``, so that the hub's
-    own answer is seen: huggingface_hub's ``exist_ok`` turns a 403 into success when the repo exists): a
-    new repo or 409 "exists" pass, 401/403 refuse. A fine-grained token whose scopes grant ``repo.write`` on
-    the repo passes even if it may not create repos in the namespace. Last, uploads that would use Xet need a
-    hub that offers it (``reasoner.xetcheck``).
-    """
-    from huggingface_hub import get_token
-
-    from reasoner.hub import api as hub_api
-    from reasoner.hub import describe_hub_error, endpoint, hub_call
-
-    api = hub_api()
-    whoami: dict = {}
-    with hub_reachable():
-        if get_token():
-            found = hub_call(api.whoami, repo_id, "model", None, "checking push access to")
-            whoami = found if isinstance(found, dict) else {}
-        role = ((whoami.get("auth") or {}).get("accessToken") or {}).get("role")
-        if role == "read":
-            raise UserError(f"hub.push is true but the token is read-only at {endpoint()} (whoami role 'read'): set "
-                            f"HF_TOKEN to a token with write access to {repo_id}, or pass --hub.push false")
-        try:
-            api.create_repo(repo_id, private=private, exist_ok=False)
-        except Exception as exc:  # noqa: BLE001 - classified below
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            granted = status == 403 and role == "fineGrained" and _scoped_write_grant(whoami, repo_id)
-            if status in (401, 403) and not granted:
-                raise UserError(f"hub.push is true but the token may not write {repo_id} at {endpoint()} ({status}): "
-                                f"set HF_TOKEN to a token with write access there, or pass --hub.push false") from None
-            if status != 409 and not granted:
-                friendly = describe_hub_error(exc, repo_id, "model", None, "checking push access to")
-                if friendly is None:
-                    raise
-                raise friendly from None
-        check_xet_uploads(repo_id)
-
-
-def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: bool = False,
-                policy: PushPolicy | None = None) -> None:
-    """``reasoner push``: upload a folder with retries and verify it; UserError if it cannot land."""
-    if not folder.is_dir():
-        raise UserError(f"nothing to push: {folder} is not a folder")
-    with hub_reachable():
-        check_xet_uploads(repo_id)
-    job = final_job(folder) if not path_in_repo else PushJob(folder, path_in_repo, f"upload {folder.name}", delete_patterns=["*"])
-    pusher = HubPusher(repo_id, private=private, policy=policy, in_child=False)
-    if not pusher.push_now(job):
-        raise UserError(f"push of {folder} to {repo_id} failed; everything is still on disk: run '{finish_command(repo_id, job)}' when the hub is back")
-    problems = verify_upload(repo_id, folder, job)
-    if problems:
-        raise UserError(f"push of {folder} to {repo_id} did not verify ({problems[0]}; {len(problems)} problem(s)): run '{finish_command(repo_id, job)}' again")

@@ -6,7 +6,26 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from reasoner.push import PushPolicy, push_folder
+from reasoner.errors import UserError
+from reasoner.push import HubPusher, PushJob, PushPolicy, final_job, finish_command, hub_reachable
+from reasoner.pushcheck import verify_upload
+from reasoner.xetcheck import check_xet_uploads
+
+
+def push_folder(repo_id: str, folder: Path, *, path_in_repo: str = "", private: bool = False,
+                policy: PushPolicy | None = None) -> None:
+    """``reasoner push``: upload a folder with retries and verify it; UserError if it cannot land."""
+    if not folder.is_dir():
+        raise UserError(f"nothing to push: {folder} is not a folder")
+    with hub_reachable():
+        check_xet_uploads(repo_id)
+    job = final_job(folder) if not path_in_repo else PushJob(folder, path_in_repo, f"upload {folder.name}", delete_patterns=["*"])
+    pusher = HubPusher(repo_id, private=private, policy=policy, in_child=False)
+    if not pusher.push_now(job):
+        raise UserError(f"push of {folder} to {repo_id} failed; everything is still on disk: run '{finish_command(repo_id, job)}' when the hub is back")
+    problems = verify_upload(repo_id, folder, job)
+    if problems:
+        raise UserError(f"push of {folder} to {repo_id} did not verify ({problems[0]}; {len(problems)} problem(s)): run '{finish_command(repo_id, job)}' again")
 
 
 def main(argv: Sequence[str]) -> int:

@@ -124,7 +124,7 @@ def resolve_sources(recipe: Recipe, state) -> tuple[Any, list[Any]]:
             hub.check_token()
         pinned = [hub.pin(source, kind).commit for source, kind in sources]
         if recipe.hub["push"]:
-            from reasoner.push import preflight_push
+            from reasoner.pushcheck import preflight_push
 
             preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
         return pinned

@@ -1,15 +1,13 @@
 """The task, data, rewards and eval packages: each module imports alone without pulling torch, datasets or
-math-verify in (the CLI imports them for every command), and each module and function stays small. The import
-graph as a whole is checked in test_import_graph.py."""
+math-verify in (the CLI imports them for every command). Sizes are checked for the whole package in
+test_code_size.py, the import graph in test_import_graph.py."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "reasoner"
@@ -38,12 +36,3 @@ def test_each_module_imports_alone_without_heavy_libraries():
         result = subprocess.run([sys.executable, "-c", check, name], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 0, (name, result.stderr[-2000:])
-
-
-@pytest.mark.parametrize("path", owned_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_modules_and_functions_stay_small(path):
-    text = path.read_text(encoding="utf-8")
-    assert len(text.splitlines()) <= 400
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            assert node.end_lineno - node.lineno + 1 <= 80, node.name

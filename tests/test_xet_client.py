@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from reasoner.errors import UserError
 from reasoner.localhub.auth import Token
 from reasoner.localhub.server import HubServer
-from reasoner.push import preflight_push
+from reasoner.pushcheck import preflight_push
 from reasoner.xetcheck import check_xet_uploads
 
 ROOT = Path(__file__).resolve().parents[1]
