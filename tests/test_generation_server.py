@@ -23,9 +23,10 @@ from reasoner.recipe import load_recipe
 from reasoner.recipe_files import packaged_recipes
 from reasoner.tinymodel import ensure_tiny_model
 from reasoner.topology import plan_for_recipe
+from shared_data import GSM8K as GSM8K_FOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+GSM8K = GSM8K_FOLDER / "train.jsonl"
 LAYOUTS = [(1, 8), (2, 8), (4, 8)]  # one node split, a generation node, a generation node beside three
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2", "REASONER_NODELIST": "g1 g2",
          "REASONER_NODE_ADDRS": "10.1.0.1 10.1.0.2", "SLURM_NODEID": "0"}

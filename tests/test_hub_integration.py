@@ -19,8 +19,8 @@ import pytest
 from reasoner.localhub.auth import Token
 from reasoner.localhub.s3test import SeaweedFS, find_weed
 from reasoner.localhub.server import HubServer
+from shared_data import GSM8K
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
 WRITE_TOKEN = "hf_integration_write_token_0123456789"
 pytestmark = pytest.mark.s3
 

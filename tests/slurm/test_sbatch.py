@@ -30,11 +30,11 @@ import pytest
 from reasoner.localhub.auth import Token
 from reasoner.localhub.metrics import agent_fields
 from reasoner.localhub.server import HubServer
+from shared_data import GSM8K
 
 pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[2]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 TOKEN = "hf_sbatch_write_token_5c1f0e2a9d"
 BASE, DATA, OUT_REPO = "acme/tiny-base", "acme/gsm8k-mini", "acme/tiny-grpo-slurm"
 NODES = {"n1", "n2"}
