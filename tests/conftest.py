@@ -7,7 +7,21 @@ so it is set before any test module imports it); the Xet tests (``tests/localhub
 """
 
 import os
+import shutil
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A private copy of the tiny model per test module, so a concurrent rebuild cannot change it between runs."""
+    from reasoner.tinymodel import ensure_tiny_model
+
+    target = tmp_path_factory.mktemp("model") / "tiny"
+    shutil.copytree(ensure_tiny_model(), target)
+    return target

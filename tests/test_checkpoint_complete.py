@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,24 +22,10 @@ from reasoner.checkpoints import RECORD, is_complete, missing_parts, rank_parts,
 from reasoner.localhub.auth import Token  # noqa: E402
 from reasoner.localhub.server import HubServer  # noqa: E402
 from reasoner.resume import newest_checkpoint  # noqa: E402
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_checkpoint_write_0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
 
 
 def two_ranks(config: str, tiny_model: Path, out: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:

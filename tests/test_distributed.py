@@ -10,8 +10,6 @@ alone would agree with each other just as well, so the test checks that only ran
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,26 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("cpu_ddp", "cpu_zero2", "cpu_zero3")
 STEPS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A private copy of the tiny model, so a concurrent rebuild cannot change it between runs."""
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
 
 
 @pytest.fixture(scope="module")

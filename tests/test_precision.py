@@ -6,7 +6,6 @@ makes) and from the weights and optimizer state a real CPU run saves.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,15 +21,6 @@ from reasoner.train import build_grpo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BF16_RECIPE = ["--model.dtype", "bfloat16", "--bf16", "true"]  # a bf16 recipe, as the Qwen recipes are
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
 
 
 def loaded_dtypes(tiny_model: Path, tmp_path: Path, overrides: list[str]) -> set[torch.dtype]:

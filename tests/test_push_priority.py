@@ -24,15 +24,10 @@ from reasoner.localhub import HubServer
 from reasoner.localhub.auth import Token
 from reasoner.localhub.metrics import agent_fields
 from reasoner.push import HubPusher, PushPolicy, checkpoint_job
+from ports import free_port
 
 WRITE_TOKEN = "hf_priority_write_token_0123456789"
 TOKENS = [Token("trainer", WRITE_TOKEN, "write")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def checkpoint(tmp_path: Path, step: int) -> Path:

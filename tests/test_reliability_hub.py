@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +37,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from reasoner.localhub.auth import Token  # noqa: E402
 from reasoner.localhub.server import HubServer  # noqa: E402
+from ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -50,22 +50,6 @@ TOKENS = [Token("trainer", WRITE_TOKEN, "write")]
 def _no_xet(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A private copy of the tiny model, so a concurrent rebuild elsewhere cannot change it between runs."""
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def client_env(url: str, home: Path, **extra: str) -> dict[str, str]:

@@ -10,8 +10,6 @@ full disk, where only complete checkpoints may stay.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +22,11 @@ from huggingface_hub import HfApi, constants  # noqa: E402
 
 from reasoner.localhub.auth import Token  # noqa: E402
 from reasoner.localhub.server import HubServer  # noqa: E402
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_TOKEN = "hf_input_write_0123456789abcdef"
 READ_TOKEN = "hf_input_read_0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def closed_port() -> int:
@@ -53,15 +46,6 @@ def hub(tmp_path_factory):
         api.create_repo("org/tiny")
         api.upload_folder(repo_id="org/tiny", folder_path=str(ensure_tiny_model()), ignore_patterns=[".reasoner-*", "*.lock"])
         yield server
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
 
 
 def env_for(url: str | None, home: Path, token: str | None = WRITE_TOKEN, **extra: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -26,16 +25,6 @@ from training_run import TrainingRun, step_records
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
 PREEMPTED = 75
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A private copy of the tiny model, so a concurrent rebuild elsewhere cannot change it between runs."""
-    from reasoner.tinymodel import ensure_tiny_model
-
-    target = tmp_path_factory.mktemp("model") / "tiny"
-    shutil.copytree(ensure_tiny_model(), target)
-    return target
 
 
 def run_env() -> dict[str, str]:

@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -19,55 +12,8 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from reasoner.localhub.cli import main
 
-from .helpers import READ_TOKEN, REPO_ROOT, WRITE_TOKEN
-
-
-class Served:
-    """``serve`` in a subprocess; its output is pumped by threads so no read can block a test."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reasoner.localhub", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-            env={**(env or os.environ), "PYTHONPATH": str(REPO_ROOT)},
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.process.stdout, self.out, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.process.stderr, self.err, False), daemon=True).start()
-        self.url = self.wait_for(r"^(http://\S+)$").group(1)
-
-    def _pump(self, stream, sink: list[str], lines: bool) -> None:
-        for line in stream:
-            sink.append(line)
-            if lines:
-                self._lines.put(line)
-        if lines:
-            self._lines.put(None)
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            if match := re.search(pattern, line.rstrip("\n")):
-                return match
-        self.process.kill()
-        pytest.fail(f"serve never printed {pattern!r}: {''.join(self.out)}{''.join(self.err)}")
-
-    def stop(self) -> tuple[int, str, str]:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(20)
-        time.sleep(0.1)  # let the pumps drain the pipes
-        return code, "".join(self.out), "".join(self.err)
+from .helpers import READ_TOKEN, WRITE_TOKEN
+from .served import Served
 
 
 def test_serve_with_tokens(tmp_path):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,6 +30,7 @@ from reasoner.localhub.auth import Token
 from reasoner.localhub.metrics import agent_fields
 from reasoner.localhub.server import HubServer
 from shared_data import GSM8K
+from ports import free_port
 
 pytestmark = pytest.mark.slurm
 
@@ -45,12 +45,6 @@ def agent(record: dict) -> dict[str, str]:
     """The ``name/value`` fields of a request's user agent (empty for clients that are not reasoner's)."""
     fields = agent_fields(record["user_agent"])
     return fields if "reasoner" in fields else {}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def hub_env(url: str, home: Path) -> dict[str, str]:
