@@ -24,6 +24,7 @@ from reasoner.ranks import on_each_node_then_agree, on_main_then_share
 from reasoner.recipe import Recipe, load_recipe
 from reasoner.resume import newest_checkpoint
 from reasoner.tasks.spec import task_sources
+from reasoner.topology.server import server_settings
 from reasoner.vllm_support import check_vllm
 
 log = logging.getLogger("reasoner.train")
@@ -71,8 +72,7 @@ def build_grpo_config(recipe: Recipe):
         kwargs.setdefault("vllm_tensor_parallel_size", recipe.generation["tensor_parallel_size"])
         kwargs.setdefault("vllm_gpu_memory_utilization", recipe.generation["gpu_memory_utilization"])
         if kwargs["vllm_mode"] == "server":
-            kwargs.setdefault("vllm_server_host", os.environ.get("REASONER_VLLM_HOST", "127.0.0.1"))
-            kwargs.setdefault("vllm_server_port", int(os.environ.get("REASONER_VLLM_PORT", "8000")))
+            kwargs.update(server_settings(placement, os.environ, kwargs))  # where the plan started the server
     import torch
 
     if not torch.cuda.is_available():

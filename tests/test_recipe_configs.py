@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reasoner.errors import UserError
 from reasoner.recipe import load_recipe
 from reasoner.recipe_files import packaged_recipes
 from reasoner.topology import plan_for_recipe
@@ -14,9 +15,20 @@ SAME_KEYS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulat
 
 
 @pytest.mark.parametrize("name", packaged_recipes())
-def test_grpo_config_from_every_packaged_recipe(name):
+def test_grpo_config_from_every_packaged_recipe(name, monkeypatch):
     recipe = load_recipe(name)
+    for key in ("REASONER_VLLM_HOST", "REASONER_VLLM_PORT", "REASONER_GROUP_PORT", "SLURM_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    if recipe.generation["placement"] == "dedicated-node":
+        # No default address reaches a server on another node: refused until something names it.
+        with pytest.raises(UserError, match="set REASONER_VLLM_HOST or --vllm_server_host"):
+            build_grpo_config(recipe)
+        monkeypatch.setenv("REASONER_VLLM_HOST", "gen.example")
     config = build_grpo_config(recipe)
+    if recipe.generation["placement"] in ("dedicated-gpu", "dedicated-node"):
+        assert config.vllm_mode == "server" and config.vllm_server_port == 8000
+        assert config.vllm_server_host == ("127.0.0.1" if recipe.generation["placement"] == "dedicated-gpu"
+                                           else "gen.example")
     for key in SAME_KEYS:
         if key in recipe.grpo:
             assert getattr(config, key) == recipe.grpo[key], key

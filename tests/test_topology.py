@@ -337,3 +337,34 @@ def test_train_arguments_reach_trls_config(nodes, gpus, mode, host):
     assert config.use_vllm and config.vllm_mode == mode
     if host:
         assert (config.vllm_server_host, config.vllm_server_port) == (host, 8000)
+
+
+@pytest.mark.parametrize("env", [{}, {"SLURM_JOB_ID": "123457"}, {"REASONER_VLLM_PORT": "8123"}])
+def test_a_rank_started_without_the_plans_arguments_reaches_the_planned_server(env, monkeypatch):
+    """``reasoner train`` on a dedicated-gpu layout without --vllm_server_* finds the server the plan started."""
+    from reasoner.recipe import load_recipe
+    from reasoner.train import build_grpo_config
+
+    for key in ("SLURM_JOB_ID", "REASONER_VLLM_HOST", "REASONER_VLLM_PORT", "REASONER_GROUP_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cpu_safe = ["--bf16", "false", "--gradient_checkpointing", "false"]
+    recipe = load_recipe("qwen2.5-0.5b-gsm8k", ["--generation.placement", "dedicated-gpu", *cpu_safe])
+    p = plan_for_recipe(recipe, env=env, gpus_per_node=8, nodes=1)
+    served_port = int(p.server_args[p.server_args.index("--port") + 1])
+    config = build_grpo_config(recipe)
+    assert config.vllm_mode == "server"
+    assert (config.vllm_server_host, config.vllm_server_port, config.vllm_group_port) == (
+        p.vllm_host, served_port, p.group_port)
+
+
+def test_a_dedicated_node_without_the_servers_address_is_refused_in_one_line(monkeypatch):
+    from reasoner.recipe import load_recipe
+    from reasoner.train import build_grpo_config
+
+    monkeypatch.delenv("REASONER_VLLM_HOST", raising=False)
+    recipe = load_recipe("qwen2.5-0.5b-gsm8k", ["--generation.placement", "dedicated-node", "--bf16", "false",
+                                                "--gradient_checkpointing", "false"])
+    with pytest.raises(UserError, match="^generation.placement dedicated-node: .* set REASONER_VLLM_HOST"):
+        build_grpo_config(recipe)

@@ -126,6 +126,29 @@ def test_training_arguments_per_placement():
     assert server.training_args("none", host=None, port=1, group_port=2, tp=1) == ()
 
 
+
+def test_server_settings_for_the_training_ranks():
+    """What the ranks use to reach the server when the command line does not say: the plan's own choices."""
+    assert server.server_settings("dedicated-gpu", {}) == {
+        "vllm_server_host": server.LOCAL_SERVER_HOST, "vllm_server_port": environment.DEFAULT_VLLM_PORT,
+        "vllm_group_port": environment.DEFAULT_GROUP_PORT}
+    job = environment.job_ports({"SLURM_JOB_ID": "4242"}, environment.Overrides())
+    assert server.server_settings("dedicated-gpu", {"SLURM_JOB_ID": "4242"}) == {
+        "vllm_server_host": "127.0.0.1", "vllm_server_port": job.vllm, "vllm_group_port": job.group}
+    env = {"REASONER_VLLM_HOST": "gen.example", "REASONER_VLLM_PORT": "8123", "REASONER_GROUP_PORT": "9000"}
+    assert server.server_settings("dedicated-node", env) == {
+        "vllm_server_host": "gen.example", "vllm_server_port": 8123, "vllm_group_port": 9000}
+    given = {"vllm_server_host": "10.0.0.9", "vllm_server_port": 1, "vllm_group_port": 2, "max_steps": 5}
+    assert server.server_settings("dedicated-node", env, given) == {
+        "vllm_server_host": "10.0.0.9", "vllm_server_port": 1, "vllm_group_port": 2}
+    with pytest.raises(UserError) as refused:
+        server.server_settings("dedicated-node", {"SLURM_JOB_ID": "4242"})
+    assert str(refused.value) == ("generation.placement dedicated-node: the training ranks need the generation "
+                                  "server's address; set REASONER_VLLM_HOST or --vllm_server_host, or start the run "
+                                  "with slurm/grpo.sbatch")
+    with pytest.raises(UserError, match="REASONER_VLLM_PORT='eighty' is not a whole number"):
+        server.server_settings("dedicated-gpu", {"REASONER_VLLM_PORT": "eighty"})
+
 # ---- the batch rule --------------------------------------------------------------------------------
 
 

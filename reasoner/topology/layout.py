@@ -156,10 +156,10 @@ def _generation_server(env: Mapping[str, str], where: str, found: environment.No
                        tp: int, ports: environment.Ports, host: str | None, model_path: str | None, model: str | None,
                        revision: str | None, dtype: str | None, max_model_len: int | None, utilization: Any) -> _Reach:
     """The server's address, flags and command when the placement runs one."""
-    if where not in ("dedicated-gpu", "dedicated-node"):
+    if where not in server.SERVER_PLACEMENTS:
         return _Reach()
     assert split.generation_node is not None
-    address = host or ("127.0.0.1" if where == "dedicated-gpu" else found.address(split.generation_node))
+    address = host or (server.LOCAL_SERVER_HOST if where == "dedicated-gpu" else found.address(split.generation_node))
     served = model_path or model
     if not served:
         raise UserError("the generation server needs a model: give the recipe's model.id or REASONER_MODEL_PATH.")

@@ -15,11 +15,16 @@ its own group port.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from reasoner.errors import UserError
+from reasoner.topology import environment
 
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 WEIGHT_SYNC_HOST_ENV = "VLLM_HOST_IP"
+LOCAL_SERVER_HOST = "127.0.0.1"  # dedicated-gpu: the server runs on the first training node itself
+SERVER_PLACEMENTS = ("dedicated-gpu", "dedicated-node")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +76,30 @@ def server_flag(trl_args: tuple[str, ...] | list[str], flag: str) -> str | None:
 
 def training_args(where: str, *, host: str | None, port: int, group_port: int, tp: int) -> tuple[str, ...]:
     """``reasoner.train`` overrides that point the ranks at their generation engine."""
-    if where in ("dedicated-gpu", "dedicated-node"):
+    if where in SERVER_PLACEMENTS:
         return ("--generation.placement", where, "--vllm_server_host", str(host), "--vllm_server_port", str(port),
                 "--vllm_group_port", str(group_port))
     if where == "colocate":
         return ("--generation.placement", "colocate", "--generation.tensor_parallel_size", str(tp))
     return ()
+
+
+def server_settings(where: str, env: Mapping[str, str], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """TRL's ``vllm_server_host``, ``vllm_server_port`` and ``vllm_group_port`` for a training rank in server mode.
+
+    A value in ``given`` (the recipe or the command line, where the launchers put the plan's) wins; the rest comes
+    the way the plan chose the server's own: ``REASONER_VLLM_HOST``/``REASONER_VLLM_PORT``/``REASONER_GROUP_PORT``,
+    else the ports a SLURM job derives from its id, else the defaults (reasoner.topology.environment.job_ports),
+    and 127.0.0.1 for a server on a GPU of this node. A server on its own node has no default address: UserError.
+    """
+    chosen = dict(given or {})
+    overrides = environment.read_overrides(env)
+    ports = environment.job_ports(env, overrides)
+    chosen.setdefault("vllm_server_port", ports.vllm)
+    chosen.setdefault("vllm_group_port", ports.group)
+    if "vllm_server_host" not in chosen:
+        if overrides.vllm_host is None and where != "dedicated-gpu":
+            raise UserError(f"generation.placement {where}: the training ranks need the generation server's address; "
+                            "set REASONER_VLLM_HOST or --vllm_server_host, or start the run with slurm/grpo.sbatch")
+        chosen["vllm_server_host"] = overrides.vllm_host or LOCAL_SERVER_HOST
+    return {key: chosen[key] for key in ("vllm_server_host", "vllm_server_port", "vllm_group_port")}
