@@ -3,7 +3,8 @@
 ``python -m reasoner.train --recipe NAME [--key value ...]`` is what ``accelerate launch`` and SLURM run on
 every rank; ``reasoner train`` is the same entry point. The order of work is chosen so that mistakes are cheap:
 recipe validation, then the hub preflight and pinning (global rank zero), then one download per node, then
-data preparation (which can still refuse a bad data set), and only then the model.
+data preparation (which can still refuse a bad data set), and only then the model. A reward function that fails
+on one rank fails on every rank at that call (reasoner.ranks.agreed_on_every_rank), in the same line.
 
 We configure TRL's GRPOTrainer; we do not fork it.
 """
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 from reasoner.errors import UserError
 from reasoner.inputs import check_output_dir, check_time_budget
 from reasoner.precision import load_dtype, uses_deepspeed
-from reasoner.ranks import on_each_node_then_agree, on_main_then_share
+from reasoner.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share
 from reasoner.recipe import Recipe, load_recipe
 from reasoner.resume import newest_checkpoint
 from reasoner.tasks.spec import task_sources
@@ -189,7 +190,8 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     from reasoner.rewards import get_reward_funcs
     from reasoner.rewards.trial import try_rewards
 
-    reward_funcs = get_reward_funcs(recipe.rewards, args=recipe.reward_args, base_dir=Path(recipe.source).parent)
+    reward_funcs = [agreed_on_every_rank(fn, f"computing reward '{name}'") for name, fn in zip(
+        recipe.rewards, get_reward_funcs(recipe.rewards, args=recipe.reward_args, base_dir=Path(recipe.source).parent))]
     try_rewards(reward_funcs, list(recipe.rewards), train_dataset, tokenizer)  # before the model loads
 
     resume: str | None = None
@@ -228,9 +230,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     if preemption.stopped:
         state.wait_for_everyone()  # every rank's part of the checkpoint is on disk before any rank exits
         finish(trainer, preempted=True)
-        from reasoner.preemption import Preempted
+        from reasoner.preemption import Preempted, exit_line
 
-        raise Preempted(f"preempted at step {trainer.state.global_step}; checkpoint saved in {output_dir}")
+        checkpoint = output_dir / f"checkpoint-{trainer.state.global_step}"
+        raise Preempted(exit_line(preemption.stopped_by, str(checkpoint)))
     with disk_full_is_a_user_error(output_dir):
         trainer.save_model(str(output_dir))
         if state.is_main_process:
@@ -257,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             budget = ns.time_budget_minutes * 60 if ns.time_budget_minutes else None
             run(recipe, resume_from_hub=ns.resume_from_hub, no_resume=ns.no_resume, time_budget_s=budget)
         except Preempted as exc:
-            log.warning("%s; exiting with %d so the job is requeued", exc, PREEMPTED_EXIT_CODE)
+            log.warning("%s", exc)  # exit_line: the signal, the checkpoint, and what happens next
             return PREEMPTED_EXIT_CODE
         return 0
 

@@ -112,3 +112,45 @@ def test_a_user_error_on_rank_zero_reaches_the_other_node_as_the_same_line(tmp_p
     assert len(errors[0]) == 1 and errors[0] == errors[1], errors
     assert "unreachable" in errors[0][0]
     assert all("reasoner/" not in log for log in logs), logs
+
+
+RANK_REWARD = '''
+import os
+
+def breaks_on_rank_one(completions, trainer_state=None, **kwargs):
+    """Fine on the trial batch and at step 1; on global rank 1 only, raises from step 2 on."""
+    if os.environ.get("RANK") == "1" and trainer_state is not None and trainer_state.global_step >= 1:
+        raise RuntimeError("score table missing on this rank")
+    return [0.5 for _ in completions]
+'''
+
+
+def test_a_reward_that_fails_on_one_rank_stops_every_rank_with_the_same_line(tmp_path):
+    """Rank 1's reward raises at step 2 while rank 0's does not: both stop at that call, before the collective that
+    gathers the rewards, each with the line naming the reward and the fix; no rank waits for a timeout."""
+    import yaml
+
+    from reasoner.recipe import load_recipe
+    from reasoner.tinymodel import ensure_tiny_model
+
+    (tmp_path / "rank_rewards.py").write_text(RANK_REWARD)
+    recipe = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text())
+    recipe["rewards"] = {"correctness": 1.0, "rank_rewards.py:breaks_on_rank_one": 1.0}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGING"))}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    env.pop("ACCELERATE_USE_CPU", None)
+    procs = launch_two_nodes(tmp_path, ["--recipe", str(tmp_path / "recipe.yaml"), "--model.id", str(ensure_tiny_model()),
+                                        "--max_steps", "3", "--output_dir", str(tmp_path / "out")], env)
+    codes = wait_all(procs, 120)
+    logs = [(tmp_path / f"node{node}.log").read_text() for node in (0, 1)]
+    assert None not in codes, "a rank was still running after 120 s:\n" + logs[0][-3000:]
+    assert codes[0] != 0 and codes[1] != 0, (codes, logs[0][-3000:])
+    errors = [[line for line in log.splitlines() if line.startswith("error: ")] for log in logs]
+    assert len(errors[0]) == 1 and errors[0] == errors[1], (errors, logs[0][-3000:])
+    assert errors[0][0] == (f"error: reward '{tmp_path / 'rank_rewards.py'}:breaks_on_rank_one' raised RuntimeError: "
+                            "score table missing on this rank on a batch of 4 completions: fix the function")
+    assert "step 1/3" in logs[0] and "step 2/3" not in logs[0]  # the check ran on the second step's batch
+    # Neither training process printed a traceback (the launcher reports its child's exit with one of its own).
+    assert all("reasoner/" not in log for log in logs), logs
