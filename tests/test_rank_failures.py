@@ -125,13 +125,12 @@ def breaks_on_rank_one(completions, trainer_state=None, **kwargs):
 '''
 
 
-def test_a_reward_that_fails_on_one_rank_stops_every_rank_with_the_same_line(tmp_path):
+def test_a_reward_that_fails_on_one_rank_stops_every_rank_with_the_same_line(tmp_path, tiny_model):
     """Rank 1's reward raises at step 2 while rank 0's does not: both stop at that call, before the collective that
     gathers the rewards, each with the line naming the reward and the fix; no rank waits for a timeout."""
     import yaml
 
     from reasoner.recipe import load_recipe
-    from reasoner.tinymodel import ensure_tiny_model
 
     (tmp_path / "rank_rewards.py").write_text(RANK_REWARD)
     recipe = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text())
@@ -141,12 +140,13 @@ def test_a_reward_that_fails_on_one_rank_stops_every_rank_with_the_same_line(tmp
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     env.pop("ACCELERATE_USE_CPU", None)
-    procs = launch_two_nodes(tmp_path, ["--recipe", str(tmp_path / "recipe.yaml"), "--model.id", str(ensure_tiny_model()),
+    procs = launch_two_nodes(tmp_path, ["--recipe", str(tmp_path / "recipe.yaml"), "--model.id", str(tiny_model),
                                         "--max_steps", "3", "--output_dir", str(tmp_path / "out")], env)
     codes = wait_all(procs, 120)
     logs = [(tmp_path / f"node{node}.log").read_text() for node in (0, 1)]
     assert None not in codes, "a rank was still running after 120 s:\n" + logs[0][-3000:]
     assert codes[0] != 0 and codes[1] != 0, (codes, logs[0][-3000:])
+    assert all("(exitcode: 2)" in log for log in logs), logs[0][-3000:]  # each training process: a user error
     errors = [[line for line in log.splitlines() if line.startswith("error: ")] for log in logs]
     assert len(errors[0]) == 1 and errors[0] == errors[1], (errors, logs[0][-3000:])
     assert errors[0][0] == (f"error: reward '{tmp_path / 'rank_rewards.py'}:breaks_on_rank_one' raised RuntimeError: "
