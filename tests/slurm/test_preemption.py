@@ -42,7 +42,8 @@ def wait_for(predicate, timeout: float, what: str, log: Path) -> None:
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
 
 
-def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path):
+def submit_tiny_job(slurm_cluster: str, tmp_path: Path) -> tuple[str, Path, Path]:
+    """sbatch the two-node tiny-cpu job (offline, saving only on a signal); its id, output folder and log."""
     out_dir, log = tmp_path / "run", tmp_path / "job.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(SLURM_CONF=slurm_cluster, REASONER_PYTHON=sys.executable, REASONER_CACHE_DIR=str(tmp_path / "cache"),
@@ -54,7 +55,11 @@ def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path)
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert submit.returncode == 0, submit.stderr
-    job_id = submit.stdout.strip().split(";")[0]
+    return submit.stdout.strip().split(";")[0], out_dir, log
+
+
+def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path):
+    job_id, out_dir, log = submit_tiny_job(slurm_cluster, tmp_path)
     try:
         wait_for(lambda: log.exists() and f"step 3/{STEPS}" in log.read_text(), 300, "step 3", log)
         subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
@@ -90,18 +95,7 @@ def test_preempted_job_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path)
     [],  # scancel: the job is cancelled, SIGTERM first and SIGKILL after KillWait
 ], ids=["term-job", "term-steps", "scancel"])
 def test_sigterm_checkpoints_and_stops_without_requeue(slurm_cluster, tmp_path, how):
-    out_dir, log = tmp_path / "run", tmp_path / "job.out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(SLURM_CONF=slurm_cluster, REASONER_PYTHON=sys.executable, REASONER_CACHE_DIR=str(tmp_path / "cache"),
-               REASONER_LOG_DIR=str(tmp_path / "logs"), REASONER_MAIN_PORT=str(free_port()), HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    submit = subprocess.run(
-        ["sbatch", "--parsable", "--nodes=2", f"--output={log}", "--time=20", "slurm/grpo.sbatch", "tiny-cpu",
-         "--max_steps", str(STEPS), "--save_steps", "1000", "--output_dir", str(out_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert submit.returncode == 0, submit.stderr
-    job_id = submit.stdout.strip().split(";")[0]
+    job_id, out_dir, log = submit_tiny_job(slurm_cluster, tmp_path)
     try:
         wait_for(lambda: log.exists() and f"step 3/{STEPS}" in log.read_text(), 300, "step 3", log)
         subprocess.run(["scancel", *how, job_id], check=True, timeout=30)
