@@ -58,8 +58,8 @@ objects synthesised from their manifests (other ids in git, the same files).
 
 Not implemented: pull requests, gated repos, ``git push``. Uploaded objects of
 failed commits stay in ``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in
-``.hub/xet/`` when the repos that used them are deleted (readable through no repo; there is no
-garbage collection of xorbs yet).
+``.hub/xet/`` when the repos that used them are deleted (readable through no repo) until
+``reasoner hub gc`` removes them (``xet/gc.py``).
 """
 
 from reasoner.localhub.server import HubServer

@@ -1,4 +1,5 @@
-"""``serve``: run the hub from the command line (``reasoner hub serve`` / ``python -m reasoner.localhub``).
+"""``serve``: run the hub from the command line (``reasoner hub serve`` / ``python -m reasoner.localhub``);
+``gc``: delete the Xet data no repo needs any more (``reasoner hub gc``, with the hub stopped).
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
 of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
@@ -15,6 +16,8 @@ import threading
 
 from reasoner.errors import UserError
 from reasoner.localhub.auth import TokenBook, load_token_file, parse_token_arg
+from reasoner.localhub.backends import open_storage
+from reasoner.localhub.xet.gc import collect
 
 UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
 
@@ -33,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--request-log", help="append one JSON line per request to this file")
     serve.add_argument("--no-xet", action="store_true",
                        help="serve the LFS protocol only (clients must set HF_HUB_DISABLE_XET=1 to upload)")
+    gc = commands.add_parser("gc", help="delete Xet data no repo needs any more (run it with the hub stopped)")
+    gc.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
+    gc.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
+    gc.add_argument("--grace-minutes", type=float, default=60.0,
+                    help="keep unreferenced data younger than this (default 60): uploads whose commit is still to come")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
     return parser
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Refuses (exit 2) while the journal holds unfinished operations; see xet/gc.py for what it removes."""
+    report = collect(open_storage(args.storage, args.s3_endpoint), args.grace_minutes, args.dry_run, args.storage)
+    print(report.line(), flush=True)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -99,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "gc":
+            return _gc(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -83,6 +83,9 @@ class KillSwitch(Storage):
     def size(self, key: str) -> int:
         return self._inner.size(key)
 
+    def modified(self, key: str) -> float:
+        return self._inner.modified(key)
+
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         return self._inner.read_versioned(key)
 

@@ -191,6 +191,14 @@ class S3Storage(Storage):
                 raise NotFound(key) from None
             raise
 
+    def modified(self, key: str) -> float:
+        try:
+            return self.s3.head_object(Bucket=self.bucket, Key=self._key(key))["LastModified"].timestamp()
+        except self._client_error as error:
+            if self._missing(error):
+                raise NotFound(key) from None
+            raise
+
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             answer = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))

@@ -83,6 +83,11 @@ class Storage(ABC):
     def size(self, key: str) -> int:
         """Size in bytes; raises NotFound."""
 
+    @abstractmethod
+    def modified(self, key: str) -> float:
+        """When the object was last written (seconds since the epoch); raises NotFound. Garbage collection
+        spares objects younger than its grace period by this time."""
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
@@ -280,6 +285,15 @@ class LocalStorage(Storage):
             if not path.is_file():
                 raise NotFound(key)
             return path.stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(key) from None
+
+    def modified(self, key: str) -> float:
+        path = self._path(key)
+        try:
+            if not path.is_file():
+                raise NotFound(key)
+            return path.stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(key) from None
 

@@ -23,6 +23,10 @@ from reasoner.localhub.xet.store import StoredFile, XetStore
 from reasoner.localhub.xet.tokens import CasGrant
 
 MAX_DEDUPE_XORBS_PER_FILE = 32
+# hf_xet remembers the xorbs it uploaded (for three weeks) and skips them next time; after `reasoner hub gc`
+# removed one, only a fresh client cache uploads it again.
+GC_HINT = ("; if this client uploaded it before, `reasoner hub gc` may have removed it since: delete the client's "
+           "Xet cache ($HF_XET_CACHE, by default ~/.cache/huggingface/xet) and upload again")
 
 
 def _check_file(xet: XetStore, record: FileRecord) -> list[bytes]:
@@ -34,7 +38,7 @@ def _check_file(xet: XetStore, record: FileRecord) -> list[bytes]:
     for number, (term, proof) in enumerate(zip(record.terms, record.verifications)):
         index = xet.xorb_index(term.xorb)
         if index is None:
-            raise errors.bad_request(f"shard file {name}: xorb {to_hex(term.xorb)} was not uploaded first")
+            raise errors.bad_request(f"shard file {name}: xorb {to_hex(term.xorb)} was not uploaded first{GC_HINT}")
         if term.end > index.num_chunks:
             raise errors.bad_request(f"shard file {name}: term {number} reads past the end of its xorb")
         sizes = index.sizes[term.start : term.end]
@@ -98,7 +102,7 @@ def register_shard(xet: XetStore, repos: RepoStore, grant: CasGrant, data: bytes
         raise errors.bad_request(f"Invalid shard: {error}") from None
     for listing in shard.xorbs:
         if not xet.has_xorb(listing.xorb):
-            raise errors.bad_request(f"shard lists xorb {to_hex(listing.xorb)}, which was not uploaded first")
+            raise errors.bad_request(f"shard lists xorb {to_hex(listing.xorb)}, which was not uploaded first{GC_HINT}")
     checked = [(record, _check_file(xet, record)) for record in shard.files]  # every file, before any is kept
     for record, chunk_hashes in checked:
         _register(xet, repos, grant, record, chunk_hashes)

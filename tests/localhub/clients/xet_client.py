@@ -5,6 +5,8 @@ Usage:
     xet_client.py upload-file REPO_ID LOCAL_FILE PATH_IN_REPO
     xet_client.py download REPO_ID FOLDER OUT_DIR     (every file of FOLDER, one by one and by snapshot)
     xet_client.py snapshot REPO_ID FOLDER              (snapshot_download alone, into the cache)
+    xet_client.py download-at REPO_ID REVISION PATH_IN_REPO EXPECTED_FILE   (one file of one revision)
+    xet_client.py preupload REPO_ID LOCAL_FILE PATH_IN_REPO   (upload the bytes, commit nothing)
 
 Prints one JSON line with what it saw.
 """
@@ -14,7 +16,7 @@ import json
 import os
 import sys
 
-from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.utils._runtime import is_xet_available
 
 
@@ -54,6 +56,13 @@ def main() -> None:
         same = {name: filecmp.cmp(os.path.join(snapshot, name), os.path.join(folder, name), shallow=False)
                 for name in _files(folder)}
         print(json.dumps({"snapshot": same, "files": _files(snapshot)}))
+    elif command == "download-at":
+        revision, name, expected = sys.argv[3], sys.argv[4], sys.argv[5]
+        path = hf_hub_download(repo_id, name, revision=revision)
+        print(json.dumps({"same": filecmp.cmp(path, expected, shallow=False)}))
+    elif command == "preupload":
+        api.preupload_lfs_files(repo_id, [CommitOperationAdd(path_in_repo=sys.argv[4], path_or_fileobj=sys.argv[3])])
+        print(json.dumps({"preuploaded": sys.argv[4]}))
     else:
         raise SystemExit(f"unknown command {command}")
 
