@@ -112,6 +112,7 @@ def test_gc_keeps_what_repos_serve_and_frees_the_rest(storage, tmp_path, request
     assert not only_a & b_xorbs and orphan_xorbs and not orphan_xorbs & b_xorbs
     before = _names(storage, XORBS)
     assert only_a <= before
+    shards_before = len(list(storage.list(f"{repo_b.internal}xet/shards/")))
 
     # Repo A deleted, B squashed, an upload abandoned: only what nothing names goes.
     report = collect(storage, grace_minutes=0)
@@ -120,6 +121,7 @@ def test_gc_keeps_what_repos_serve_and_frees_the_rest(storage, tmp_path, request
     assert not (only_a | orphan_xorbs) & _names(storage, INDEXES)
     assert report.xorbs_deleted == len(only_a | orphan_xorbs) and report.bytes_freed > 0
     assert report.records_deleted == 1 and not storage.exists(orphan_record)
+    assert report.shards_deleted == 1 and len(list(storage.list(f"{repo_b.internal}xet/shards/"))) == shards_before - 1
     assert not storage.exists(f"{repo_b.internal}xet/sha256/{_sha256(orphan.read_bytes())}")
     for key in storage.list(DEDUPE):  # no dedupe answer names a deleted xorb
         assert set(json.loads(storage.get(key))) <= after
@@ -160,6 +162,25 @@ def test_gc_keeps_what_repos_serve_and_frees_the_rest(storage, tmp_path, request
     assert code == 0 and done and not done.group(1), line
     assert int(done.group(4)) == len(left) and done.group(5) == match.group(5) and int(done.group(2)) == 0
     assert not _names(storage, XORBS) and not _names(storage, INDEXES) and not list(storage.list(DEDUPE))
+
+
+def test_gc_walks_datasets_and_spaces(storage, tmp_path):
+    """Files of every repo type keep their xorbs, through Xet and plain HTTP; the shared chunks stay once."""
+    data = _write(tmp_path / "data.bin", os.urandom(300_000))
+    repos = (("dataset", "org/gc-data", "datasets/"), ("space", "org/gc-space", "spaces/"))
+    with HubServer(storage, tokens=TokenBook(TOKENS)) as hub:
+        for kind, repo_id, _ in repos:
+            run_client("xet_client.py", ["upload-file", repo_id, str(data), "data.bin", kind],
+                       client_env(hub.url, tmp_path / f"home-{kind}", xet=True))
+    stored = _names(storage, XORBS)
+    report = collect(storage, grace_minutes=0)
+    assert stored and report.repos == 2 and report.xorbs_deleted == 0 and _names(storage, XORBS) == stored
+    with HubServer(storage, tokens=TokenBook(TOKENS)) as hub:
+        for kind, repo_id, url_prefix in repos:
+            status, headers, body = raw_request(hub.url, "GET", f"/{url_prefix}{repo_id}/resolve/main/data.bin")
+            assert status == 200 and body == data.read_bytes() and headers["x-xet-hash"] == _xet_hash(data)
+            HfApi(endpoint=hub.url, token=WRITE_TOKEN).delete_repo(repo_id, repo_type=kind)
+    assert collect(storage, grace_minutes=0).xorbs_deleted == len(stored) and not _names(storage, XORBS)
 
 
 def _free_port() -> int:

@@ -2,7 +2,7 @@
 
 Usage:
     xet_client.py upload-folder REPO_ID FOLDER
-    xet_client.py upload-file REPO_ID LOCAL_FILE PATH_IN_REPO
+    xet_client.py upload-file REPO_ID LOCAL_FILE PATH_IN_REPO [REPO_TYPE]
     xet_client.py download REPO_ID FOLDER OUT_DIR     (every file of FOLDER, one by one and by snapshot)
     xet_client.py snapshot REPO_ID FOLDER              (snapshot_download alone, into the cache)
     xet_client.py download-at REPO_ID REVISION PATH_IN_REPO EXPECTED_FILE   (one file of one revision)
@@ -37,8 +37,10 @@ def main() -> None:
         info = api.upload_folder(folder_path=sys.argv[3], repo_id=repo_id, commit_message="upload through Xet")
         print(json.dumps({"commit": info.oid, "files": sorted(api.list_repo_files(repo_id))}))
     elif command == "upload-file":
-        api.create_repo(repo_id, exist_ok=True)
-        info = api.upload_file(path_or_fileobj=sys.argv[3], path_in_repo=sys.argv[4], repo_id=repo_id)
+        kind = sys.argv[5] if len(sys.argv) > 5 else None
+        space = {"space_sdk": "static"} if kind == "space" else {}
+        api.create_repo(repo_id, repo_type=kind, exist_ok=True, **space)
+        info = api.upload_file(path_or_fileobj=sys.argv[3], path_in_repo=sys.argv[4], repo_id=repo_id, repo_type=kind)
         print(json.dumps({"commit": info.oid}))
     elif command == "download":
         folder, out = sys.argv[3], sys.argv[4]
