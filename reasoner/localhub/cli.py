@@ -17,7 +17,7 @@ import threading
 from reasoner.errors import UserError
 from reasoner.localhub.auth import TokenBook, load_token_file, parse_token_arg
 from reasoner.localhub.backends import open_storage
-from reasoner.localhub.xet.gc import collect
+from reasoner.localhub.xet.gc import DEFAULT_GRACE_MINUTES, collect
 
 UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
 
@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc = commands.add_parser("gc", help="delete Xet data no repo needs any more (run it with the hub stopped)")
     gc.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
     gc.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
-    gc.add_argument("--grace-minutes", type=float, default=60.0,
-                    help="keep unreferenced data younger than this (default 60): uploads whose commit is still to come")
+    gc.add_argument("--grace-minutes", type=float, default=DEFAULT_GRACE_MINUTES,
+                    help="keep unreferenced data younger than this (default 30240, three weeks: what hf_xet clients "
+                         "remember uploading, and uploads whose commit is still to come)")
     gc.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
     return parser
 

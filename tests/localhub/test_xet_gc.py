@@ -148,7 +148,7 @@ def test_gc_keeps_what_repos_serve_and_frees_the_rest(storage, tmp_path, request
 
     # B deleted too: xorbs younger than the grace period stay; a dry run says what would go and removes nothing.
     left = _names(storage, XORBS)
-    young = collect(storage)  # the default grace: 60 minutes
+    young = collect(storage)  # the default grace: three weeks
     assert young.xorbs_deleted == 0 and young.xorbs_young == len(left) and _names(storage, XORBS) == left
     code, line = _cli_gc(storage, request, monkeypatch, capsys, "--grace-minutes", "0", "--dry-run")
     match = SUMMARY.match(line)

@@ -36,6 +36,10 @@ from reasoner.localhub.xet.store import ROOT
 
 XORBS, INDEXES, DEDUPE = f"{ROOT}xorbs/", f"{ROOT}xorb-index/", f"{ROOT}dedupe/"
 
+# hf_xet remembers the xorbs it uploaded for about three weeks per hub URL and skips uploading them again: a
+# xorb kept that long is one that no client's own upload cache still names.
+DEFAULT_GRACE_MINUTES = 21 * 24 * 60
+
 
 @dataclass
 class GcReport:
@@ -154,7 +158,8 @@ def _sweep_xorbs(storage: Storage, doomed: dict[str, list[str]], report: GcRepor
         report.xorbs_deleted += 1
 
 
-def collect(storage: Storage, grace_minutes: float = 60, dry_run: bool = False, spec: str | None = None) -> GcReport:
+def collect(storage: Storage, grace_minutes: float = DEFAULT_GRACE_MINUTES, dry_run: bool = False,
+            spec: str | None = None) -> GcReport:
     """Mark, then sweep the Xet data of ``storage`` that no repo needs and that is older than ``grace_minutes``."""
     if grace_minutes < 0:
         raise UserError(f"--grace-minutes {grace_minutes:g} is negative: use 0 or more (default 60)")
