@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from reasoner.plan import estimate, report, search, settings
 from reasoner.recipe import load_recipe
 from reasoner.recipe_files import packaged_recipes
+from qwen_recipes import qwen_recipe
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
-
-def qwen_recipe(size: str, **extra: str):
-    """The packaged recipe for a Qwen2.5 size when it ships, else the 0.5B recipe with that model."""
-    name = f"qwen2.5-{size}-gsm8k"
-    overrides = [(k, v) for k, v in extra.items()]
-    if name in packaged_recipes():
-        return load_recipe(name, overrides) if overrides else load_recipe(name)
-    return load_recipe("qwen2.5-0.5b-gsm8k", [("model.id", f"Qwen/Qwen2.5-{size[:-1]}B-Instruct"), *overrides])
 
 
 def test_plan_model_states_equal_deepspeed_for_its_training_ranks():

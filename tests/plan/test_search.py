@@ -6,19 +6,9 @@ import pytest
 
 from reasoner.plan import estimate, formulas, search
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
+from qwen_recipes import qwen_recipe
 
 SIZES = ["0.5b", "1.5b", "3b", "7b", "14b", "32b"]
-
-
-def qwen_recipe(size: str, **extra: str):
-    """The packaged recipe for a Qwen2.5 size when it ships, else the 0.5B recipe with that model."""
-    name = f"qwen2.5-{size}-gsm8k"
-    overrides = [(k, v) for k, v in extra.items()]
-    if name in packaged_recipes():
-        return load_recipe(name, overrides) if overrides else load_recipe(name)
-    return load_recipe("qwen2.5-0.5b-gsm8k", [("model.id", f"Qwen/Qwen2.5-{size[:-1]}B-Instruct"), *overrides])
 
 
 @pytest.mark.parametrize("size", SIZES)
