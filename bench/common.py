@@ -239,7 +239,7 @@ def self_peak_rss_mib() -> float:
 
 def builtin_model_path(name: str) -> Path:
     """The local folder of a built-in model (``tiny`` or ``smollm2``), built or exported on first use."""
-    from reasoner.models import resolve_builtin_model
+    from reasoner.models.builtin import resolve_builtin_model
 
     path = resolve_builtin_model(name)
     if path is None:
@@ -263,7 +263,7 @@ def each_model(models: Sequence[str], measure: Callable[[str, Path], dict[str, A
                keep: bool = False) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """``measure(model, work_folder)`` for each model in a fresh temporary folder (removed after unless ``keep``);
     the rows, and why each model that could not run was skipped (SmolLM2 needs its PyPI package)."""
-    from reasoner.models import smollm2_gguf_path
+    from reasoner.models.builtin import smollm2_gguf_path
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     rows, skipped = [], {}
@@ -281,21 +281,21 @@ def each_model(models: Sequence[str], measure: Callable[[str, Path], dict[str, A
 
 def load_bench_recipe(model: str, overrides: Sequence[str]):
     """The packaged CPU recipe for a built-in model, with the benchmark's overrides applied."""
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     return load_recipe(MODEL_RECIPES[model], list(overrides))
 
 
 def grpo_kwargs(recipe) -> dict[str, Any]:
-    """The GRPOConfig keyword arguments ``reasoner.train.build_grpo_config`` passes for ``recipe``.
+    """The GRPOConfig keyword arguments ``reasoner.train.run.build_grpo_config`` passes for ``recipe``.
 
     They are captured from reasoner's own call (GRPOConfig is wrapped for the duration), so the plain script
-    receives exactly what reasoner configures, whatever rules reasoner.train applies; :func:`assert_same_config`
+    receives exactly what reasoner configures, whatever rules reasoner.train.run applies; :func:`assert_same_config`
     then checks that both build equal GRPOConfigs.
     """
     import trl
 
-    from reasoner.train import build_grpo_config
+    from reasoner.train.run import build_grpo_config
 
     captured: dict[str, Any] = {}
     real = trl.GRPOConfig
@@ -311,7 +311,7 @@ def grpo_kwargs(recipe) -> dict[str, Any]:
     finally:
         trl.GRPOConfig = real
     if not captured:
-        raise SystemExit("reasoner.train.build_grpo_config did not build a trl.GRPOConfig: update bench/common.py")
+        raise SystemExit("reasoner.train.run.build_grpo_config did not build a trl.GRPOConfig: update bench/common.py")
     return json.loads(json.dumps(captured))
 
 
@@ -319,7 +319,7 @@ def assert_same_config(recipe, kwargs: Mapping[str, Any]) -> None:
     """Fail unless the plain script's GRPOConfig equals the one reasoner builds for ``recipe``."""
     from trl import GRPOConfig
 
-    from reasoner.train import build_grpo_config
+    from reasoner.train.run import build_grpo_config
 
     ours = build_grpo_config(recipe).to_dict()
     theirs = GRPOConfig(**dict(kwargs)).to_dict()
@@ -372,8 +372,8 @@ class SeededHub:
         os.environ["HF_HOME"] = str(self.folder / "seed-home")
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.nice is None:
-            from reasoner.localhub.auth import Token
-            from reasoner.localhub.server import HubServer
+            from reasoner_hub.auth import Token
+            from reasoner_hub.server import HubServer
 
             self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "admin")],
                                     request_log=str(self.request_log))
@@ -388,7 +388,7 @@ class SeededHub:
         on another machine, whose work should not be charged to the training process beside it."""
         import urllib.request
 
-        command = ["nice", "-n", str(self.nice), python(), "-m", "reasoner.localhub", "serve", "--storage",
+        command = ["nice", "-n", str(self.nice), python(), "-m", "reasoner_hub", "serve", "--storage",
                    str(self.folder / "bucket"), "--port", str(self.port), "--token", f"bench={self.token}:admin",
                    "--request-log", str(self.request_log)]
         self.process = subprocess.Popen(command, cwd=str(REPO), env={**os.environ, **QUIET_ENV},

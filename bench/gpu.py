@@ -166,9 +166,9 @@ def planned_gib(overrides: list[str], gpu_gib: float | None) -> float | None:
     """The memory planner's per-GPU total for this run on this GPU (None on a CPU rehearsal)."""
     if not gpu_gib:
         return None
-    from reasoner import memory
+    from reasoner.plan import memory
     from reasoner.errors import UserError
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     try:
         plan = memory.estimate(load_recipe(RECIPE, overrides), nodes=1, gpus_per_node=1, gpu_memory_gb=gpu_gib)

@@ -31,7 +31,7 @@ def full_vocab_tokenizer(vocab_size: int, max_length: int):
     from tokenizers import Tokenizer, pre_tokenizers
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     base = AutoTokenizer.from_pretrained(str(ensure_tiny_model()))
     data = json.loads(base.backend_tokenizer.to_str())

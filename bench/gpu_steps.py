@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from bench import common
-from reasoner.pushcheck import sha256
+from reasoner.publish.checks import sha256
 
 EXIT_NO_GPU = 3
 EXIT_SETUP = 4
@@ -93,9 +93,9 @@ class GpuMemoryPoller:
 # -- packages ----------------------------------------------------------------------------------------------
 def _not_ready(need_gpu: bool) -> str | None:
     """Why this Python cannot run the benchmark yet (None: it can). Checked in a child, as the runs will be."""
-    check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, yaml, reasoner.train"]
+    check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, yaml, reasoner.train.run"]
     if need_gpu:
-        check += ["from reasoner.vllm_support import check_vllm", "check_vllm()",
+        check += ["from reasoner.train.vllm_support import check_vllm", "check_vllm()",
                   "assert torch.cuda.is_available(), f'torch {torch.__version__} sees no GPU'"]
     done = subprocess.run([common.python(), "-c", "\n".join(check)], cwd=common.REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(common.REPO)})
@@ -187,7 +187,7 @@ class LocalHub:
 # -- the run's own log -------------------------------------------------------------------------------------
 def step_rates(records: Sequence[Mapping[str, Any]], overrides: list[str], recipe_name: str = "qwen2.5-0.5b-gsm8k") -> dict[str, Any]:
     """Samples/s and generated tokens/s per training step from ``metrics.jsonl`` records, first step left out."""
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     recipe = load_recipe(recipe_name, overrides)
     per_step = int(recipe.grpo["per_device_train_batch_size"]) * int(recipe.grpo.get("gradient_accumulation_steps", 1))

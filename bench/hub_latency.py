@@ -46,7 +46,7 @@ SIDES = {"A": "legacy", "B": "new"}
 
 def serve(folder: str, legacy: bool) -> None:
     """Child mode: one hub on ``folder``, URL on stdout, until stdin closes."""
-    from reasoner.localhub.server import HubServer
+    from reasoner_hub.server import HubServer
 
     with HubServer(folder, legacy_send=legacy) as hub:
         print(hub.url, flush=True)

@@ -1,4 +1,4 @@
-"""The memory planner (``reasoner.memory``) against measured memory: peak RSS of real CPU training processes.
+"""The memory planner (``reasoner.plan.memory``) against measured memory: peak RSS of real CPU training processes.
 
 For each model, one plain TRL GRPO process reports its resident memory after the imports and at its peak
 over a few real GRPO steps (two by default: AdamW allocates its states at the first optimizer step, so the
@@ -47,7 +47,7 @@ def longest_prompt(model: str, recipe, limit: int) -> int:
 
 
 def measure(model: str, ns, work: Path) -> dict:
-    from reasoner import memory
+    from reasoner.plan import memory
 
     overrides = ["--dataset.id", str(common.GSM8K_TRAIN), "--dataset.limit", str(ns.limit), "--max_steps",
                  str(ns.steps), "--save_steps", "100000", "--logging_steps", "1", *MODEL_OVERRIDES.get(model, [])]

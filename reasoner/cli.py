@@ -13,14 +13,14 @@ from reasoner.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:function taking argv, one-line help)
-    "train": ("reasoner.train:main", "run GRPO on a recipe (what accelerate launch runs on every rank)"),
+    "train": ("reasoner.train.run:main", "run GRPO on a recipe (what accelerate launch runs on every rank)"),
     "demo": ("reasoner.demo:main", "the whole loop on this machine: embedded hub, CPU training, push, summary"),
-    "prefetch": ("reasoner.prefetch:main", "preflight the hub, pin commits, download them into the node-local cache"),
+    "prefetch": ("reasoner.hubclient.prefetch:main", "preflight the hub, pin commits, download them into the node-local cache"),
     "plan": ("reasoner.plan.cli:main", "print where generation and training run, the memory estimate and the checkpoints"),
     "eval": ("reasoner.eval.cli:eval_main", "accuracy of a model on a recipe's task (strict and lenient), optionally against a baseline"),
-    "report": ("reasoner.report:report_main", "plots and a summary of a finished or running run"),
-    "push": ("reasoner.pushcli:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),
-    "hub": ("reasoner.localhub.cli:main", "run the embedded HF-compatible hub server ('reasoner hub serve ...')"),
+    "report": ("reasoner.train.report:report_main", "plots and a summary of a finished or running run"),
+    "push": ("reasoner.publish.command:main", "upload a folder (a model or checkpoint) to the hub with retries and verification"),
+    "hub": ("reasoner_hub.cli:main", "the HF-compatible hub server (reasoner-hub, installed beside reasoner): 'reasoner hub serve ...'"),
     "recipes": ("reasoner.cli:list_recipes", "list the packaged recipes"),
     # The launchers' steps (launch/grpo_local.sh, slurm/grpo.sbatch, slurm/task.sh); see reasoner.launch.
     "launch-env": ("reasoner.launch.launchenv:main", "(launchers) plan a launch and print its commands as shell variables"),
@@ -46,7 +46,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
 
 
 def list_recipes(argv: Sequence[str]) -> int:
-    from reasoner.recipe_files import packaged_recipes
+    from reasoner.recipe.files import packaged_recipes
 
     for name in packaged_recipes():
         print(name)
@@ -79,8 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, func_name = COMMANDS[command][0].split(":")
     import importlib
 
-    func = getattr(importlib.import_module(module_name), func_name)
-    return run_guarded(lambda: func(rest))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != "reasoner_hub":
+            raise
+        print("error: the hub server is its own distribution, reasoner-hub, and is not installed here; "
+              "install it with 'pip install ./hub' from the reasoner checkout", file=sys.stderr)
+        return 2
+    return run_guarded(lambda: getattr(module, func_name)(rest))
 
 
 if __name__ == "__main__":

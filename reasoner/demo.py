@@ -63,7 +63,7 @@ def point_at_hub(url: str, token: str, workdir: Path) -> dict[str, str]:
 
 
 def choose_model(choice: str) -> str:
-    from reasoner.models import smollm2_gguf_path
+    from reasoner.models.builtin import smollm2_gguf_path
 
     if choice == "auto":
         return "smollm2" if smollm2_gguf_path() is not None else "tiny"
@@ -76,7 +76,7 @@ def seed_model(builtin: str) -> str:
     """Upload the local copy of the base model to the hub; return its repo id."""
     from huggingface_hub import HfApi
 
-    from reasoner.models import resolve_builtin_model
+    from reasoner.models.builtin import resolve_builtin_model
 
     folder = resolve_builtin_model(builtin)
     repo_id = f"{DEMO_ORG}/{'SmolLM2-135M-Instruct' if builtin == 'smollm2' else 'tiny-qwen2'}"
@@ -143,7 +143,7 @@ def run_training(recipe: str, model_repo: str, data_repo: str, out_repo: str, ru
 def evaluate_both(model_repo: str, out_repo: str, data_repo: str, recipe_name: str, limit: int, workdir: Path) -> str:
     from reasoner.data import resolve_system_prompt
     from reasoner.eval import compare, evaluate
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     recipe = load_recipe(recipe_name)
     common = dict(split="test", limit=limit, data_source=data_repo, data_config="main",
@@ -162,8 +162,8 @@ def main(argv: Sequence[str]) -> int:
     port = free_port()
     env = point_at_hub(f"http://127.0.0.1:{port}", token, workdir)
 
-    from reasoner.localhub.auth import Token
-    from reasoner.localhub.server import HubServer
+    from reasoner_hub.auth import Token
+    from reasoner_hub.server import HubServer
 
     bucket = workdir / "hub"
     server = HubServer(bucket, port=port, tokens=[Token("demo", token, "write")],
@@ -186,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
         if ns.eval_limit:
             print(f"\n== evaluation on {ns.eval_limit} held-out questions (the pushed model, loaded from the hub) ==")
             print(evaluate_both(model_repo, out_repo, data_repo, recipe, ns.eval_limit, workdir))
-        from reasoner.report import write_report
+        from reasoner.train.report import write_report
 
         report = write_report(run_dir, workdir / "report")
         print("\n== where things are ==")

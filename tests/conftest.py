@@ -1,8 +1,8 @@
 """Settings every test process shares.
 
-The local hubs of the tests (``reasoner.localhub``) speak both LFS and Xet. Most tests exercise the LFS
+The local hubs of the tests (``reasoner_hub``) speak both LFS and Xet. Most tests exercise the LFS
 protocol, so ``HF_HUB_DISABLE_XET`` defaults to 1 here (``huggingface_hub`` reads it once, at import time,
-so it is set before any test module imports it); the Xet tests (``tests/localhub/test_xet*.py``,
+so it is set before any test module imports it); the Xet tests (``hub/tests/test_xet*.py``,
 ``tests/test_xet_client.py``) run their clients in processes whose environment does not carry it.
 """
 
@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A private copy of the tiny model per test module, so a concurrent rebuild cannot change it between runs."""
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     target = tmp_path_factory.mktemp("model") / "tiny"
     shutil.copytree(ensure_tiny_model(), target)

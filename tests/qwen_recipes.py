@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reasoner.recipe import Recipe, load_recipe
-from reasoner.recipe_files import packaged_recipes
+from reasoner.recipe.load import Recipe, load_recipe
+from reasoner.recipe.files import packaged_recipes
 
 
 def qwen_recipe(size: str, **extra: str) -> Recipe:

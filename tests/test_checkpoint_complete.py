@@ -18,10 +18,10 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # before huggingface_hub is im
 import pytest  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
-from reasoner.checkpoints import RECORD, is_complete, missing_parts, rank_parts, write_record  # noqa: E402
-from reasoner.localhub.auth import Token  # noqa: E402
-from reasoner.localhub.server import HubServer  # noqa: E402
-from reasoner.resume import newest_checkpoint  # noqa: E402
+from reasoner.train.checkpoints import RECORD, is_complete, missing_parts, rank_parts, write_record  # noqa: E402
+from reasoner_hub.auth import Token  # noqa: E402
+from reasoner_hub.server import HubServer  # noqa: E402
+from reasoner.train.resume import newest_checkpoint  # noqa: E402
 from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

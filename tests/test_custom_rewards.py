@@ -14,7 +14,7 @@ import yaml
 
 from reasoner.data import prepare_dataset
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 from reasoner.rewards import REWARDS, get_reward_funcs, resolve_reward
 from reasoner.rewards.trial import try_rewards
 

@@ -78,7 +78,7 @@ def test_aggregate_rates_and_lengths():
 
 @pytest.fixture(scope="module")
 def tiny_model() -> Path:
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 
@@ -321,7 +321,7 @@ def test_hub_model_is_pinned_to_the_commit_of_its_revision(tiny_model, tmp_path,
 
     from huggingface_hub import HfApi, constants
 
-    from reasoner.localhub.server import HubServer
+    from reasoner_hub.server import HubServer
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     with HubServer(tmp_path / "bucket") as hub:

@@ -19,9 +19,9 @@ from pathlib import Path
 from vllm_parser import parse_serve
 
 from reasoner import data
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
-from reasoner.tinymodel import ensure_tiny_model
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes
+from reasoner.models.tiny import ensure_tiny_model
 from reasoner.topology import plan_for_recipe
 from shared_data import GSM8K as GSM8K_FOLDER
 
@@ -140,7 +140,7 @@ def test_prompt_limit_counts_tokens_as_grpo_trainer_does(tmp_path):
     from trl import GRPOTrainer
 
     from reasoner.rewards import get_reward_funcs
-    from reasoner.train import build_grpo_config
+    from reasoner.train.run import build_grpo_config
 
     model = ensure_tiny_model()
     recipe = load_recipe("smollm2-cpu", ["--model.id", str(model), "--output_dir", str(tmp_path / "out")])

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from reasoner.localhub.auth import Token
-from reasoner.localhub.s3test import SeaweedFS, find_weed
-from reasoner.localhub.server import HubServer
+from reasoner_hub.auth import Token
+from reasoner_hub.s3test import SeaweedFS, find_weed
+from reasoner_hub.server import HubServer
 from shared_data import GSM8K
 
 WRITE_TOKEN = "hf_integration_write_token_0123456789"
@@ -60,7 +60,7 @@ def trained(s3_hub, tmp_path_factory):
     s3, server, log = s3_hub
     work = tmp_path_factory.mktemp("work")
     env = client_env(server.url, work / "seed-home")
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     run_python(f"""
         from huggingface_hub import HfApi

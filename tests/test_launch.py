@@ -24,7 +24,7 @@ from training_run import TrainingRun
 
 from reasoner.errors import UserError
 from reasoner.launch import health, launchenv, nodes, processes, requeue
-from reasoner.preempted import MARKER_ENV, read_marker, write_marker
+from reasoner.train.preempted import MARKER_ENV, read_marker, write_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"local": ROOT / "launch" / "grpo_local.sh", "slurm": ROOT / "slurm" / "grpo.sbatch"}
@@ -97,7 +97,7 @@ def test_local_full_pass_gives_the_server_and_training_commands(tmp_path):
     launch = train[train.index("--") + 1:]
     assert launch[:2] == ["--config_file", "accelerate_configs/cpu_ddp.yaml"]
     assert launch[launch.index("--num_processes") + 1] == "2"
-    assert launch[launch.index("-m") + 1:][:3] == ["reasoner.train", "--recipe", "tiny-cpu"]
+    assert launch[launch.index("-m") + 1:][:3] == ["reasoner.train.run", "--recipe", "tiny-cpu"]
     assert launch[-2:] == ["--model.revision", "a" * 40] and "--vllm_group_port" in launch
 
 
@@ -274,7 +274,7 @@ def test_requeue_only_a_run_that_saved_on_the_warning(tmp_path):
 
 def test_a_preempted_training_run_leaves_its_marker(tmp_path):
     """The ranks exit 75, which launchers turn into 1; the marker is what the job script reads."""
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     marker = tmp_path / "marker.json"
     out = tmp_path / "run"

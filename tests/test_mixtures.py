@@ -12,7 +12,7 @@ import yaml
 
 from reasoner.data import mix_indices, prepare_task, task_questions
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 from reasoner.tasks.spec import task_sources
 from shared_data import GSM8K
 
@@ -132,7 +132,7 @@ def test_prefetch_pins_every_data_set_of_a_mixture_and_training_reads_them_offli
 
     from huggingface_hub import HfApi, constants
 
-    from reasoner.localhub.server import HubServer
+    from reasoner_hub.server import HubServer
 
     constants.HF_HUB_DISABLE_XET = True
     data = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text(encoding="utf-8"))

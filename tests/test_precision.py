@@ -15,9 +15,9 @@ import torch
 from datasets import Dataset
 from safetensors.torch import load_file
 
-from reasoner.precision import load_dtype
-from reasoner.recipe import load_recipe
-from reasoner.train import build_grpo_config
+from reasoner.train.precision import load_dtype
+from reasoner.recipe.load import load_recipe
+from reasoner.train.run import build_grpo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BF16_RECIPE = ["--model.dtype", "bfloat16", "--bf16", "true"]  # a bf16 recipe, as the Qwen recipes are

@@ -20,10 +20,10 @@ import pytest
 from huggingface_hub import HfApi, constants
 
 from reasoner.errors import UserError
-from reasoner.localhub import HubServer
-from reasoner.localhub.auth import Token
-from reasoner.localhub.metrics import agent_fields
-from reasoner.push import HubPusher, PushPolicy, checkpoint_job
+from reasoner_hub import HubServer
+from reasoner_hub.auth import Token
+from reasoner_hub.metrics import agent_fields
+from reasoner.publish.push import HubPusher, PushPolicy, checkpoint_job
 from ports import free_port
 
 WRITE_TOKEN = "hf_priority_write_token_0123456789"
@@ -70,7 +70,7 @@ def test_a_failed_upload_comes_back_as_one_line_and_is_kept(tmp_path, monkeypatc
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     pusher = HubPusher("org/away", policy=PushPolicy(attempts=1))
     job = checkpoint_job(checkpoint(tmp_path, 3), 3)
-    with caplog.at_level("ERROR", logger="reasoner.push"):
+    with caplog.at_level("ERROR", logger="reasoner.publish.push"):
         assert pusher.push_now(job) is False
     pusher.close()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
@@ -82,7 +82,7 @@ def test_a_failed_upload_comes_back_as_one_line_and_is_kept(tmp_path, monkeypatc
 
 def test_an_uploader_that_dies_mid_push_is_replaced_at_the_next_attempt(tmp_path, monkeypatch):
     """A child that dies during an upload (killed, out of memory) fails that attempt; the retry starts a new one."""
-    from reasoner.uploader import ChildUploader, UploadFailed
+    from reasoner.publish.uploader import ChildUploader, UploadFailed
 
     silent = socket.socket()  # accepts connections (the backlog) and never answers: the upload hangs
     silent.bind(("127.0.0.1", 0))
@@ -118,7 +118,7 @@ def test_the_uploader_child_never_prints_into_its_reply_stream(tmp_path):
     """Stray prints from libraries go to stderr; stdout carries only the JSON replies."""
     request = {"repo_id": "org/x", "folder": str(tmp_path / "missing"), "message": "m"}
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HUB_OFFLINE": "0"}
-    done = subprocess.run([sys.executable, "-m", "reasoner.uploader"], input=json.dumps(request) + "\n",
+    done = subprocess.run([sys.executable, "-m", "reasoner.publish.uploader"], input=json.dumps(request) + "\n",
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     replies = [json.loads(line) for line in done.stdout.splitlines()]
@@ -128,7 +128,7 @@ def test_the_uploader_child_never_prints_into_its_reply_stream(tmp_path):
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
 def test_the_uploader_outlives_the_signals_slurm_sends_to_the_whole_step(tmp_path):
     """SLURM's preemption warning and SIGTERM reach every process of the step; the push must not die of them."""
-    from reasoner.uploader import ChildUploader, UploadFailed
+    from reasoner.publish.uploader import ChildUploader, UploadFailed
 
     env_endpoint = f"http://127.0.0.1:{free_port()}"
     uploader = ChildUploader(nice=0)

@@ -130,7 +130,7 @@ def test_a_reward_that_fails_on_one_rank_stops_every_rank_with_the_same_line(tmp
     gathers the rewards, each with the line naming the reward and the fix; no rank waits for a timeout."""
     import yaml
 
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     (tmp_path / "rank_rewards.py").write_text(RANK_REWARD)
     recipe = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text())

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
-from reasoner.recipe_overrides import parse_overrides
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes
+from reasoner.recipe.overrides import parse_overrides
 
 
 def test_packaged_recipes_load_and_validate():

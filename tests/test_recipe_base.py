@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes, recipe_path
-from reasoner.recipe_base import merge
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes, recipe_path
+from reasoner.recipe.base import merge
 
 ROOT = Path(__file__).resolve().parents[1]
 # The GSM8K size series: each is the 0.5B reference with another size (a recipe for another task restates its task).

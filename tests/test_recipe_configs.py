@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes
 from reasoner.topology import plan_for_recipe
-from reasoner.train import build_grpo_config
+from reasoner.train.run import build_grpo_config
 
 SAME_KEYS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
              "max_completion_length", "beta", "loss_type", "save_steps", "temperature", "seed", "output_dir")

@@ -8,7 +8,7 @@
 * The server under faults, on S3 (SeaweedFS): a client killed mid-upload leaves no partial commit or object,
   a server killed mid-run loses no acknowledged commit, and concurrent pushes to several repos and to one
   branch all land as atomic commits on a linear history. Racing commits that name the same parent (one
-  wins, the other gets 412) are covered on S3 by tests/localhub/test_commits.py.
+  wins, the other gets 412) are covered on S3 by hub/tests/test_commits.py.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from reasoner.localhub.auth import Token  # noqa: E402
-from reasoner.localhub.server import HubServer  # noqa: E402
+from reasoner_hub.auth import Token  # noqa: E402
+from reasoner_hub.server import HubServer  # noqa: E402
 from ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def test_a_preempted_run_behind_a_dead_hub_exits_75_with_the_command_for_its_che
 
 def test_a_checkpoint_that_lands_supersedes_older_ones_that_did_not(tmp_path, monkeypatch):
     """The pusher itself against a hub that goes away and comes back (no training: folders shaped like checkpoints)."""
-    from reasoner.push import HubPusher, PushPolicy, checkpoint_job, final_job
+    from reasoner.publish.push import HubPusher, PushPolicy, checkpoint_job, final_job
 
     monkeypatch.setenv("REASONER_PUSH_ATTEMPTS", "2")
     monkeypatch.setenv("REASONER_PUSH_BACKOFF_S", "0.05")
@@ -306,7 +306,7 @@ def test_a_checkpoint_that_lands_supersedes_older_ones_that_did_not(tmp_path, mo
 
 def test_a_preempted_run_waits_for_its_pushes_only_so_long(tmp_path, monkeypatch):
     """drain(timeout): what is still queued when the time is up counts as failed, and its command is printed."""
-    from reasoner.push import HubPusher, PushPolicy, checkpoint_job
+    from reasoner.publish.push import HubPusher, PushPolicy, checkpoint_job
 
     folder = tmp_path / "run" / "checkpoint-3"
     folder.mkdir(parents=True)
@@ -324,7 +324,7 @@ def test_a_preempted_run_waits_for_its_pushes_only_so_long(tmp_path, monkeypatch
 
 def test_a_bad_retry_setting_is_a_user_error(monkeypatch):
     from reasoner.errors import UserError
-    from reasoner.push import PushPolicy
+    from reasoner.publish.push import PushPolicy
 
     monkeypatch.setenv("REASONER_PUSH_ATTEMPTS", "zero")
     with pytest.raises(UserError, match="REASONER_PUSH_ATTEMPTS='zero' is not valid: use an integer >= 1"):
@@ -334,7 +334,7 @@ def test_a_bad_retry_setting_is_a_user_error(monkeypatch):
 # -- the server under faults, on S3 ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seaweedfs():
-    from reasoner.localhub.s3test import INSTALL_HINT, SeaweedFS, find_weed
+    from reasoner_hub.s3test import INSTALL_HINT, SeaweedFS, find_weed
 
     try:
         find_weed()
@@ -345,7 +345,7 @@ def seaweedfs():
 
 
 class ServedHub:
-    """``python -m reasoner.localhub serve`` on an S3 prefix, as a separate process that can be killed."""
+    """``python -m reasoner_hub serve`` on an S3 prefix, as a separate process that can be killed."""
 
     def __init__(self, s3, prefix: str, spool: Path, port: int = 0) -> None:
         self.s3, self.prefix, self.spool = s3, prefix, spool
@@ -358,7 +358,7 @@ class ServedHub:
         env = {**os.environ, **self.s3.env(), "TMPDIR": str(self.spool),
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reasoner.localhub", "serve", "--storage", f"s3://{self.s3.bucket}/{self.prefix}",
+            [sys.executable, "-m", "reasoner_hub", "serve", "--storage", f"s3://{self.s3.bucket}/{self.prefix}",
              "--s3-endpoint", self.s3.endpoint, "--port", str(self.port), "--token", f"trainer={WRITE_TOKEN}:write"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30

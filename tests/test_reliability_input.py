@@ -20,8 +20,8 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # before huggingface_hub is im
 import pytest  # noqa: E402
 from huggingface_hub import HfApi, constants  # noqa: E402
 
-from reasoner.localhub.auth import Token  # noqa: E402
-from reasoner.localhub.server import HubServer  # noqa: E402
+from reasoner_hub.auth import Token  # noqa: E402
+from reasoner_hub.server import HubServer  # noqa: E402
 from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """A hub enforcing tokens, holding the tiny model as org/tiny."""
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     constants.HF_HUB_DISABLE_XET = True
     with HubServer(tmp_path_factory.mktemp("hub") / "bucket",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reasoner.errors import UserError
-from reasoner.report import load_run_logs, report_main, write_report
+from reasoner.train.report import load_run_logs, report_main, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LINE_RGB = np.array([31, 119, 180]) / 255  # matplotlib's tab:blue, the colour of every plotted series
@@ -197,7 +197,7 @@ def test_report_of_a_real_run_from_its_checkpoint_trainer_state(real_run, tmp_pa
         assert_real_plot(path)
 
     # Both sources hold the same numbers for the same steps.
-    from reasoner.report import collect_series
+    from reasoner.train.report import collect_series
 
     by_state = {s.key: (s.x, s.y) for s in collect_series(load_run_logs(copy))}
     by_jsonl = {s.key: (s.x, s.y) for s in collect_series(load_run_logs(real_run))}

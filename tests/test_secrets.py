@@ -22,8 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # before huggingface_hub is im
 import pytest  # noqa: E402
 from huggingface_hub import HfApi, constants  # noqa: E402
 
-from reasoner.localhub.auth import Token  # noqa: E402
-from reasoner.localhub.server import HubServer  # noqa: E402
+from reasoner_hub.auth import Token  # noqa: E402
+from reasoner_hub.server import HubServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = "hf_SECRETcanary7f3a9Qx2LmZ0vB8nK4tR6wY1"
@@ -69,7 +69,7 @@ def test_the_scanner_finds_every_encoding(tmp_path):
 
 @pytest.fixture(scope="module")
 def pushed_runs(tmp_path_factory):
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     constants.HF_HUB_DISABLE_XET = True
     base = tmp_path_factory.mktemp("secrets")

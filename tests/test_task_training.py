@@ -54,7 +54,7 @@ def test_the_custom_rewards_scored_every_step_and_training_moved_the_weights(run
     import torch
     from safetensors.torch import load_file
 
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     before = load_file(str(ensure_tiny_model() / "model.safetensors"))
     after = load_file(str(run / "model.safetensors"))

@@ -20,14 +20,14 @@ from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reasoner.errors import UserError
-from reasoner.modelcache import CACHE_ENV, MARKER_NAME, build_lock_path
-from reasoner.models import (
+from reasoner.models.cache import CACHE_ENV, MARKER_NAME, build_lock_path
+from reasoner.models.builtin import (
     ensure_smollm2,
     export_smollm2,
     resolve_builtin_model,
     smollm2_gguf_path,
 )
-from reasoner.tinymodel import TAG_TOKENS, build_tiny_model, ensure_tiny_model, tiny_model_cache_dir
+from reasoner.models.tiny import TAG_TOKENS, build_tiny_model, ensure_tiny_model, tiny_model_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [
@@ -184,7 +184,7 @@ def test_ensure_tiny_model_builds_once_in_the_cache_under_a_lock(
     # build, were it not held back by the lock, would finish well inside the wait below.
     script = (
         "import sys\n"
-        "from reasoner.tinymodel import build_tiny_model, ensure_tiny_model\n"
+        "from reasoner.models.tiny import build_tiny_model, ensure_tiny_model\n"
         "build_tiny_model(sys.argv[1], warmup_steps=0)\n"
         "print('ready', flush=True)\n"
         "print(ensure_tiny_model(), flush=True)\n"
@@ -276,7 +276,7 @@ def test_smollm2_missing_package_is_a_user_error(tmp_path: Path) -> None:
         "import sys\n"
         f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
         "from reasoner.errors import UserError\n"
-        "from reasoner.models import ensure_smollm2, smollm2_gguf_path\n"
+        "from reasoner.models.builtin import ensure_smollm2, smollm2_gguf_path\n"
         "assert smollm2_gguf_path() is None\n"
         "try:\n"
         "    ensure_smollm2()\n"

@@ -326,8 +326,8 @@ def test_plan_for_recipe_reads_the_recipe_sections():
                                                   (3, 8, "server", "node2")])
 def test_train_arguments_reach_trls_config(nodes, gpus, mode, host):
     """The plan's overrides pass the real recipe loader and become TRL's vLLM settings."""
-    from reasoner.recipe import load_recipe
-    from reasoner.train import build_grpo_config
+    from reasoner.recipe.load import load_recipe
+    from reasoner.train.run import build_grpo_config
 
     recipe = load_recipe("qwen2.5-0.5b-gsm8k")
     p = plan_for_recipe(recipe, env={}, gpus_per_node=gpus, nodes=nodes)
@@ -342,8 +342,8 @@ def test_train_arguments_reach_trls_config(nodes, gpus, mode, host):
 @pytest.mark.parametrize("env", [{}, {"SLURM_JOB_ID": "123457"}, {"REASONER_VLLM_PORT": "8123"}])
 def test_a_rank_started_without_the_plans_arguments_reaches_the_planned_server(env, monkeypatch):
     """``reasoner train`` on a dedicated-gpu layout without --vllm_server_* finds the server the plan started."""
-    from reasoner.recipe import load_recipe
-    from reasoner.train import build_grpo_config
+    from reasoner.recipe.load import load_recipe
+    from reasoner.train.run import build_grpo_config
 
     for key in ("SLURM_JOB_ID", "REASONER_VLLM_HOST", "REASONER_VLLM_PORT", "REASONER_GROUP_PORT"):
         monkeypatch.delenv(key, raising=False)
@@ -360,8 +360,8 @@ def test_a_rank_started_without_the_plans_arguments_reaches_the_planned_server(e
 
 
 def test_a_dedicated_node_without_the_servers_address_is_refused_in_one_line(monkeypatch):
-    from reasoner.recipe import load_recipe
-    from reasoner.train import build_grpo_config
+    from reasoner.recipe.load import load_recipe
+    from reasoner.train.run import build_grpo_config
 
     monkeypatch.delenv("REASONER_VLLM_HOST", raising=False)
     recipe = load_recipe("qwen2.5-0.5b-gsm8k", ["--generation.placement", "dedicated-node", "--bf16", "false",

@@ -1,11 +1,11 @@
 """Each step of the layout on its own (reasoner.topology.environment, .placement, .server) and the batch rule
-(reasoner.batch); tests/test_topology.py checks them composed by plan()."""
+(reasoner.recipe.batch); tests/test_topology.py checks them composed by plan()."""
 
 from __future__ import annotations
 
 import pytest
 
-from reasoner.batch import BatchShape, check_generation_batch, whole_number
+from reasoner.recipe.batch import BatchShape, check_generation_batch, whole_number
 from reasoner.errors import UserError
 from reasoner.topology import environment, placement, server
 

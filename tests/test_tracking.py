@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from reasoner.tracking import configure_tracking, report_targets
+from reasoner.train.tracking import configure_tracking, report_targets
 
 
 def test_wandb_goes_offline_without_a_key(tmp_path, monkeypatch):

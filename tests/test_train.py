@@ -42,7 +42,7 @@ def test_train_exits_zero_and_writes_a_loadable_model(tiny_run):
 def test_weights_changed(tiny_run):
     out, result = tiny_run
     assert result.returncode == 0, result.stderr[-3000:]
-    from reasoner.tinymodel import ensure_tiny_model
+    from reasoner.models.tiny import ensure_tiny_model
 
     before = load_file(str(ensure_tiny_model() / "model.safetensors"))
     after = load_file(str(out / "model.safetensors"))

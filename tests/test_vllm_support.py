@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from reasoner.errors import UserError
-from reasoner.vllm_support import check_vllm, supported_vllm
+from reasoner.train.vllm_support import check_vllm, supported_vllm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_versions_inside_the_range_pass_and_outside_are_refused():
 
 
 def test_missing_vllm_names_the_install_command(monkeypatch):
-    from reasoner import vllm_support
+    from reasoner.train.run import vllm_support
 
     monkeypatch.setattr(vllm_support, "installed_vllm", lambda: None)
     with pytest.raises(UserError, match=r"vLLM is not installed: pip install 'reasoner\[vllm\]'"):

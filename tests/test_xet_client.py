@@ -19,10 +19,10 @@ from huggingface_hub import HfApi, constants
 from safetensors.torch import save_file
 
 from reasoner.errors import UserError
-from reasoner.localhub.auth import Token
-from reasoner.localhub.server import HubServer
-from reasoner.pushcheck import preflight_push
-from reasoner.xetcheck import check_xet_uploads
+from reasoner_hub.auth import Token
+from reasoner_hub.server import HubServer
+from reasoner.publish.checks import preflight_push
+from reasoner.publish.xetcheck import check_xet_uploads
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_TOKEN = "hf_xet_client_write_0123456789"

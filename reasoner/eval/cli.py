@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reasoner.eval.models import BACKENDS
-from reasoner.recipe import Recipe, load_recipe
+from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.eval.results import COMPLETIONS_FILE, RESULTS_FILE, EvalResult, is_saved_result
 from reasoner.eval.run import DEFAULT_DATA_CONFIG, evaluate
 from reasoner.eval.tables import DEFAULT_DATA, compare, describe, single_table

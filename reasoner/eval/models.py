@@ -37,7 +37,7 @@ def _looks_like_path(model: str) -> bool:
 
 def resolve_model(model: str, revision: str | None) -> ModelRef:
     """Builtin id, local folder or hub repo id; a hub id is pinned to a commit (unless offline)."""
-    from reasoner.hub import classify_model, pin
+    from reasoner.hubclient.calls import classify_model, pin
 
     if not isinstance(model, str) or not model.strip():
         raise UserError("--model must name a model: a hub repo id, a local folder, or 'tiny'/'smollm2'")
@@ -84,7 +84,7 @@ def resolve_backend(backend: str, device: str) -> str:
 def load_tokenizer(ref: ModelRef):
     from transformers import AutoTokenizer
 
-    from reasoner.hub import hub_call
+    from reasoner.hubclient.calls import hub_call
 
     revision = ref.commit or ref.revision
     tokenizer = hub_call(
@@ -106,7 +106,7 @@ def load_model(ref: ModelRef, device: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from reasoner.hub import hub_call
+    from reasoner.hubclient.calls import hub_call
 
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

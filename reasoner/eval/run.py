@@ -71,7 +71,7 @@ def _sources(data_source: str, data_config: str | None, data_revision: str | Non
 def _pin_hub_sources(sources: list[TaskSource]) -> dict[str, str]:
     """Pin each hub data set to a commit before loading, as training does: the commit goes into the results,
     and an unreachable hub is one line (``datasets`` would retry for half a minute, then raise)."""
-    from reasoner import hub
+    from reasoner.hubclient import calls as hub
 
     commits: dict[str, str] = {}
     for source in sources:

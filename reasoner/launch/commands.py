@@ -16,7 +16,7 @@ from reasoner.launch.health import wait_health
 from reasoner.launch.processes import flag_value, python, run_launcher, stop_process
 from reasoner.launch.requeue import requeue_decision
 from reasoner.launch.serve import serve
-from reasoner.preempted import MARKER_ENV
+from reasoner.train.preempted import MARKER_ENV
 from reasoner.topology.server import WEIGHT_SYNC_HOST_ENV
 
 

@@ -24,10 +24,10 @@ from reasoner.launch.processes import python
 from reasoner.plan.checkpoints import DEFAULT_SIGNAL_LEAD_S, EXIT_MARGIN_S
 from reasoner.plan.hardware import this_machine
 from reasoner.plan.run import RunPlan, describe, plan_run, refusal
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 from reasoner.topology import Plan
 from reasoner.topology.environment import env_int, gpus_from_env
-from reasoner.train import parse_args as train_parse_args
+from reasoner.train.run import parse_args as train_parse_args
 
 LAUNCHERS = ("local", "slurm")
 DEFAULT_HEALTH_TIMEOUT_S = 900
@@ -149,7 +149,7 @@ def server_command(layout: Plan, py: str) -> list[str]:
 
 
 def train_node_args(request: Request, layout: Plan, pins: Sequence[str], marker: Path | None) -> list[str]:
-    """``reasoner train-node`` options, then the ``accelerate launch`` arguments up to ``reasoner.train``'s."""
+    """``reasoner train-node`` options, then the ``accelerate launch`` arguments up to ``reasoner.train.run``'s."""
     options = ["--training-nodes", ",".join(layout.training_nodes)] if request.launcher == "slurm" else []
     if layout.cuda_visible_devices.get("training"):
         options += ["--cuda-visible-devices", layout.cuda_visible_devices["training"]]

@@ -3,7 +3,7 @@
 Stopping: a signal, a bounded wait, then SIGKILL if asked (the server may take seconds to release its GPUs).
 
 Training on a node: SLURM's warning (SIGUSR1) and SIGTERM must become "save a checkpoint at the next step, then
-stop" in every training rank, never a kill. The ranks handle both signals (reasoner.preemption); the launcher
+stop" in every training rank, never a kill. The ranks handle both signals (reasoner.train.preemption); the launcher
 between them would die of either (USR1's default action) or kill the ranks at once (torch elastic's SIGTERM
 handler, with a kill 30 s later). So the launcher runs with both ignored and torch elastic told to leave SIGTERM
 alone, and this process

@@ -2,7 +2,7 @@
 
 SLURM's warning (SIGUSR1, ``--signal=B:USR1@LEAD``) means "you will be stopped; come back later": the job requeues
 and resumes from the checkpoint the ranks saved. SIGTERM means "stop" (``scancel``, a time limit): the ranks save
-all the same, but the job does not come back. Without a marker (reasoner.preempted) nothing was saved on a signal
+all the same, but the job does not come back. Without a marker (reasoner.train.preempted) nothing was saved on a signal
 (the run finished or failed first), so requeueing would repeat a finished run or a failure.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasoner.preempted import read_marker
+from reasoner.train.preempted import read_marker
 
 
 def requeue_decision(signal_name: str | None, marker: Path, *, started: bool = True) -> tuple[bool, str]:

@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
-from reasoner import hub
+from reasoner.hubclient import calls as hub
 from reasoner.launch.nodes import node_name
 from reasoner.launch.processes import flag_value, python
 from reasoner.topology.environment import split_list

@@ -21,7 +21,7 @@ from typing import Any
 
 from reasoner.plan.settings import Precision, activation_checkpointing
 from reasoner.plan.shapes import ModelShape
-from reasoner.push import preempted_drain_s
+from reasoner.publish.push import preempted_drain_s
 from reasoner.topology import Plan
 
 MIN_SAVES = 4  # fewer checkpoints than this over a run: a preemption can cost a quarter of it

@@ -14,7 +14,7 @@ from typing import Sequence
 from reasoner.errors import UserError
 from reasoner.plan.hardware import parse_gb, this_machine
 from reasoner.plan.run import describe, plan_run, refusal
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 from reasoner.topology import format_env, gpus_from_env
 
 

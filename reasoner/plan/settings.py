@@ -4,7 +4,7 @@ Each answer follows what the training code and the libraries really do, not what
 
 * the ZeRO stage is read from the accelerate config (its DeepSpeed section or DeepSpeed JSON file), else its name;
 * without DeepSpeed the model trains in float32 master weights with bf16 autocast unless the recipe sets
-  ``model.fp32_master_weights: false`` (as ``reasoner.train`` loads it); under DeepSpeed the model is loaded in
+  ``model.fp32_master_weights: false`` (as ``reasoner.train.run`` loads it); under DeepSpeed the model is loaded in
   ``model.dtype`` and DeepSpeed keeps its own float32 master copy;
 * activation checkpointing is on unless the recipe turns it off: TRL's ``GRPOConfig`` defaults
   ``gradient_checkpointing`` to True.
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from reasoner.plan.formulas import DTYPE_BYTES
-from reasoner.precision import load_dtype
+from reasoner.train.precision import load_dtype
 from reasoner.plan.shapes import ModelShape
 
 
@@ -79,7 +79,7 @@ class Precision:
 
 def precision(model: Mapping[str, Any], grpo: Mapping[str, Any], shape: ModelShape, *, zero_stage: int,
               on_gpu: bool) -> Precision:
-    """The precision this recipe trains in on this device kind: the dtype reasoner.precision loads the model in
+    """The precision this recipe trains in on this device kind: the dtype reasoner.train.precision loads the model in
     (float32 master weights without DeepSpeed unless the recipe opts out), 16-bit compute unless bf16 is off."""
     served = str(model.get("dtype") or "auto")
     if served == "auto":

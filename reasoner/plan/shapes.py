@@ -134,7 +134,7 @@ def _read_config(folder: Path, name: str) -> ModelShape | None:
 def _builtin_shape(model_id: str) -> ModelShape:
     """The shape of a built-in model, from its build when it exists, without building it."""
     if model_id == "tiny":
-        from reasoner.tinymodel import DEFAULT_PARAMS, tiny_model_cache_dir
+        from reasoner.models.tiny import DEFAULT_PARAMS, tiny_model_cache_dir
 
         built = _read_config(tiny_model_cache_dir(), "tiny")
         if built is not None:
@@ -145,10 +145,10 @@ def _builtin_shape(model_id: str) -> ModelShape:
              "num_attention_heads": p["num_heads"], "num_key_value_heads": p["num_kv_heads"],
              "intermediate_size": p["intermediate_size"], "vocab_size": p["vocab_size"],
              "tie_word_embeddings": True, "torch_dtype": "float32"},
-            name="tiny", source="reasoner.tinymodel.DEFAULT_PARAMS (not built yet)",
+            name="tiny", source="reasoner.models.tiny.DEFAULT_PARAMS (not built yet)",
         )
     try:
-        from reasoner.models import smollm2_cache_dir
+        from reasoner.models.builtin import smollm2_cache_dir
 
         built = _read_config(smollm2_cache_dir(), "smollm2")
     except UserError:

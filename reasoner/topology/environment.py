@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reasoner.batch import whole_number
+from reasoner.recipe.batch import whole_number
 from reasoner.errors import UserError
 
 DEFAULT_MAIN_PORT = 29500

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from reasoner.batch import BatchShape, check_generation_batch, whole_number
+from reasoner.recipe.batch import BatchShape, check_generation_batch, whole_number
 from reasoner.errors import UserError
 from reasoner.topology import environment, server
 from reasoner.topology import placement as rules
@@ -44,7 +44,7 @@ class Plan:
     main_process_ip: str
     main_process_port: int
     cuda_visible_devices: Mapping[str, str]  # role ("generation" | "training") -> CUDA_VISIBLE_DEVICES
-    train_args: tuple[str, ...]  # reasoner.train overrides: the resolved placement, the server address
+    train_args: tuple[str, ...]  # reasoner.train.run overrides: the resolved placement, the server address
     accelerate_config: str | None
     generation_batch_size: int
     slurm: bool

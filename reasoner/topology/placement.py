@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reasoner.batch import whole_number
+from reasoner.recipe.batch import whole_number
 from reasoner.errors import UserError
 from reasoner.topology.environment import split_list
 

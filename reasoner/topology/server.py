@@ -75,7 +75,7 @@ def server_flag(trl_args: tuple[str, ...] | list[str], flag: str) -> str | None:
 
 
 def training_args(where: str, *, host: str | None, port: int, group_port: int, tp: int) -> tuple[str, ...]:
-    """``reasoner.train`` overrides that point the ranks at their generation engine."""
+    """``reasoner.train.run`` overrides that point the ranks at their generation engine."""
     if where in SERVER_PLACEMENTS:
         return ("--generation.placement", where, "--vllm_server_host", str(host), "--vllm_server_port", str(port),
                 "--vllm_group_port", str(group_port))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from reasoner.plan import checkpoints, run
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 QWEN = [name for name in packaged_recipes() if name.startswith("qwen2.5-")]

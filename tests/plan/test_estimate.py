@@ -7,8 +7,8 @@ import os
 import pytest
 
 from reasoner.plan import estimate, report, search, settings
-from reasoner.recipe import load_recipe
-from reasoner.recipe_files import packaged_recipes
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes
 from qwen_recipes import qwen_recipe
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")

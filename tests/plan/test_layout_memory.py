@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reasoner.plan import estimate, formulas, hardware, run, settings, shapes
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 
 GIB = formulas.GIB
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from reasoner.localhub.auth import Token
-from reasoner.localhub.metrics import agent_fields
-from reasoner.localhub.server import HubServer
+from reasoner_hub.auth import Token
+from reasoner_hub.metrics import agent_fields
+from reasoner_hub.server import HubServer
 from shared_data import GSM8K
 from ports import free_port
 
@@ -59,7 +59,7 @@ def job(slurm_cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("sbatch")
     log = work / "requests.jsonl"
     with HubServer(work / "bucket", tokens=[Token("ci", TOKEN, "write")], request_log=str(log)) as server:
-        from reasoner.tinymodel import ensure_tiny_model
+        from reasoner.models.tiny import ensure_tiny_model
 
         seed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
             from huggingface_hub import HfApi
@@ -126,7 +126,7 @@ def test_each_node_read_its_own_rank(job):
 
 def test_one_two_rank_job_trained(job):
     for step in (1, 2):
-        lines = [line for line in job["log"].splitlines() if f"reasoner.train: step {step}/2" in line]
+        lines = [line for line in job["log"].splitlines() if f"reasoner.train.run: step {step}/2" in line]
         assert len(lines) == 1, f"{len(lines)} main processes logged step {step}"
 
 

@@ -1,0 +1,124 @@
+"""``serve``: run the hub from the command line (``reasoner hub serve`` / ``python -m reasoner_hub``);
+``gc``: delete the Xet data no repo needs any more (``reasoner hub gc``, with the hub stopped).
+
+S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
+of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from reasoner_hub.errors import UserError
+from reasoner_hub.auth import TokenBook, load_token_file, parse_token_arg
+from reasoner_hub.backends import open_storage
+from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, collect
+
+UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reasoner hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve repos stored in a folder or an S3 bucket")
+    serve.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
+    serve.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
+    serve.add_argument("--upstream", help="HF-compatible endpoint to mirror repos from on a miss")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = any free)")
+    serve.add_argument("--token-file", help="YAML/JSON list of {name, token, role: read|write}")
+    serve.add_argument("--token", action="append", default=[], metavar="NAME=TOKEN:ROLE", help="a token (repeatable)")
+    serve.add_argument("--request-log", help="append one JSON line per request to this file")
+    serve.add_argument("--no-xet", action="store_true",
+                       help="serve the LFS protocol only (clients must set HF_HUB_DISABLE_XET=1 to upload)")
+    gc = commands.add_parser("gc", help="delete Xet data no repo needs any more (run it with the hub stopped)")
+    gc.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
+    gc.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
+    gc.add_argument("--grace-minutes", type=float, default=DEFAULT_GRACE_MINUTES,
+                    help="keep unreferenced data younger than this (default 30240, three weeks: what hf_xet clients "
+                         "remember uploading, and uploads whose commit is still to come)")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    return parser
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Refuses (exit 2) while the journal holds unfinished operations; see xet/gc.py for what it removes."""
+    report = collect(open_storage(args.storage, args.s3_endpoint), args.grace_minutes, args.dry_run, args.storage)
+    print(report.line(), flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from reasoner_hub.server import HubServer
+
+    tokens = load_token_file(args.token_file) if args.token_file else []
+    tokens += [parse_token_arg(value) for value in args.token]
+    book = TokenBook(tokens)
+    try:
+        hub = HubServer(
+            args.storage,
+            host=args.host,
+            port=args.port,
+            tokens=book,
+            upstream=args.upstream,
+            upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
+            request_log=args.request_log,
+            s3_endpoint=args.s3_endpoint,
+            xet=not args.no_xet,
+        )
+        hub.start()
+    except OSError as error:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
+    print(f"localhub: storage {hub.storage.description}", flush=True)
+    if book.open:
+        print("localhub: no tokens: open to every reader and writer", flush=True)
+        print(
+            "localhub: WARNING no tokens configured: anyone who can reach this port may read and write every "
+            "repo (development mode); pass --token-file or --token to enforce tokens",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"localhub: {len(book)} token(s) enforced", flush=True)
+    if getattr(hub.storage, "conditional_writes", True) is False:
+        print(
+            "localhub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.no_xet:
+        print("localhub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
+    if args.upstream:
+        print(f"localhub: mirroring missing repos from {args.upstream}", flush=True)
+    # The URL alone on the last line: the address clients use (HF_ENDPOINT), never the storage's.
+    print("localhub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
+    print(hub.url, flush=True)
+
+    def _stop(signum, frame) -> None:
+        threading.Thread(target=hub.stop, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    hub.serve_forever()
+    print("localhub: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "gc":
+            return _gc(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 2

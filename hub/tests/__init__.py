@@ -1,0 +1,1 @@
+"""Tests of reasoner_hub, the HF-compatible hub server."""

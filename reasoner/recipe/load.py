@@ -1,0 +1,149 @@
+"""Recipes: the YAML data that describes one training run, its command-line overrides, and validation.
+
+A recipe is data, not code. It is loaded from a packaged name (``reasoner/recipes/NAME.yaml``) or a path,
+overridden by ``--key value`` pairs, and validated *before* any model, data set or process starts, so
+that every mistake costs seconds and reads as one line naming the key and the fix.
+
+The ``grpo`` section holds TRL ``GRPOConfig`` keys unchanged; they are checked against ``GRPOConfig``'s
+own fields so the recipe format follows TRL instead of shadowing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from reasoner.recipe.batch import BatchShape, check_generation_batch
+from reasoner.errors import UserError
+from reasoner.recipe.values import check_grpo_values, check_push_repo_id
+from reasoner.recipe.base import resolve_base
+from reasoner.rewards import REWARDS
+from reasoner.rewards.loading import absolute_spec, check_reward_section
+from reasoner.recipe.files import read_yaml, recipe_path
+from reasoner.recipe.overrides import apply_overrides, parse_overrides
+from reasoner.recipe.schema import (NUM, SECTION_SCHEMAS, SECTIONS, TOP_LEVEL_SCALARS, check_grpo, check_section,
+                                    coerce, grpo_fields, type_name, unknown_key)
+from reasoner.tasks.spec import check_task
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A validated recipe: plain dicts per section, so every consumer reads data, not objects."""
+
+    name: str
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    prompt: dict[str, Any]
+    rewards: dict[str, float]
+    generation: dict[str, Any]
+    hub: dict[str, Any]
+    eval: dict[str, Any]
+    grpo: dict[str, Any]
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
+    answer: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reward_args: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    accelerate_config: str | None = None
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.grpo["output_dir"])
+
+
+def localize_rewards(layer: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A recipe layer with its reward file specs (``path/to/file.py:function``) made absolute from ``folder``,
+    the folder of the file that states them (a base recipe's rewards live beside the base, not the child)."""
+    localized = dict(layer)
+    for section in ("rewards", "reward_args"):
+        if isinstance(layer.get(section), dict):
+            localized[section] = {absolute_spec(str(spec), folder): value for spec, value in layer[section].items()}
+    return localized
+
+
+def _check_rewards(values: Any, reward_args: Any, base_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
+    """Weights must be numbers; every reward must resolve (built-in, import path, file, or TRL) and pass its
+    signature check, so a broken user reward fails here rather than at the first training step."""
+    if not isinstance(values, dict) or not values:
+        raise UserError(f"recipe section 'rewards' must map reward names to weights, e.g. correctness: 1.0; known: {', '.join(REWARDS)}")
+    checked: dict[str, float] = {}
+    for name, weight in values.items():
+        weight = coerce(weight, NUM)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
+            raise UserError(f"reward weight 'rewards.{name}' must be a number, got {weight!r}")
+        checked[str(name)] = float(weight)
+    return check_reward_section(checked, reward_args, base_dir)
+
+
+def world_size_from_env(env: Mapping[str, str] | None = None) -> int:
+    """Training processes as the launcher will start them (accelerate/torchrun set WORLD_SIZE)."""
+    env = os.environ if env is None else env
+    try:
+        return max(1, int(env.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def check_batch_layout(grpo: Mapping[str, Any], world_size: int) -> None:
+    """Refuse a generation batch that does not hold whole groups of ``num_generations`` (rule: reasoner.recipe.batch)."""
+    check_generation_batch(BatchShape.from_grpo(grpo), world_size)
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    if recipe.hub["push"] and not recipe.hub["repo_id"]:
+        raise UserError("hub.push is true but hub.repo_id is empty: set --hub.repo_id ORG/NAME or --hub.push false")
+    if recipe.model["id"] in (None, ""):
+        raise UserError("model.id is missing: set it in the recipe or with --model.id ORG/NAME")
+    if "output_dir" not in recipe.grpo:
+        raise UserError("grpo.output_dir is missing: set it in the recipe or with --output_dir DIR")
+    for i, shot in enumerate(recipe.prompt["few_shot"]):
+        if not isinstance(shot, dict) or not {"question", "answer"} <= set(shot):
+            raise UserError(f"prompt.few_shot[{i}] must be a mapping with 'question' and 'answer' (the answer in the exact format)")
+    check_batch_layout(recipe.grpo, world_size_from_env())
+    check_grpo_values(recipe.grpo)
+    check_push_repo_id(recipe.hub)
+    check_task(recipe.dataset, recipe.answer)
+
+
+def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
+    """Load, override and validate a recipe; raise UserError with the fix on any problem."""
+    path = recipe_path(name_or_path)
+    data = resolve_base(path, read_yaml(path), read=read_yaml, find=recipe_path, localize=localize_rewards)
+    fields = grpo_fields()
+    override_list = list(overrides)
+    pairs = override_list if override_list and isinstance(override_list[0], tuple) else parse_overrides(override_list)  # type: ignore[arg-type]
+    apply_overrides(data, pairs, fields)
+
+    for key in data:
+        if key not in SECTIONS and key not in TOP_LEVEL_SCALARS:
+            raise unknown_key(key, fields, f" in {path.name}")
+    sections = {s: check_section(s, data.get(s), schema) for s, schema in SECTION_SCHEMAS.items()}
+    scalars = {}
+    for key, (types, default) in TOP_LEVEL_SCALARS.items():
+        value = data.get(key, default)
+        if not isinstance(value, types):
+            raise UserError(f"recipe key '{key}' must be {type_name(types)}, got {value!r}")
+        scalars[key] = value
+    rewards, reward_args = _check_rewards(data.get("rewards"), data.get("reward_args"), path.parent)
+    recipe = Recipe(
+        rewards=rewards,
+        reward_args=reward_args,
+        grpo=check_grpo(data.get("grpo"), fields),
+        source=str(path),
+        **sections,
+        **scalars,
+    )
+    _check_combinations(recipe)
+    return recipe

@@ -1,1 +1,0 @@
-"""Tests of reasoner.localhub, the HF-compatible hub server."""
