@@ -53,7 +53,7 @@ def test_two_ranks_form_one_job(runs, config):
     _ok(runs[config])
     log = runs[config][1].stdout + runs[config][1].stderr
     for step in range(1, STEPS + 1):
-        lines = [line for line in log.splitlines() if f"reasoner.train.run: step {step}/{STEPS}" in line]
+        lines = [line for line in log.splitlines() if f"reasoner.train: step {step}/{STEPS}" in line]
         assert len(lines) == 1, (
             f"{len(lines)} ranks logged step {step} as the main process: the ranks did not join one "
             f"process group (a CPU run needs use_cpu for DDP and the gloo backend for DeepSpeed)"

@@ -97,7 +97,7 @@ def test_local_full_pass_gives_the_server_and_training_commands(tmp_path):
     launch = train[train.index("--") + 1:]
     assert launch[:2] == ["--config_file", "accelerate_configs/cpu_ddp.yaml"]
     assert launch[launch.index("--num_processes") + 1] == "2"
-    assert launch[launch.index("-m") + 1:][:3] == ["reasoner.train.run", "--recipe", "tiny-cpu"]
+    assert launch[launch.index("-m") + 1:][:3] == ["reasoner.train", "--recipe", "tiny-cpu"]
     assert launch[-2:] == ["--model.revision", "a" * 40] and "--vllm_group_port" in launch
 
 

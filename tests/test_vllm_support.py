@@ -55,7 +55,7 @@ def test_versions_inside_the_range_pass_and_outside_are_refused():
 
 
 def test_missing_vllm_names_the_install_command(monkeypatch):
-    from reasoner.train.run import vllm_support
+    from reasoner.train import vllm_support
 
     monkeypatch.setattr(vllm_support, "installed_vllm", lambda: None)
     with pytest.raises(UserError, match=r"vLLM is not installed: pip install 'reasoner\[vllm\]'"):

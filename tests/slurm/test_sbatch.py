@@ -126,7 +126,7 @@ def test_each_node_read_its_own_rank(job):
 
 def test_one_two_rank_job_trained(job):
     for step in (1, 2):
-        lines = [line for line in job["log"].splitlines() if f"reasoner.train.run: step {step}/2" in line]
+        lines = [line for line in job["log"].splitlines() if f"reasoner.train: step {step}/2" in line]
         assert len(lines) == 1, f"{len(lines)} main processes logged step {step}"
 
 
