@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from reasoner.launch.processes import children_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
@@ -73,7 +79,6 @@ def _launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow  # a minute on 2 cores; tests/slurm/test_sbatch.py covers the same plan/pin/prefetch/train steps
 def test_local_launcher_trains_on_cpu(tmp_path: Path):
     out = tmp_path / "run"
     result = subprocess.run(
@@ -85,6 +90,66 @@ def test_local_launcher_trains_on_cpu(tmp_path: Path):
     assert "placement none" in result.stderr and "accelerate_configs/cpu_ddp.yaml" in result.stderr
     assert "step 1/1" in result.stderr + result.stdout
     assert (out / "model.safetensors").is_file()
+
+
+def test_sigterm_to_the_real_launcher_reaches_the_ranks_as_a_checkpoint(tmp_path: Path):
+    """SIGTERM to the node process that ``launch/grpo_local.sh`` starts (reasoner train-node, which runs
+    accelerate's launcher and its rank) and to nothing else: the rank hears of it only if the node process forwards
+    it (as SIGUSR1, so accelerate's launcher does not kill the rank first). It saves a checkpoint at the next
+    step and stops before the last step."""
+    out, log = tmp_path / "run", tmp_path / "launcher.log"
+    with open(log, "w") as sink:
+        launcher = subprocess.Popen(
+            ["launch/grpo_local.sh", "tiny-cpu", "--max_steps", "200", "--save_steps", "1000", "--output_dir", str(out)],
+            cwd=ROOT, env=_launcher_env(tmp_path, REASONER_GPUS_PER_NODE="0", REASONER_MAIN_PORT=str(_free_port())),
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        node = _wait_for_training(launcher, log)
+        os.kill(node, signal.SIGTERM)
+        code = launcher.wait(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    text = log.read_text()
+    assert re.search(r"SIGTERM: asked [1-9] training rank\(s\) to checkpoint and stop", text), text[-4000:]
+    saved = re.search(r"preemption signal: saving a checkpoint at step (\d+)", text)
+    assert saved, text[-4000:]
+    step = int(saved[1])
+    assert f"saved {out}/checkpoint-{step} after SIGUSR1" in text, text[-4000:]  # it came through the node process
+    assert 2 <= step < 200 and (out / f"checkpoint-{step}" / "trainer_state.json").is_file()
+    assert json.loads((out / f"checkpoint-{step}" / "trainer_state.json").read_text())["global_step"] == step
+    assert not (out / "model.safetensors").exists(), "the run went on to the end instead of stopping"
+    assert code != 0, "a stopped run must not report success"
+
+
+def _wait_for_training(launcher: subprocess.Popen, log: Path) -> int:
+    """The node process (reasoner train-node) once the ranks have finished a training step."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert launcher.poll() is None, log.read_text()[-4000:]
+        if re.search(r"step [2-9]/200", log.read_text()):
+            nodes = [pid for pid in _descendants(launcher.pid) if b"train-node" in _cmdline(pid)]
+            assert len(nodes) == 1, nodes
+            return nodes[0]
+        time.sleep(0.5)
+    pytest.fail(f"no training step within 300 s:\n{log.read_text()[-4000:]}")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        children = children_of(queue.pop())
+        found += children
+        queue += children
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_local_launcher_stops_on_a_generation_server_that_dies(tmp_path: Path):

@@ -78,8 +78,13 @@ def wheel_requirements(wheel: Path) -> list[Requirement]:
     """The wheel's ``Requires-Dist`` that apply here (no extras), less what the parser never imports."""
     with zipfile.ZipFile(wheel) as archive:
         [meta] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        lines = archive.read(meta).decode().splitlines()
-    requirements = [Requirement(line.partition(":")[2].strip()) for line in lines if line.startswith("Requires-Dist:")]
+        return metadata_requirements(archive.read(meta).decode())
+
+
+def metadata_requirements(metadata: str) -> list[Requirement]:
+    """``Requires-Dist`` lines of a METADATA text that apply here (no extras), less what the parser never imports."""
+    requirements = [Requirement(line.partition(":")[2].strip()) for line in metadata.splitlines()
+                    if line.startswith("Requires-Dist:")]
     return [r for r in requirements if applies(r) and not excluded(r.name)]
 
 
