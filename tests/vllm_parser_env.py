@@ -36,7 +36,7 @@ VLLM_VERSION = "0.31.0"  # the newest vLLM in TRL 1.16's supported range (trl[vl
 # on the way to ``vllm.entrypoints.cli.serve`` (tests/test_generation_server.py imports it with nothing else on
 # the path, so one wrongly listed here fails there). Everything else vLLM requires is resolved and installed.
 NOT_IMPORTED = frozenset({
-    "torchaudio", "torchvision", "torchcodec", "pynvvideocodec", "flashinfer-python", "apache-tvm-ffi", "tilelang",
+    "torchaudio", "torchvision", "torchcodec", "pynvvideocodec", "flashinfer-python", "tilelang",
     "nvidia-cudnn-frontend", "nvtx", "fastsafetensors", "instanttensor", "nvidia-cutlass-dsl", "quack-kernels",
     "tokenspeed-mla", "humming-kernels", "numba", "opencv-python-headless", "ninja", "triton",
 })
