@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from ports import free_port
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 30
