@@ -20,6 +20,8 @@ from typing import Any
 
 from reasoner.errors import UserError
 from reasoner.launch import nodes
+from reasoner.launch.noproxy import no_proxy_env
+from reasoner.launch.ports import PORT_VARIABLES, local_ports
 from reasoner.launch.processes import python
 from reasoner.plan.checkpoints import DEFAULT_SIGNAL_LEAD_S, EXIT_MARGIN_S
 from reasoner.plan.hardware import this_machine
@@ -81,8 +83,11 @@ def read_pins(path: Path | None) -> list[str]:
 
 
 def plan_environment(request: Request, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment to plan in: on SLURM with the allocation's node names and addresses."""
+    """The environment to plan in: on SLURM with the allocation's node names and addresses; on one machine with
+    free ports for those the user did not set (reasoner.launch.ports)."""
     planned = dict(env)
+    if request.launcher == "local":
+        planned.update(local_ports(env))
     if request.launcher == "slurm":
         if not env.get("SLURM_JOB_ID"):
             raise UserError("no SLURM_JOB_ID: submit with sbatch (on one machine use launch/grpo_local.sh)")
@@ -174,18 +179,27 @@ def preempt_grace(recipe: Any, env: Mapping[str, str]) -> int:
     return max(1, int(lead - EXIT_MARGIN_S))
 
 
+def run_hosts(layout: Plan) -> list[str]:
+    """Every address and name the run's processes reach each other at: the generation server, the rendezvous,
+    the weight-sync host and the nodes."""
+    return [host for host in (layout.vllm_host, layout.main_process_ip, layout.weight_sync_host,
+                              layout.generation_node, *layout.node_addrs, *layout.node_names) if host]
+
+
 def launch_values(request: Request, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Value]]:
     """(variables to export, variables to set) for this launcher and pass."""
     planned = plan_environment(request, env)
     recipe, run = plan_for_launch(request, planned)
     files = run_files(request.launcher, env, request.pins)
-    exports: dict[str, str] = {}
+    exports: dict[str, str] = {key: planned[key] for key in PORT_VARIABLES.values()
+                                  if request.launcher == "local"}
+    exports.update(no_proxy_env(env, run_hosts(run.layout)))
     values: dict[str, Value] = {"PINS_FILE": str(files.pins),
                                 "PREFETCH_ARGS": ["--recipe", request.recipe, *recipe_overrides(request.recipe, request.args)]}
     if request.launcher == "slurm":
         cache = nodes.default_cache_dir(env)
-        exports = {nodes.CACHE_ENV: cache, **{k: v for k, v in nodes.node_cache_env({**env, nodes.CACHE_ENV: cache}).items()
-                                              if k != nodes.CACHE_ENV}}
+        exports.update({nodes.CACHE_ENV: cache, **{k: v for k, v in nodes.node_cache_env({**env, nodes.CACHE_ENV: cache}).items()
+                                              if k != nodes.CACHE_ENV}})
         values.update(NODE_COUNT=str(run.layout.nodes), CPUS_PER_TASK=str(
             env_int(env, "REASONER_CPUS_PER_TASK") or env_int(env, "SLURM_CPUS_ON_NODE") or 1),
             PREEMPT_GRACE=str(preempt_grace(recipe, env)), PREEMPT_MARKER=str(files.marker))

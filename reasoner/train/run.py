@@ -24,6 +24,7 @@ from reasoner.train.precision import load_dtype, uses_deepspeed
 from reasoner.train.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share
 from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
+from reasoner.launch.noproxy import bypass_proxy_for
 from reasoner.tasks.spec import task_sources
 from reasoner.topology.server import server_settings
 from reasoner.train.vllm_support import check_vllm
@@ -60,6 +61,15 @@ def setup_logging(is_main: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def server_hosts(grpo: dict[str, Any]) -> list[str]:
+    """The generation server's host (``vllm_server_base_url`` wins, as in TRL) and the rendezvous address."""
+    from urllib.parse import urlparse
+
+    base_url = grpo.get("vllm_server_base_url")
+    host = urlparse(base_url).hostname if base_url else grpo.get("vllm_server_host")
+    return [str(item) for item in (host, os.environ.get("MASTER_ADDR")) if item]
+
+
 def build_grpo_config(recipe: Recipe):
     """GRPOConfig from the recipe's ``grpo`` section plus the keys the recipe derives from its other sections."""
     from trl import GRPOConfig
@@ -74,6 +84,7 @@ def build_grpo_config(recipe: Recipe):
         kwargs.setdefault("vllm_gpu_memory_utilization", recipe.generation["gpu_memory_utilization"])
         if kwargs["vllm_mode"] == "server":
             kwargs.update(server_settings(placement, os.environ, kwargs))  # where the plan started the server
+            bypass_proxy_for(server_hosts(kwargs))  # TRL's client must not go through the job's HTTP proxy
     import torch
 
     if not torch.cuda.is_available():

@@ -98,7 +98,8 @@ def test_launch_env_prints_what_the_batch_script_reads_and_the_gpus_the_job_aske
     cpu = _launch_env_in_job(["salloc", "--nodes=2", "--exclusive", "srun", "--nodes=1", "--ntasks=1"], tmp_path)
     from_outside = {"SLURM_JOB_ID", "SLURM_SUBMIT_DIR", "SLURM_RESTART_COUNT", "SLURM_JOB_NODELIST", "PWD",
                     "REASONER_ROOT", "REASONER_PYTHON"}
-    for_children = {"HF_HUB_CACHE", "HF_DATASETS_CACHE"}  # exported for the batch node's own reasoner commands
+    # exported for the batch node's own reasoner commands and the steps (NO_PROXY: reasoner.launch.noproxy)
+    for_children = {"HF_HUB_CACHE", "HF_DATASETS_CACHE", "NO_PROXY"}
     assert script_reads(sbatch) - from_outside == set(cpu) - for_children
     assert cpu["NODE_COUNT"] == ["2"] and cpu["CPUS_PER_TASK"] == ["2"]  # the exclusive node's CPUs
     args = cpu["TRAIN_NODE_ARGS"]
