@@ -296,3 +296,17 @@ def test_a_preempted_training_run_leaves_its_marker(tmp_path):
     assert not marker.with_name(marker.name + ".partial").exists()
     assert shlex.split(f"'{marker}'") == [str(marker)]  # a path a job script can pass on
     assert json.loads(marker.read_text())["step"] == record["step"]
+
+
+# ---- prefetch --------------------------------------------------------------------------------------------
+
+def test_prefetch_from_an_unreachable_hub_never_says_it_answers(tmp_path):
+    """Without a token nothing reaches the hub before pinning: "answers" may only follow the hub's first answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "REASONER_"))}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}", HF_HOME=str(tmp_path / "hf"), NO_PROXY="*",
+               no_proxy="*")
+    result = cli("prefetch", "--recipe", "tiny-cpu", "--model.id", "org/tiny", env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "answers" not in result.stdout, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is unreachable" in lines[0] and "start the hub or fix HF_ENDPOINT" in lines[0], lines

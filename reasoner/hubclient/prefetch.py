@@ -45,14 +45,15 @@ def main(argv: Sequence[str]) -> int:
     recipe = load_recipe(ns.recipe, [*overrides, *pinned])
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
+    asks_hub = not hub.is_offline() and any(source.kind == "hub" for source in (model, *datasets))
     if hub.is_offline():
         print("HF_HUB_OFFLINE is set: nothing to fetch; checking the local cache only")
-    elif any(source.kind == "hub" for source in (model, *datasets)):
-        user = hub.check_token()
-        print(f"hub {hub.endpoint()} answers" + (f" (token of '{user}')" if user else " (no token)"))
+    user = hub.check_token() if asks_hub else None  # without a token this sends nothing: pinning is the first request
     hub.pin(model, "model")
     for dataset in datasets:
         hub.pin(dataset, "dataset")
+    if asks_hub:  # said only once the hub has answered (an unreachable one ends in pin's one line, exit 2)
+        print(f"hub {hub.endpoint()} answers" + (f" (token of '{user}')" if user else " (no token)"))
     if not ns.pin_only:
         hub.materialize(model, "model", download=True)
         for dataset in datasets:
