@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from reasoner.errors import UserError
 from reasoner.recipe.values import check_output_dir, check_time_budget
 from reasoner.train.precision import load_dtype, uses_deepspeed
-from reasoner.train.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share
+from reasoner.train.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share, raise_if_any_failed
 from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
 from reasoner.launch.noproxy import bypass_proxy_for
@@ -240,7 +240,14 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         trainer.train(resume_from_checkpoint=resume)
     if preemption.stopped:
         state.wait_for_everyone()  # every rank's part of the checkpoint is on disk before any rank exits
-        finish(trainer, preempted=True)
+        drained: BaseException | None = None
+        try:
+            finish(trainer, preempted=True)  # rank zero: the bounded wait for its queued pushes
+        except Exception as exc:  # noqa: BLE001 - shared with every rank, then re-raised on this one
+            drained = exc
+        # No rank exits before rank zero's pushes are done: torch elastic stops every worker once one exits and
+        # kills them ~30 s later, which would cut rank zero's wait (up to REASONER_PREEMPT_PUSH_S) short.
+        raise_if_any_failed(drained, "waiting for the hub pushes after the preemption save")
         from reasoner.train.preemption import Preempted, exit_line
 
         checkpoint = output_dir / f"checkpoint-{trainer.state.global_step}"
