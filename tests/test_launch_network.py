@@ -144,7 +144,7 @@ def test_the_slurm_launchers_environment_names_every_node(tmp_path):
            "REASONER_NODE_ADDRS": " ".join(addrs)}
     from reasoner.launch import launchenv
     from reasoner.topology import plan_for_recipe
-    from reasoner.recipe import load_recipe
+    from reasoner.recipe.load import load_recipe
 
     recipe = load_recipe("tiny-cpu", ["--generation.backend", "vllm"])
     layout = plan_for_recipe(recipe, env={**env, "SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2"}, gpus_per_node=4,
@@ -162,8 +162,8 @@ def test_reasoner_train_in_server_mode_reaches_its_server_past_the_proxy(tmp_pat
     port = health.server_address[1]
     script = textwrap.dedent(f"""
         import os
-        from reasoner.recipe import load_recipe
-        from reasoner.train import build_grpo_config
+        from reasoner.recipe.load import load_recipe
+        from reasoner.train.run import build_grpo_config
         recipe = load_recipe("tiny-cpu", ["--generation.backend", "vllm", "--generation.placement", "dedicated-gpu"])
         config = build_grpo_config(recipe)
         print(f"http://{{config.vllm_server_host}}:{{config.vllm_server_port}}")
