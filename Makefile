@@ -24,10 +24,10 @@ demo: setup  ## the whole loop on this machine: embedded hub, CPU GRPO training,
 	reasoner demo
 
 test: setup system vllm-parser  ## every test but the minutes-long learning runs
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTHON) -m pytest -q -m "not slow" --durations=25
 
 test-all: setup system vllm-parser
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=25
 
 bench: setup
 	$(PYTHON) bench/run_all.py
