@@ -8,9 +8,13 @@ so it is set before any test module imports it); the Xet tests (``hub/tests/test
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+# The hub's test-only helpers (hub_testkit: SeaweedFS, crash injection) are shared with these tests, never installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub" / "tests" / "support"))
 
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

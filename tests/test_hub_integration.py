@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from reasoner_hub.auth import Token
-from reasoner_hub.s3test import SeaweedFS, find_weed
 from reasoner_hub.server import HubServer
+from hub_testkit.seaweed import SeaweedFS, find_weed
 from shared_data import GSM8K
 
 WRITE_TOKEN = "hf_integration_write_token_0123456789"

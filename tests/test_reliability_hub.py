@@ -334,7 +334,7 @@ def test_a_bad_retry_setting_is_a_user_error(monkeypatch):
 # -- the server under faults, on S3 ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seaweedfs():
-    from reasoner_hub.s3test import INSTALL_HINT, SeaweedFS, find_weed
+    from hub_testkit.seaweed import INSTALL_HINT, SeaweedFS, find_weed
 
     try:
         find_weed()

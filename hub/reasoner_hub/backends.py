@@ -7,7 +7,6 @@ imports a backend: ``s3storage`` depends on ``storage``, and only this module kn
 from __future__ import annotations
 
 from reasoner_hub.errors import UserError
-from reasoner_hub import faults
 from reasoner_hub.s3storage import S3Storage
 from reasoner_hub.storage import LocalStorage, Storage
 
@@ -19,9 +18,7 @@ def open_storage(spec: str, s3_endpoint: str | None = None) -> Storage:
         if not rest:
             raise UserError(f"--storage {spec!r} names no bucket: use s3://BUCKET or s3://BUCKET/prefix")
         bucket, _, prefix = rest.partition("/")
-        storage: Storage = S3Storage(bucket, prefix=prefix, endpoint_url=s3_endpoint)
-    elif "://" in spec:
+        return S3Storage(bucket, prefix=prefix, endpoint_url=s3_endpoint)
+    if "://" in spec:
         raise UserError(f"--storage {spec!r} is neither a folder nor s3://BUCKET[/prefix]")
-    else:
-        storage = LocalStorage(spec)
-    return faults.from_environment(storage)
+    return LocalStorage(spec)

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from reasoner_hub import faults
 from reasoner_hub.auth import Token, TokenBook, parse_token_arg
 from reasoner_hub.backends import open_storage
 from reasoner_hub.lfs import UrlSigner
@@ -112,9 +111,8 @@ class HubServer:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="localhub", daemon=True
         )
-        faults.arm(self.storage)
         self._thread.start()
-        log.info("localhub serving %s at %s", self.storage.description, self.url)
+        log.info("reasoner-hub serving %s at %s", self.storage.description, self.url)
         return self
 
     @property

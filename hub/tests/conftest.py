@@ -14,16 +14,21 @@ import os
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 
+import sys  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+# The test-only helpers (SeaweedFS, crash injection) live in hub/tests/support, never in the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 import pytest  # noqa: E402
 from huggingface_hub import HfApi, constants  # noqa: E402
 
 from reasoner_hub.auth import TokenBook  # noqa: E402
-from reasoner_hub.s3test import INSTALL_HINT, SeaweedFS, find_weed  # noqa: E402
 from reasoner_hub.server import HubServer  # noqa: E402
 from reasoner_hub.storage import LocalStorage  # noqa: E402
+
+from hub_testkit.seaweed import INSTALL_HINT, SeaweedFS, find_weed  # noqa: E402
 
 from .helpers import TOKENS, WRITE_TOKEN  # noqa: E402
 

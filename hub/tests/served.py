@@ -1,4 +1,5 @@
-"""``python -m reasoner_hub serve`` as a real subprocess that tests can stop or ``kill -9``."""
+"""``python -m reasoner_hub serve`` as a real subprocess that tests can stop or ``kill -9``; with ``kill_at`` or
+``kill_in_recovery``, the same command through ``hub_testkit.crashserve``, which SIGKILLs it at that storage write."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import threading
 import time
 
+from hub_testkit import SUPPORT_DIR
+
 from .helpers import REPO_ROOT
 
 URL_LINE = r"^(http://\S+)\s*$"  # the CLI prints the hub URL alone on its own line
@@ -19,17 +22,26 @@ URL_LINE = r"^(http://\S+)\s*$"  # the CLI prints the hub URL alone on its own l
 class Served:
     """``serve`` in a subprocess; its output is pumped by threads so no read can block a test.
 
-    ``wait=False`` returns at once (for a process expected to die before it listens).
+    ``program``: the command to run instead of ``python -m reasoner_hub`` (e.g. an installed ``reasoner-hub``).
+    ``wait=False`` returns at once (for a process expected to die before it listens). ``kill_at``: SIGKILL
+    before the Nth storage write after start-up recovery; ``kill_in_recovery``: before the Nth write of recovery.
     """
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, wait: bool = True) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, wait: bool = True,
+                 kill_at: int | None = None, kill_in_recovery: int | None = None,
+                 program: list[str] | None = None) -> None:
+        command = program or [sys.executable, "-m", "reasoner_hub"]
+        if kill_at or kill_in_recovery:
+            command = [sys.executable, "-m", "hub_testkit.crashserve"]
+            command += ["--kill-at-write", str(kill_at)] if kill_at else []
+            command += ["--kill-in-recovery", str(kill_in_recovery)] if kill_in_recovery else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reasoner_hub", "serve", "--port", "0", *args],
+            [*command, "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO_ROOT,
-            env={**(env or os.environ), "PYTHONPATH": str(REPO_ROOT)},
+            env=env if program else {**(env or os.environ), "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(SUPPORT_DIR)])},
         )
         self.out: list[str] = []
         self.err: list[str] = []

@@ -1,6 +1,6 @@
-"""``kill -9`` of the real ``reasoner hub serve`` process at many points, then a restart on the same storage.
+"""``kill -9`` of the real ``reasoner-hub serve`` process at many points, then a restart on the same storage.
 
-Every round starts the server with ``LOCALHUB_TEST_KILL_AT_WRITE=N`` (it SIGKILLs itself before
+Every round starts the server through ``hub_testkit.crashserve --kill-at-write N`` (it SIGKILLs itself before
 its Nth storage write), sends a fixed workload (create a private repo, commit a secret to it,
 delete it, create a public repo of the same name, commit to a shared repo, make and drop
 branches, a burst of creates), and kills the server at the end if it is still alive. Some rounds
@@ -87,8 +87,8 @@ class Harness:
             assert status == 200
             self.ledger.keep_versions.append((oid, dict(self.keep_state)))
 
-    def start(self, wait: bool = True, **env: str) -> Served:
-        return Served(self.args, {**self.env, **env}, wait=wait)
+    def start(self, wait: bool = True, kill_at: int | None = None, kill_in_recovery: int | None = None) -> Served:
+        return Served(self.args, self.env, wait=wait, kill_at=kill_at, kill_in_recovery=kill_in_recovery)
 
 
 # -- the workload -------------------------------------------------------------------------------
@@ -288,11 +288,10 @@ def crash_rounds(h: Harness, kills: list[int | None], seed: int) -> None:
     died_in_recovery = 0
     for i, kill_at in enumerate(kills, start=1):
         if i in (3, 6):  # die again during start-up recovery, before serving anything
-            dying = h.start(wait=False, LOCALHUB_TEST_KILL_IN_RECOVERY="2")
+            dying = h.start(wait=False, kill_in_recovery=2)
             died_in_recovery += dying.wait_for(r"^http://", timeout=60) is None
             dying.kill()
-        env = {"LOCALHUB_TEST_KILL_AT_WRITE": str(kill_at)} if kill_at else {}
-        served = h.start(**env)
+        served = h.start(kill_at=kill_at)
         stalled = timer = None
         try:
             absent = check(h, served.url)

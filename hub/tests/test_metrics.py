@@ -65,8 +65,20 @@ def test_without_client_header_the_remote_address_counts(folder_hub):
     assert clients["127.0.0.1"]["requests"] == 1, clients
 
 
+# What the trainer's clients add to huggingface_hub's user agent (reasoner.hubclient.calls.client_agent),
+# written here with huggingface_hub alone: the hub's tests never import the trainer.
+RANKED_CLIENT = """
+import os
+from huggingface_hub import HfApi
+agent = {"reasoner": "0.0-test", "node": os.environ["SLURMD_NODENAME"], "pid": str(os.getpid()),
+         "rank": os.environ["RANK"]}
+HfApi(user_agent=agent).create_repo("org/ranked")
+print(os.getpid())
+"""
+
+
 def test_reasoner_clients_name_their_node_pid_and_rank(folder_storage, tmp_path):
-    """A user's process, configured only by the environment: the log says which node and rank it was."""
+    """A client that names node, pid and rank in its user agent: the log says which node and rank it was."""
     import subprocess
     import sys
 
@@ -75,8 +87,7 @@ def test_reasoner_clients_name_their_node_pid_and_rank(folder_storage, tmp_path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
         env.update(HF_ENDPOINT=hub.url, HF_TOKEN=WRITE_TOKEN, HF_HOME=str(tmp_path / "home"), RANK="3",
                    SLURMD_NODENAME="gpu-node-7", NO_PROXY="*", no_proxy="*")
-        script = "import os; from reasoner.hubclient import calls as hub; hub.api().create_repo('org/ranked'); print(os.getpid())"
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", RANKED_CLIENT], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "repos/create" not in (log.read_text() if log.exists() else ""):

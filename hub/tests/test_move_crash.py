@@ -1,7 +1,7 @@
 """A move cut by ``kill -9`` at its Nth storage write, for N from the first write of the move to
 its last, and some rounds killed again during the start-up recovery that settles it.
 
-Each round starts ``reasoner hub serve`` with ``LOCALHUB_TEST_KILL_AT_WRITE=N``, asks it to move
+Each round starts ``reasoner-hub serve`` through ``hub_testkit.crashserve --kill-at-write N``, asks it to move
 the repo to a new name, and restarts on the same folder. After every restart exactly one of the two
 names serves the whole repo (history, branches, tags, bytes, privacy, plain view), the other has no
 object left, the listing shows that repo alone, and the journal is empty. The rounds go on until a
@@ -89,13 +89,13 @@ def test_a_move_killed_at_every_stage_leaves_exactly_one_whole_repo(tmp_path):
     while True:
         rounds += 1
         target = f"team/moved-{rounds}"
-        served = Served(["--storage", str(root)], {"LOCALHUB_TEST_KILL_AT_WRITE": str(kill_at)})
+        served = Served(["--storage", str(root)], kill_at=kill_at)
         try:
             outcome = _move(served.url, current, target)
         finally:
             served.kill()
         if rounds % 4 == 2:  # the restart dies too, in the middle of settling the move
-            dying = Served(["--storage", str(root)], {"LOCALHUB_TEST_KILL_IN_RECOVERY": "2"}, wait=False)
+            dying = Served(["--storage", str(root)], wait=False, kill_in_recovery=2)
             assert dying.wait_for(r"^http://", timeout=60) is None, "recovery never reached its second write"
             dying.kill()
         kept = _check(root, current, target, outcome, history, tmp_path / f"cache-{rounds}")

@@ -1,4 +1,4 @@
-"""A real S3 object store for tests and demos: SeaweedFS (``weed mini``) on free ports in a temp dir.
+"""A real S3 object store for the tests: SeaweedFS (``weed mini``) on free ports in a temp dir.
 
     with SeaweedFS(bucket="hub") as s3:
         storage = s3.storage()                # an S3Storage on the bucket
@@ -190,7 +190,7 @@ class SeaweedFS:
 
     # -- clients ---------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        """AWS variables for a process that talks to this store (e.g. ``reasoner hub serve``)."""
+        """AWS variables for a process that talks to this store (e.g. ``reasoner-hub serve``)."""
         return {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,

@@ -1,9 +1,10 @@
 """Crash injection for the crash-safety tests: the hub process kills itself at its Nth storage write.
 
-Set in the environment of ``reasoner hub serve`` (never in production):
+The server itself knows nothing of this: ``python -m hub_testkit.crashserve`` (see there) wraps the
+storage the real ``serve`` command opens in a KillSwitch:
 
-* ``LOCALHUB_TEST_KILL_AT_WRITE=N``: SIGKILL before the Nth storage write after start-up recovery;
-* ``LOCALHUB_TEST_KILL_IN_RECOVERY=N``: SIGKILL before the Nth write of start-up recovery itself.
+* ``--kill-at-write N``: SIGKILL before the Nth storage write after start-up recovery;
+* ``--kill-in-recovery N``: SIGKILL before the Nth write of start-up recovery itself.
 
 A storage write is one ``put``, ``put_file``, ``put_if``, ``copy`` or ``delete``; ``delete_prefix``
 counts one per object, so a kill can land in the middle of removing a repo. SIGKILL gives the
@@ -18,10 +19,6 @@ import signal
 from collections.abc import Iterator
 
 from reasoner_hub.storage import Storage
-
-KILL_AT_WRITE_ENV = "LOCALHUB_TEST_KILL_AT_WRITE"
-KILL_IN_RECOVERY_ENV = "LOCALHUB_TEST_KILL_IN_RECOVERY"
-
 
 class KillSwitch(Storage):
     """Wraps a Storage; counts writes once armed and SIGKILLs the process at write number ``at``."""
@@ -104,22 +101,3 @@ class KillSwitch(Storage):
 
     def sweep_temp(self) -> list[str]:
         return self._inner.sweep_temp()
-
-
-def _number(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
-def from_environment(storage: Storage) -> Storage:
-    """``storage`` itself, or wrapped in a KillSwitch when a test asked for one in the environment."""
-    at, in_recovery = _number(KILL_AT_WRITE_ENV), _number(KILL_IN_RECOVERY_ENV)
-    if at is None and in_recovery is None:
-        return storage
-    return KillSwitch(storage, at, in_recovery)
-
-
-def arm(storage: Storage) -> None:
-    """Called once start-up recovery is done; a no-op on a real storage."""
-    if isinstance(storage, KillSwitch):
-        storage.arm()
