@@ -1,8 +1,8 @@
-"""localhub: a Hugging-Face-compatible hub over a folder or an S3 bucket.
+"""reasoner_hub (the ``reasoner-hub`` command): a Hugging-Face-compatible hub over a folder or an S3 bucket.
 
 For development, CI and air-gapped demos: the unchanged ``huggingface_hub``, ``datasets`` and
 ``transformers`` clients download, upload, list and push against it through ``HF_ENDPOINT``, over
-the Xet protocol (their default when ``hf_xet`` is installed; see ``xet/``) or LFS. Run it with ``reasoner hub serve --storage DIR|s3://BUCKET[/prefix]`` or in-process::
+the Xet protocol (their default when ``hf_xet`` is installed; see ``xet/``) or LFS. Run it with ``reasoner-hub serve --storage DIR|s3://BUCKET[/prefix]`` or in-process::
 
     from reasoner_hub import HubServer
     with HubServer("/tmp/hub") as hub:
@@ -59,7 +59,7 @@ objects synthesised from their manifests (other ids in git, the same files).
 Not implemented: pull requests, gated repos, ``git push``. Uploaded objects of
 failed commits stay in ``.hub/blobs/`` (harmless; removed with the repo). Xorbs stay in
 ``.hub/xet/`` when the repos that used them are deleted (readable through no repo) until
-``reasoner hub gc`` removes them (``xet/gc.py``).
+``reasoner-hub gc`` removes them (``xet/gc.py``).
 """
 
 from reasoner_hub.server import HubServer

@@ -1,5 +1,5 @@
-"""``serve``: run the hub from the command line (``reasoner hub serve`` / ``python -m reasoner_hub``);
-``gc``: delete the Xet data no repo needs any more (``reasoner hub gc``, with the hub stopped).
+"""``serve``: run the hub from the command line (``reasoner-hub serve``; the trainer's ``reasoner hub serve``
+and ``python -m reasoner_hub`` are the same command); ``gc``: delete the Xet data no repo needs any more (``reasoner-hub gc``, with the hub stopped).
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
 of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
@@ -23,7 +23,7 @@ UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reasoner hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
+    parser = argparse.ArgumentParser(prog="reasoner-hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve repos stored in a folder or an S3 bucket")
     serve.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
@@ -74,29 +74,29 @@ def _serve(args: argparse.Namespace) -> int:
         hub.start()
     except OSError as error:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
-    print(f"localhub: storage {hub.storage.description}", flush=True)
+    print(f"reasoner-hub: storage {hub.storage.description}", flush=True)
     if book.open:
-        print("localhub: no tokens: open to every reader and writer", flush=True)
+        print("reasoner-hub: no tokens: open to every reader and writer", flush=True)
         print(
-            "localhub: WARNING no tokens configured: anyone who can reach this port may read and write every "
+            "reasoner-hub: WARNING no tokens configured: anyone who can reach this port may read and write every "
             "repo (development mode); pass --token-file or --token to enforce tokens",
             file=sys.stderr,
             flush=True,
         )
     else:
-        print(f"localhub: {len(book)} token(s) enforced", flush=True)
+        print(f"reasoner-hub: {len(book)} token(s) enforced", flush=True)
     if getattr(hub.storage, "conditional_writes", True) is False:
         print(
-            "localhub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
+            "reasoner-hub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
             file=sys.stderr,
             flush=True,
         )
     if args.no_xet:
-        print("localhub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
+        print("reasoner-hub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
     if args.upstream:
-        print(f"localhub: mirroring missing repos from {args.upstream}", flush=True)
+        print(f"reasoner-hub: mirroring missing repos from {args.upstream}", flush=True)
     # The URL alone on the last line: the address clients use (HF_ENDPOINT), never the storage's.
-    print("localhub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
+    print("reasoner-hub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
     print(hub.url, flush=True)
 
     def _stop(signum, frame) -> None:
@@ -106,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     hub.serve_forever()
-    print("localhub: stopped", flush=True)
+    print("reasoner-hub: stopped", flush=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``reasoner hub gc``: Xet data no repo needs goes, everything a repo can still serve stays, on both storages.
+"""``reasoner-hub gc``: Xet data no repo needs goes, everything a repo can still serve stays, on both storages.
 
 Files go up through the real huggingface_hub + hf_xet in client processes (Xet on); gc runs with the
 hub stopped (the supported way), and a fresh hub on the same storage then serves the downloads.
@@ -64,7 +64,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def _cli_gc(storage, request, monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``reasoner hub gc`` on the storage under test (the S3 credentials from the environment, as a user runs it)."""
+    """``reasoner-hub gc`` on the storage under test (the S3 credentials from the environment, as a user runs it)."""
     if isinstance(storage, LocalStorage):
         spec = [str(storage.root)]
     else:
@@ -204,7 +204,7 @@ def test_a_client_that_remembers_a_collected_xorb_is_told_how_to_recover(storage
         again = subprocess.run([sys.executable, str(script), "upload-file", "org/second", str(data), "data.bin"],
                                env=client_env(hub.url, home, xet=True), capture_output=True, text=True, timeout=600)
         assert again.returncode != 0 and "was not uploaded first" in again.stderr
-        assert "reasoner hub gc" in again.stderr and "Xet cache" in again.stderr
+        assert "reasoner-hub gc" in again.stderr and "Xet cache" in again.stderr
         shutil.rmtree(home / "xet")
         run_client("xet_client.py", ["upload-file", "org/second", str(data), "data.bin"],
                    client_env(hub.url, home, xet=True))
@@ -220,7 +220,7 @@ def test_gc_refuses_an_unfinished_journal(storage, request, monkeypatch, capsys)
     storage.put(".hub/xet/xorbs/" + "0" * 64, b"x")  # something that would otherwise be garbage
     code, line = _cli_gc(storage, request, monkeypatch, capsys, "--grace-minutes", "0")
     assert code == 2 and len(line.splitlines()) == 1
-    assert "unfinished operation" in line and "reasoner hub serve --storage" in line and "then run gc" in line
+    assert "unfinished operation" in line and "reasoner-hub serve --storage" in line and "then run gc" in line
     assert storage.exists(".hub/xet/xorbs/" + "0" * 64)
     Journal(storage).end(intent)
     code, line = _cli_gc(storage, request, monkeypatch, capsys, "--grace-minutes", "0")

@@ -1,4 +1,4 @@
-"""Garbage collection of Xet data no repo needs any more (``reasoner hub gc``).
+"""Garbage collection of Xet data no repo needs any more (``reasoner-hub gc``).
 
 Xorbs are shared by every repo of a storage and never removed by a delete, a squash or an
 overwrite, so their bytes stay until this runs. It marks what the repos still need (``marks.py``:
@@ -74,7 +74,7 @@ def refuse_unfinished(storage: Storage, spec: str) -> None:
     if pending:
         raise UserError(
             f"{spec} has {len(pending)} unfinished operation(s) in {JOURNAL} (a hub stopped in the middle of them, "
-            f"or one is running now): start `reasoner hub serve --storage {spec}` once so it recovers them, stop it, "
+            f"or one is running now): start `reasoner-hub serve --storage {spec}` once so it recovers them, stop it, "
             "then run gc again"
         )
 

@@ -23,9 +23,9 @@ from reasoner_hub.xet.store import StoredFile, XetStore
 from reasoner_hub.xet.tokens import CasGrant
 
 MAX_DEDUPE_XORBS_PER_FILE = 32
-# hf_xet remembers the xorbs it uploaded (for three weeks) and skips them next time; after `reasoner hub gc`
+# hf_xet remembers the xorbs it uploaded (for three weeks) and skips them next time; after `reasoner-hub gc`
 # removed one, only a fresh client cache uploads it again.
-GC_HINT = ("; if this client uploaded it before, `reasoner hub gc` may have removed it since: delete the client's "
+GC_HINT = ("; if this client uploaded it before, `reasoner-hub gc` may have removed it since: delete the client's "
            "Xet cache ($HF_XET_CACHE, by default ~/.cache/huggingface/xet) and upload again")
 
 

@@ -13,7 +13,7 @@ again, whatever repo it goes to next; a repo sees only the files registered in i
 The top-level ``.hub`` can never be a repo (the name is reserved). Every object is immutable but
 the dedupe lists, which only ever gain xorbs (a lost update loses a dedupe chance, nothing else).
 Xorbs stay when a repo is deleted (they are readable only through a registered file) until
-``reasoner hub gc`` (gc.py) removes those no repo needs.
+``reasoner-hub gc`` (gc.py) removes those no repo needs.
 """
 
 from __future__ import annotations
