@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wait-health": ("reasoner.launch.commands:wait_health_main", "(launchers) wait for a server's health endpoint"),
     "train-node": ("reasoner.launch.commands:train_node_main", "(launchers) accelerate on this training node"),
     "stop-process": ("reasoner.launch.commands:stop_process_main", "(launchers) signal a process, wait, kill it if asked"),
+    "signal-grace": ("reasoner.launch.commands:signal_grace_main", "(launchers) the ranks' grace after SLURM's warning"),
     "should-requeue": ("reasoner.launch.commands:should_requeue_main", "(launchers) whether a stopped job requeues"),
 }
 

@@ -16,6 +16,7 @@ from reasoner.launch.health import wait_health
 from reasoner.launch.processes import flag_value, python, run_launcher, stop_process
 from reasoner.launch.requeue import requeue_decision
 from reasoner.launch.serve import serve
+from reasoner.launch.signallead import grace_after_warning, seconds_left, short_lead_warning
 from reasoner.train.preempted import MARKER_ENV
 from reasoner.topology.server import WEIGHT_SYNC_HOST_ENV
 
@@ -70,6 +71,31 @@ def should_requeue_main(argv: Sequence[str]) -> int:
     requeue, why = requeue_decision(name, ns.marker, started=ns.started == "yes")
     print(f"[should-requeue] {why}", file=sys.stderr)
     return 0 if requeue else 1
+
+
+def signal_grace_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="reasoner signal-grace",
+        description="Print the seconds the ranks get after SLURM's warning signal: the time left to the job's end "
+                    "(scontrol) less the job script's exit; REASONER_PREEMPT_GRACE when set. One line on stderr says "
+                    "so when the lead actually given is shorter than the plan needs.")
+    parser.add_argument("--job", required=True, help="the SLURM job id")
+    parser.add_argument("--fallback", type=int, required=True, help="seconds when the job's end time is unknown")
+    parser.add_argument("--needed", type=float, default=None, help="seconds the plan needs from the signal to the exit")
+    ns = parser.parse_args(list(argv))
+    explicit = os.environ.get("REASONER_PREEMPT_GRACE", "").strip()
+    if explicit.isdigit():
+        print(int(explicit))
+        return 0
+    left = seconds_left(ns.job)
+    grace = grace_after_warning(left, ns.fallback)
+    if left is not None:
+        print(f"[signal-grace] {left:.0f} s left before the job ends: the ranks get {grace} s", file=sys.stderr)
+        warning = short_lead_warning(round(left), "the time left when the signal came", ns.needed or None)
+        if warning:
+            print(f"[signal-grace] {warning}", file=sys.stderr)
+    print(grace)
+    return 0
 
 
 def serve_generation_main(argv: Sequence[str]) -> int:

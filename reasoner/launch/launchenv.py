@@ -10,6 +10,7 @@ prints is one a script reads (tests/test_launch.py checks both directions).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 import sys
@@ -23,6 +24,7 @@ from reasoner.launch import nodes
 from reasoner.launch.noproxy import no_proxy_env
 from reasoner.launch.ports import PORT_VARIABLES, local_ports
 from reasoner.launch.processes import python
+from reasoner.launch.signallead import requested_lead, short_lead_warning
 from reasoner.plan.checkpoints import DEFAULT_SIGNAL_LEAD_S, EXIT_MARGIN_S
 from reasoner.plan.hardware import this_machine
 from reasoner.plan.run import RunPlan, describe, plan_run, refusal
@@ -179,6 +181,18 @@ def preempt_grace(recipe: Any, env: Mapping[str, str]) -> int:
     return max(1, int(lead - EXIT_MARGIN_S))
 
 
+def check_signal_lead(run: RunPlan, env: Mapping[str, str]) -> str:
+    """Say in one line when the lead this job asked for is shorter than its plan needs; the needed seconds ("" when
+    not estimated), for the job script's grace when the warning comes (reasoner.launch.signallead)."""
+    needed = run.checkpoints.lead_needed_s if run.checkpoints is not None else None
+    script = env.get("REASONER_BATCH_SCRIPT")
+    if script and needed is not None:
+        warning = short_lead_warning(*requested_lead(env, Path(script)), needed)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+    return "" if needed is None else str(math.ceil(needed))
+
+
 def run_hosts(layout: Plan) -> list[str]:
     """Every address and name the run's processes reach each other at: the generation server, the rendezvous,
     the weight-sync host and the nodes."""
@@ -209,6 +223,8 @@ def launch_values(request: Request, env: Mapping[str, str]) -> tuple[dict[str, s
     reason = refusal(run)
     if reason:
         raise UserError(reason)
+    if request.launcher == "slurm":
+        values["LEAD_NEEDED"] = check_signal_lead(run, env)
     layout, py = run.layout, python()
     values.update(SERVER_COMMAND=server_command(layout, py), SERVER_LOG=str(files.server_log),
                   SERVER_URL=f"http://{layout.vllm_host}:{layout.vllm_port}/health" if layout.vllm_host else "",

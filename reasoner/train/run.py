@@ -172,6 +172,25 @@ def load_training_data(recipe: Recipe, dataset_sources, tokenizer):
     return prepared, stats
 
 
+def stop_preempted(trainer: Any, state: Any, finish: Any, preemption: Any, output_dir: Path) -> None:
+    """End a run stopped by a preemption signal: every rank waits for rank zero's pushes, then raises Preempted.
+
+    No rank exits before rank zero's bounded wait for its queued pushes ends: torch elastic stops every worker once
+    one exits and kills them ~30 s later, which would cut that wait (up to REASONER_PREEMPT_PUSH_S) short.
+    """
+    state.wait_for_everyone()  # every rank's part of the checkpoint is on disk before any rank exits
+    drained: BaseException | None = None
+    try:
+        finish(trainer, preempted=True)  # rank zero: the bounded wait for its queued pushes
+    except Exception as exc:  # noqa: BLE001 - shared with every rank, then re-raised on this one
+        drained = exc
+    raise_if_any_failed(drained, "waiting for the hub pushes after the preemption save")
+    from reasoner.train.preemption import Preempted, exit_line
+
+    checkpoint = output_dir / f"checkpoint-{trainer.state.global_step}"
+    raise Preempted(exit_line(preemption.stopped_by, str(checkpoint)))
+
+
 def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False,
         time_budget_s: float | None = None) -> Path:
     """Train one recipe; returns the output folder holding the final model."""
@@ -239,19 +258,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     with disk_full_is_a_user_error(output_dir):
         trainer.train(resume_from_checkpoint=resume)
     if preemption.stopped:
-        state.wait_for_everyone()  # every rank's part of the checkpoint is on disk before any rank exits
-        drained: BaseException | None = None
-        try:
-            finish(trainer, preempted=True)  # rank zero: the bounded wait for its queued pushes
-        except Exception as exc:  # noqa: BLE001 - shared with every rank, then re-raised on this one
-            drained = exc
-        # No rank exits before rank zero's pushes are done: torch elastic stops every worker once one exits and
-        # kills them ~30 s later, which would cut rank zero's wait (up to REASONER_PREEMPT_PUSH_S) short.
-        raise_if_any_failed(drained, "waiting for the hub pushes after the preemption save")
-        from reasoner.train.preemption import Preempted, exit_line
-
-        checkpoint = output_dir / f"checkpoint-{trainer.state.global_step}"
-        raise Preempted(exit_line(preemption.stopped_by, str(checkpoint)))
+        stop_preempted(trainer, state, finish, preemption, output_dir)
     with disk_full_is_a_user_error(output_dir):
         trainer.save_model(str(output_dir))
         if state.is_main_process:
