@@ -21,7 +21,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -130,13 +130,33 @@ def test_one_two_rank_job_trained(job):
         assert len(lines) == 1, f"{len(lines)} main processes logged step {step}"
 
 
+def clock_reading_after(clock: str, earliest: datetime) -> datetime:
+    """The first moment at or after ``earliest`` (less a second, the clock's rounding) whose local time of day is
+    ``clock`` (HH:MM:SS). The job log's lines carry no date, and a job may run across midnight, so the date comes
+    from the job's own records rather than from the clock at assertion time."""
+    local = earliest.astimezone()
+    time_of_day = datetime.strptime(clock, "%H:%M:%S").time()
+    moment = datetime.combine(local.date(), time_of_day).astimezone()
+    if moment < local - timedelta(seconds=1):
+        moment = datetime.combine(local.date() + timedelta(days=1), time_of_day).astimezone()
+    return moment
+
+
+def test_a_log_clock_reading_is_dated_from_the_job_not_the_wall_clock():
+    evening = datetime(2026, 3, 1, 23, 59, 58).astimezone()
+    assert clock_reading_after("23:59:59", evening) == datetime(2026, 3, 1, 23, 59, 59).astimezone()
+    assert clock_reading_after("00:00:03", evening) == datetime(2026, 3, 2, 0, 0, 3).astimezone()
+    assert clock_reading_after("23:59:57", evening) == datetime(2026, 3, 1, 23, 59, 57).astimezone()
+    assert clock_reading_after("12:00:00", evening) == datetime(2026, 3, 2, 12, 0, 0).astimezone()
+
+
 def test_no_request_for_model_or_data_after_the_prefetch(job):
     match = re.search(r"\[grpo\.sbatch (\d\d:\d\d:\d\d)\] training on ", job["log"])
     assert match, job["log"][-3000:]
-    started = datetime.combine(datetime.now().astimezone().date(), datetime.strptime(match[1], "%H:%M:%S").time(),
-                               tzinfo=datetime.now().astimezone().tzinfo)
     inputs = [r for r in job["records"] if r["repo"] in (f"models/{BASE}", f"datasets/{DATA}")]
     assert any("/resolve/" in r["path"] for r in inputs), "the prefetch downloaded nothing"
+    # Training starts after the job's first request to the hub (its pins and prefetch): date the line from that.
+    started = clock_reading_after(match[1], min(datetime.fromisoformat(r["time"]) for r in job["records"]))
     late = [r for r in inputs if (datetime.fromisoformat(r["time"]) - started).total_seconds() >= 1.0]
     assert not late, f"requests after training started: {[(r['time'], r['method'], r['path']) for r in late][:5]}"
 
