@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -158,8 +159,13 @@ def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path
     ranks = _rank_pids(run.process.pid)
     assert set(ranks) == {0, 1}, f"expected two training ranks under the launcher, found {ranks}"
     os.kill(ranks[1], signal.SIGTERM)
-    run.wait()
+    launcher_rc = run.wait()
     log = run.text()
+    # Each rank exits 75; the launcher reports any failed worker as 1 (so job scripts read the marker instead),
+    # and its failure report names the ranks' own exit codes: a rank that crashed or was killed shows otherwise.
+    assert launcher_rc == 1, (launcher_rc, log[-3000:])
+    codes = [int(code) for code in re.findall(r"exitcode\s*: (-?\d+)", log)]
+    assert codes and set(codes) == {PREEMPTED}, (codes, log[-3000:])
     checkpoints = checkpoint_dirs(out)
     assert len(checkpoints) == 1, (checkpoints, log[-3000:])
     step = int(checkpoints[0].split("-")[1])
