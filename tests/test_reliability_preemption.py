@@ -164,8 +164,9 @@ def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path
     # Each rank exits 75; the launcher reports any failed worker as 1 (so job scripts read the marker instead),
     # and its failure report names the ranks' own exit codes: a rank that crashed or was killed shows otherwise.
     assert launcher_rc == 1, (launcher_rc, log[-3000:])
-    codes = [int(code) for code in re.findall(r"exitcode\s*: (-?\d+)", log)]
-    assert codes and set(codes) == {PREEMPTED}, (codes, log[-3000:])
+    reported = {int(pid): int(code) for code, pid in re.findall(r"exitcode\s*: (-?\d+) \(pid: (\d+)\)", log)}
+    assert reported and set(reported) <= set(ranks.values()), (reported, ranks, log[-3000:])
+    assert set(reported.values()) == {PREEMPTED}, (reported, log[-3000:])
     checkpoints = checkpoint_dirs(out)
     assert len(checkpoints) == 1, (checkpoints, log[-3000:])
     step = int(checkpoints[0].split("-")[1])
