@@ -1,7 +1,10 @@
 """The checks around a push: before training, may this token write the repo; after a push, did every file land.
 
 A read-only token should fail a run in seconds, not after hours of training; and a push counts as done only when
-every local file is on the hub with the same size and hash (git's blob id, or the LFS/Xet sha256).
+every local file is on the hub with the same size and hash (git's blob id, or the LFS/Xet sha256) and the hub
+serves those very bytes. The hub's record of a file is what the client declared and the hub checked on arrival;
+a store that corrupts the object after that (a disk, an object store, a proxy in front of it) leaves the record
+right and the file wrong, so the verification reads every pushed file back, once, at the commit it checked.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from reasoner.errors import UserError
 from reasoner.hubclient.calls import api as hub_api
-from reasoner.hubclient.calls import describe_hub_error, endpoint, hub_call
+from reasoner.hubclient.calls import client_agent, describe_hub_error, endpoint, hub_call
 from reasoner.publish.push import PushJob, hub_reachable
 from reasoner.publish.xetcheck import check_xet_uploads
 
@@ -34,14 +37,47 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def served_sha256(repo_id: str, name: str, commit: str) -> str:
+    """The sha256 of the bytes the hub serves for ``name`` at ``commit`` (streamed, nothing written to disk)."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_stream_backoff
+
+    url = hf_hub_url(repo_id, name, revision=commit, endpoint=endpoint())
+    digest = hashlib.sha256()
+    with http_stream_backoff("GET", url, headers=build_hf_headers(user_agent=client_agent()), timeout=60,
+                             follow_redirects=True) as response:
+        hf_raise_for_status(response)
+        for chunk in response.iter_bytes(chunk_size=1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _listed(repo_id: str) -> tuple[str, dict]:
+    """The commit ``main`` points at and the files the hub records there."""
+    client = hub_api()
+    commit = client.repo_info(repo_id).sha
+    files = {entry.path: entry for entry in client.list_repo_tree(repo_id, recursive=True, revision=commit)
+             if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile"}
+    return commit, files
+
+
+def _record_problem(name: str, entry, path: Path, local_sha256: str) -> str | None:
+    """How the hub's record of a file differs from the local file (None: size and hash agree)."""
+    if entry.size != path.stat().st_size:
+        return f"{name}: {entry.size} bytes on the hub, {path.stat().st_size} locally"
+    lfs = getattr(entry, "lfs", None)
+    if lfs is not None:
+        remote_sha = lfs.sha256 if hasattr(lfs, "sha256") else lfs["sha256"]
+        return None if remote_sha == local_sha256 else f"{name}: sha256 differs"
+    return None if entry.blob_id == git_blob_sha1(path) else f"{name}: content differs"
+
+
 def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
-    """Compare every local file that the job uploads with the hub's record of it; return the mismatches."""
-    remote = {}
+    """Compare every local file that the job uploads with the hub's record of it and with the bytes the hub
+    serves for it; return the mismatches."""
     try:
         with hub_reachable():
-            for entry in hub_api().list_repo_tree(repo_id, recursive=True):
-                if hasattr(entry, "size") and entry.__class__.__name__ == "RepoFile":
-                    remote[entry.path] = entry
+            commit, remote = _listed(repo_id)
     except Exception as exc:  # noqa: BLE001 - an unverifiable push counts as not landed; the caller reports it
         return [f"could not list {repo_id} on the hub to verify it ({type(exc).__name__})"]
     problems = []
@@ -54,16 +90,19 @@ def verify_upload(repo_id: str, folder: Path, job: PushJob) -> list[str]:
         if entry is None:
             problems.append(f"{name}: missing on the hub")
             continue
-        if entry.size != path.stat().st_size:
-            problems.append(f"{name}: {entry.size} bytes on the hub, {path.stat().st_size} locally")
-            continue
-        lfs = getattr(entry, "lfs", None)
-        if lfs is not None:
-            remote_sha = lfs.sha256 if hasattr(lfs, "sha256") else lfs["sha256"]
-            if remote_sha != sha256(path):
-                problems.append(f"{name}: sha256 differs")
-        elif entry.blob_id != git_blob_sha1(path):
-            problems.append(f"{name}: content differs")
+        local = sha256(path)
+        problem = _record_problem(name, entry, path, local)
+        if problem is None:
+            try:
+                with hub_reachable():
+                    served = served_sha256(repo_id, name, commit)
+            except Exception as exc:  # noqa: BLE001 - a file that cannot be read back is not verified
+                problem = f"{name}: could not be read back from the hub ({type(exc).__name__})"
+            else:
+                if served != local:
+                    problem = f"{name}: the hub serves other bytes than were pushed (sha256 {served[:12]}, local {local[:12]})"
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 
