@@ -165,7 +165,8 @@ def test_choice_format_reads_letters_and_indexes():
     assert correctness([tagged(w) for w in written], answer=[gold] * 4, compare_as="choice") == [2.0] * 4
     assert correctness([tagged("A"), tagged("Mercury")], answer=[gold] * 2, compare_as="choice") == [0.0, 0.0]
     assert comparison("choice").lenient("Between (A) and (B), I pick (B).") == "B"
-    _, stats = prepare_dataset([{"question": "q", "answer": "F"}, {"question": "q", "answer": 7},
+    # Letters run to Z (MMLU-Pro has ten options); a key that is no letter, or an index past Z, is dropped.
+    _, stats = prepare_dataset([{"question": "q", "answer": "no idea"}, {"question": "q", "answer": 26},
                                 {"question": "q", "answer": "C"}], answer="choice")
     assert stats.kept == 1 and stats.dropped_no_answer == 2
 

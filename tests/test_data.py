@@ -77,7 +77,8 @@ def test_prepare_real_train_split_keeps_every_row() -> None:
         rows, system="default", few_shot=FEW_SHOT, question_column="question", answer_column="answer"
     )
     assert stats == PrepStats(kept=len(rows))
-    assert prepared.column_names == ["prompt", "answer", "compare_as"]
+    # ours, then every column of the row for the rewards (the raw answer column is replaced by the gold answer)
+    assert prepared.column_names == ["prompt", "answer", "compare_as", "read_from", "question", "solution"]
     assert set(prepared["compare_as"]) == {"number"}  # GSM8K gold answers compare as numbers
     first = prepared[0]
     assert first["answer"] == extract_gold(rows[0]["answer"])

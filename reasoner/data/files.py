@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reasoner.data.columns import uniform_rows
 from reasoner.errors import UserError
 
 if TYPE_CHECKING:  # datasets is slow to import; the CLI imports this package for every command.
@@ -68,7 +69,7 @@ def _read_file(path: Path) -> "Dataset":
 
         return Dataset(InMemoryTable(pq.read_table(path)))
     if path.suffix in (".jsonl", ".json"):
-        return Dataset.from_list(_read_json_rows(path))
+        return Dataset.from_list(uniform_rows(_read_json_rows(path)))
     raise UserError(f"cannot read {path}: use a .jsonl, .json or .parquet file, or a folder with <split>.jsonl")
 
 

@@ -11,6 +11,8 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from reasoner.data.columns import uniform_columns
+
 if TYPE_CHECKING:  # datasets is slow to import; the CLI imports this package for every command.
     from datasets import Dataset
 
@@ -31,11 +33,19 @@ def mix_indices(sizes: Sequence[int], weights: Sequence[float], seed: int) -> li
 
 
 def mix_datasets(parts: Sequence["Dataset"], weights: Sequence[float], seed: int) -> "Dataset":
-    """One data set of the parts' rows by ``mix_indices``; the parts must have the same columns."""
-    from datasets import concatenate_datasets
+    """One data set of the parts' rows by ``mix_indices``.
 
-    offsets = [0]
-    for part in parts[:-1]:
-        offsets.append(offsets[-1] + len(part))
-    combined = concatenate_datasets(list(parts))
-    return combined.select([offsets[part] + row for part, row in mix_indices([len(p) for p in parts], weights, seed)])
+    Every row keeps every column of its part (the rewards read them); a column another part lacks is None there,
+    and a column whose types differ between parts becomes text, so parts of different shapes still mix.
+    """
+    from datasets import Dataset
+
+    columns: dict[str, None] = {}
+    for part in parts:
+        columns.update(dict.fromkeys(part.column_names))
+    data = {name: [list(part[name]) if name in part.column_names else [None] * len(part) for part in parts]
+            for name in columns}
+    order = mix_indices([len(p) for p in parts], weights, seed)
+    mixed = {name: [values[part][row] for part, row in order] for name, values in data.items()}
+    return Dataset.from_dict(uniform_columns(mixed))
+

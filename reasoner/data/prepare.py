@@ -13,15 +13,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from reasoner.data.columns import uniform_columns
 from reasoner.data.prompts import DEFAULT_SYSTEM, build_prompt, check_few_shot, resolve_system_prompt
 from reasoner.data.sources import check_columns
 from reasoner.errors import UserError
+from reasoner.tasks.choice import ChoiceLayout
 from reasoner.tasks.formats import AnswerFormat, answer_format
 
 if TYPE_CHECKING:  # datasets is slow to import; the CLI imports this package for every command.
     from datasets import Dataset
 
-__all__ = ["PrepStats", "prepare_dataset", "usable_rows"]
+__all__ = ["RESERVED", "PrepStats", "prepare_dataset", "reward_columns", "usable_rows"]
+
+# Columns of a prepared row that are ours: the chat prompt, the gold answer, how to compare it, where to read it.
+RESERVED = ("prompt", "answer", "compare_as", "read_from")
 
 _TOKENIZE_BATCH = 256
 
@@ -67,30 +72,59 @@ def _column_names(rows: Any) -> list[str]:
 
 def usable_rows(
     rows: Any, *, question_column: str, answer_column: str, fmt: AnswerFormat, system_column: str | None = None,
-    limit: int | None = None, stats: PrepStats | None = None,
+    limit: int | None = None, stats: PrepStats | None = None, choices: ChoiceLayout | None = None,
 ) -> list[dict[str, Any]]:
-    """``{question, gold, system}`` for each row with a question and a gold answer ``fmt`` can read, in order.
+    """``{question, gold, system, row}`` for each row with a question and a gold answer ``fmt`` can read, in order.
 
     Stops after ``limit`` usable rows; every row passed over is counted in ``stats``. ``system`` is the row's
-    own system prompt (from ``system_column``) or None.
+    own system prompt (from ``system_column``) or None; ``row`` is the raw row, whose columns reach the rewards.
+    With a ``choices`` layout the question carries its options and the gold key is read against them.
     """
     stats = stats if stats is not None else PrepStats()
     usable: list[dict[str, Any]] = []
     for row in rows:
         if limit is not None and len(usable) >= limit:
             break
-        gold = fmt.read_gold(row.get(answer_column))
+        question = row.get(question_column)
+        if choices is not None:
+            options = choices.options(row)
+            gold = fmt.read_choice_gold(row.get(answer_column), options[1], len(options[0])) if options else None
+            if options and isinstance(question, str):
+                question = choices.render(question, options[0])
+        else:
+            gold = fmt.read_gold(row.get(answer_column))
         if gold is None:
             stats.dropped_no_answer += 1
             continue
-        question = row.get(question_column)
         if not isinstance(question, str) or not question.strip():
             stats.dropped_no_question += 1
             continue
         system = row.get(system_column) if system_column else None
-        usable.append({"question": question, "gold": gold,
+        usable.append({"question": question, "gold": gold, "row": dict(row),
                        "system": system if isinstance(system, str) and system.strip() else None})
     return usable
+
+
+def reward_columns(items: Sequence[Mapping[str, Any]], fmt: AnswerFormat, answer_column: str) -> dict[str, list]:
+    """The columns every reward receives as keywords (TRL's convention): the row's own columns, and ``solution``.
+
+    ``answer`` (the gold answer), ``compare_as`` and ``read_from`` are ours and win over a raw column of that name.
+    ``solution`` is the row's own column when it has one; else the worked solution when the answer column holds
+    one (a ``math`` answer read from its ``\\boxed{}``), else the gold answer, which is what TRL's rewards that
+    read ``solution`` (``accuracy_reward``) expect.
+    """
+    names: dict[str, None] = {}
+    for item in items:
+        names.update(dict.fromkeys(item["row"]))
+    columns = {name: [item["row"].get(name) for item in items] for name in names if name not in RESERVED}
+    if "solution" not in columns:
+        columns["solution"] = [_solution(item, fmt, answer_column) for item in items]
+    return columns
+
+
+def _solution(item: Mapping[str, Any], fmt: AnswerFormat, answer_column: str) -> str:
+    raw = item["row"].get(answer_column)
+    return str(raw) if fmt.name == "math" and isinstance(raw, str) and "\\boxed" in raw else item["gold"]
 
 
 def _prompt_lengths(tokenizer: Any, prompts: list[list[dict]]) -> list[int]:
@@ -124,8 +158,10 @@ def prepare_dataset(
     max_prompt_tokens: int | None = None,
     answer: str | Mapping[str, Any] | None = None,
     system_column: str | None = None,
+    choices: ChoiceLayout | None = None,
 ) -> "tuple[Dataset, PrepStats]":
-    """GRPO training rows: ``prompt`` (chat messages), ``answer`` (the gold answer) and ``compare_as``.
+    """GRPO training rows: ``prompt`` (chat messages), ``answer`` (the gold answer), ``compare_as``, ``read_from``
+    and every column of the raw row (see ``reward_columns``), which TRL hands to each reward as a keyword.
 
     ``answer`` is the task's answer format (a name or a recipe's ``answer`` section; GSM8K's when None).
     Drops, and counts, rows without a gold answer that format can read, rows with an empty question, and
@@ -136,7 +172,9 @@ def prepare_dataset(
 
     fmt = answer_format(answer)
     check_columns(_column_names(rows), {"question_column": question_column, "answer_column": answer_column,
-                                        "system_column": system_column}, "the data set")
+                                        "system_column": system_column,
+                                        **{f"choices ({c})": c for c in (choices.needed if choices else [])}},
+                  "the data set")
     if max_prompt_tokens is not None and max_prompt_tokens <= 0:
         raise UserError(f"dataset.max_prompt_tokens must be a positive number of tokens, got {max_prompt_tokens}")
     system_text = resolve_system_prompt(system)
@@ -144,15 +182,14 @@ def prepare_dataset(
 
     stats = PrepStats(missing=fmt.missing)
     usable = usable_rows(rows, question_column=question_column, answer_column=answer_column, fmt=fmt,
-                         system_column=system_column, stats=stats)
+                         system_column=system_column, stats=stats, choices=choices)
     prompts = [build_prompt(item["question"], item["system"] or system_text, examples) for item in usable]
-    answers = [item["gold"] for item in usable]
 
     if tokenizer is not None and max_prompt_tokens is not None and prompts:
         keep = [length <= max_prompt_tokens for length in _prompt_lengths(tokenizer, prompts)]
         stats.dropped_too_long = keep.count(False)
         prompts = [p for p, k in zip(prompts, keep) if k]
-        answers = [a for a, k in zip(answers, keep) if k]
+        usable = [item for item, k in zip(usable, keep) if k]
 
     stats.kept = len(prompts)
     if not prompts:
@@ -161,5 +198,7 @@ def prepare_dataset(
             f"{fmt.expects} (answer.format {fmt.name}), dataset.question_column ('{question_column}'), "
             "and raise dataset.max_prompt_tokens if prompts were too long"
         )
-    compare_as = [fmt.comparison.name] * len(prompts)
-    return Dataset.from_dict({"prompt": prompts, "answer": answers, "compare_as": compare_as}), stats
+    columns = {"prompt": prompts, "answer": [item["gold"] for item in usable],
+               "compare_as": [fmt.comparison.name] * len(prompts), "read_from": [fmt.read_from] * len(prompts),
+               **reward_columns(usable, fmt, answer_column)}
+    return Dataset.from_dict(uniform_columns(columns)), stats

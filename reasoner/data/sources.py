@@ -76,6 +76,7 @@ def load_rows(
     num_generated: int = 1000,
     seed: int = 0,
     system_column: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
 ) -> "Dataset":
     """The raw rows of a data set, checked to be non-empty and to have the question and answer columns.
 
@@ -103,6 +104,6 @@ def load_rows(
         where = f"data set '{source}' split '{split}'"
     if len(rows) == 0:
         raise UserError(f"{where} has no rows: point dataset.id/dataset.split at data with rows")
-    check_columns(rows.column_names, {"question_column": question_column, "answer_column": answer_column,
-                                      "system_column": system_column}, where)
+    named = {"question_column": question_column, "answer_column": answer_column, "system_column": system_column}
+    check_columns(rows.column_names, {**named, **dict(columns or {})}, where)
     return rows

@@ -25,7 +25,8 @@ def _rows(source: TaskSource, location: str, revision: str | None, split: str, n
     """The raw rows of one source, read from ``location`` (its id, or where its pinned snapshot is)."""
     return load_rows(location, config=source.config, split=split, revision=revision,
                      question_column=source.question_column, answer_column=source.answer_column,
-                     num_generated=num_generated, seed=seed, system_column=source.system_column)
+                     num_generated=num_generated, seed=seed, system_column=source.system_column,
+                     columns=source.columns)
 
 
 def prepare_task(
@@ -47,7 +48,7 @@ def prepare_task(
         part, stats = prepare_dataset(
             rows, system=prompt.get("system"), few_shot=prompt.get("few_shot"), question_column=source.question_column,
             answer_column=source.answer_column, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
-            answer=source.answer, system_column=source.system_column)
+            answer=source.answer, system_column=source.system_column, choices=source.choices)
         prepared.append(part)
         per_source.append(stats)
     total = sum(per_source[1:], per_source[0])
@@ -76,7 +77,7 @@ def task_questions(
         stats = PrepStats()
         fmt = source.format
         items = usable_rows(rows, question_column=source.question_column, answer_column=source.answer_column,
-                            fmt=fmt, system_column=source.system_column, stats=stats,
+                            fmt=fmt, system_column=source.system_column, stats=stats, choices=source.choices,
                             limit=limit if len(sources) == 1 else None)
         per_source.append([{**item, "compare_as": fmt.comparison.name} for item in items])
         dropped += stats.dropped_no_answer + stats.dropped_no_question

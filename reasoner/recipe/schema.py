@@ -40,6 +40,11 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "question_column": (STR, "question"),
         "answer_column": (STR, "answer"),
         "system_column": (OPT_STR, None),  # a column with each row's own system prompt
+        # multiple choice: the options as a list or {label, text} column, or one column per option
+        "choices_column": (OPT_STR, None),
+        "choice_columns": ((list, type(None)), None),
+        "choices_template": (OPT_STR, None),  # "{question}\n\n{choices}" unless set
+        "choice_line": (OPT_STR, None),  # "({label}) {text}" unless set
         "mix": (LIST, []),  # several data sets mixed by weight (reasoner.tasks.spec)
         "max_prompt_tokens": ((int, type(None)), None),
         "num_generated": (INT, 256),

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from reasoner.tasks import latex
+from reasoner.tasks.choice import LETTERS, committed_letter, read_choice_key, stated_letter
 from reasoner.tasks.numeric import last_number, numbers_equal, parse_number
 
 __all__ = ["COMPARISONS", "Comparison", "comparison", "normalize_text", "read_choice"]
 
-CHOICE_LETTERS = "ABCDE"
-_LEADING_CHOICE = re.compile(r"\(?([A-Ea-e])\)?(?=$|[\s.):,])")
-_STATED_CHOICE = re.compile(r"answer\s*(?:is)?\s*:?\s*\(?([A-Ea-e])\)?(?![\w])", re.IGNORECASE)
-_CHOICE_IN_TEXT = re.compile(r"\(([A-E])\)|(?<![\w])([A-E])\)|answer\s*(?:is)?\s*:?\s*\(?([A-E])\b", re.IGNORECASE)
+CHOICE_LETTERS = LETTERS
 _ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is)?\s*:?\s*", re.IGNORECASE)
 
 
@@ -34,23 +32,8 @@ def normalize_text(value: Any) -> str:
 
 
 def read_choice(value: Any) -> str | None:
-    """One letter A-E from an answer: ``B``, ``(b)``, ``B) 12 apples``, ``Answer: B``, or a 0-based index 1."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return CHOICE_LETTERS[value] if 0 <= value < len(CHOICE_LETTERS) else None
-    if value is None:
-        return None
-    text = str(value).strip()
-    match = _LEADING_CHOICE.match(text) or _STATED_CHOICE.search(text)
-    return match.group(1).upper() if match else None
-
-
-def _choice_anywhere(text: str) -> str | None:
-    letter = None
-    for match in _CHOICE_IN_TEXT.finditer(text):
-        letter = next(group for group in match.groups() if group)
-    return letter.upper() if letter else None
+    """One letter A-Z from a gold key: ``B``, ``(b)``, ``B) 12 apples``, ``Answer: B``, or a 0-based index 1."""
+    return read_choice_key(value, index_from=0)
 
 
 def _last_line(text: str) -> str | None:
@@ -65,7 +48,7 @@ def _exact_equal(predicted: str | None, gold: str | None) -> bool:
 
 def _choice_equal(predicted: str | None, gold: str | None) -> bool:
     expected = read_choice(gold)
-    return expected is not None and read_choice(predicted) == expected
+    return expected is not None and committed_letter(predicted) == expected
 
 
 @dataclass(frozen=True)
@@ -88,8 +71,8 @@ COMPARISONS: dict[str, Comparison] = {
                    lambda gold: bool(latex.parse_math(gold)), latex.math_equal, latex.math_answer_anywhere),
         Comparison("exact", "a non-empty string (compared trimmed, case-folded, whitespace collapsed)",
                    lambda gold: normalize_text(gold) != "", _exact_equal, _last_line),
-        Comparison("choice", "one letter A-E", lambda gold: read_choice(gold) is not None, _choice_equal,
-                   _choice_anywhere),
+        Comparison("choice", "one option letter A-Z", lambda gold: read_choice(gold) is not None, _choice_equal,
+                   stated_letter),
     )
 }
 

@@ -7,7 +7,8 @@ A recipe names one under ``answer.format`` (per data set in a mixture, too):
 - ``math``   LaTeX or an expression (``\\frac{1}{2}``); a worked solution gives its last ``\\boxed{}`` (one
              without a boxed answer has none); compared with math-verify.
 - ``exact``  a string, compared trimmed, case-folded, with whitespace collapsed.
-- ``choice`` one letter A-E (``"B"``, ``"(b)"``, or a 0-based index); compared as letters.
+- ``choice`` an option letter A-Z (``"B"``, ``"(b)"``), or an index counted from ``answer.index_from`` (0 or 1),
+             or one of the row's own option labels; compared as letters (``reasoner.tasks.choice``).
 - ``regex``  ``answer.pattern`` picks the gold out of the column (its last match; the group named ``answer``,
              else group 1), compared as ``answer.compare`` says (``exact`` unless set).
 
@@ -22,13 +23,16 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from reasoner.errors import UserError
-from reasoner.tasks.compare import COMPARISONS, Comparison, read_choice
+from reasoner.tasks.choice import read_choice_key
+from reasoner.tasks.compare import COMPARISONS, Comparison
 from reasoner.tasks.latex import last_boxed, require_math_verify
 
-__all__ = ["DEFAULT_FORMAT", "FORMATS", "AnswerFormat", "answer_format", "extract_gold"]
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "READ_FROM", "AnswerFormat", "answer_format", "extract_gold"]
 
 DEFAULT_FORMAT = "gsm8k"
 GOLD_MARKER = "####"
+# Where a completion's answer is read: the answer tags, the last \boxed{}, or either (tags first).
+READ_FROM = ("tags", "boxed", "either")
 FORMATS = ("gsm8k", "number", "math", "exact", "choice", "regex")
 _COMPARED_AS = {"gsm8k": "number", "number": "number", "math": "math", "exact": "exact", "choice": "choice"}
 # What a usable gold answer looks like, for the counts and the fix in "no usable rows" messages.
@@ -37,7 +41,7 @@ _EXPECTS = {
     "number": ("a numeric answer", "plain numbers"),
     "math": ("a LaTeX answer math-verify can read", "LaTeX answers or worked solutions with a \\boxed{} answer"),
     "exact": ("a non-empty answer", "non-empty answer strings"),
-    "choice": ("a choice letter A-E", "letters A-E (or 0-based indexes)"),
+    "choice": ("a choice key", "letters A-Z, indexes (answer.index_from says 0- or 1-based) or option labels"),
     "regex": ("an answer the pattern matches", "text the answer.pattern matches"),
 }
 
@@ -89,7 +93,7 @@ def _read_text(value: Any) -> str | None:
     return str(value).strip() or None
 
 
-def _reader(name: str, pattern: re.Pattern[str] | None):
+def _reader(name: str, pattern: re.Pattern[str] | None, index_from: int = 0):
     if name == "regex":
         def read_regex(value: Any) -> str | None:
             matches = list(pattern.finditer(str(value))) if value is not None else []
@@ -100,8 +104,9 @@ def _reader(name: str, pattern: re.Pattern[str] | None):
             return found.strip() if found and found.strip() else None
 
         return read_regex
-    return {"gsm8k": extract_gold, "number": _read_number, "math": _read_math, "exact": _read_text,
-            "choice": read_choice}[name]
+    if name == "choice":
+        return lambda value: read_choice_key(value, index_from=index_from)
+    return {"gsm8k": extract_gold, "number": _read_number, "math": _read_math, "exact": _read_text}[name]
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,18 @@ class AnswerFormat:
     name: str
     comparison: Comparison
     pattern: str | None = None
+    index_from: int = 0
+    read_from: str = "tags"
 
     def read_gold(self, value: Any) -> str | None:
         """The gold answer in a column value, or None when the row has no answer this format can compare."""
         compiled = re.compile(self.pattern) if self.pattern else None
-        gold = _reader(self.name, compiled)(value)
+        gold = _reader(self.name, compiled, self.index_from)(value)
         return gold if gold is not None and self.comparison.gold_ok(gold) else None
+
+    def read_choice_gold(self, value: Any, labels: Any, count: int) -> str | None:
+        """A multiple-choice row's gold letter, read against its own ``count`` options and their labels."""
+        return read_choice_key(value, index_from=self.index_from, labels=labels, count=count)
 
     @property
     def missing(self) -> str:
@@ -139,6 +150,13 @@ def answer_format(spec: str | Mapping[str, Any] | None = None) -> AnswerFormat:
     if name not in FORMATS:
         raise UserError(f"unknown answer.format '{name}': use one of {', '.join(FORMATS)}")
     pattern, compare = spec.get("pattern"), spec.get("compare")
+    index_from = spec.get("index_from")
+    if index_from is not None and (name != "choice" or index_from not in (0, 1) or isinstance(index_from, bool)):
+        raise UserError(f"answer.index_from is {index_from!r}: it belongs to answer.format 'choice' and is 0 or 1 "
+                        "(whether the gold index counts options from 0 or from 1)")
+    read_from = spec.get("read_from") or ("either" if name == "math" else "tags")
+    if read_from not in READ_FROM:
+        raise UserError(f"answer.read_from is {read_from!r}: use one of {', '.join(READ_FROM)}")
     if name == "regex":
         compare = compare or "exact"
         _check_pattern(pattern)
@@ -149,7 +167,7 @@ def answer_format(spec: str | Mapping[str, Any] | None = None) -> AnswerFormat:
         raise UserError(f"unknown answer.compare '{compare}': use one of {', '.join(COMPARISONS)}")
     if compare == "math":
         require_math_verify()
-    return AnswerFormat(name, COMPARISONS[compare], pattern)
+    return AnswerFormat(name, COMPARISONS[compare], pattern, int(index_from or 0), read_from)
 
 
 def _check_pattern(pattern: Any) -> None:

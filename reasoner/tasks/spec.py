@@ -17,22 +17,27 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from reasoner.errors import UserError
+from reasoner.tasks.choice import DEFAULT_CHOICE_LINE, DEFAULT_CHOICES_TEMPLATE, ChoiceLayout, check_templates
 from reasoner.tasks.formats import AnswerFormat, answer_format
 
-__all__ = ["ANSWER_SCHEMA", "MIX_ENTRY_KEYS", "TaskSource", "check_task", "task_sources"]
+__all__ = ["ANSWER_SCHEMA", "CHOICE_KEYS", "MIX_ENTRY_KEYS", "TaskSource", "check_task", "task_sources"]
 
 # The recipe's ``answer`` section (key -> (accepted types, default)), in the form recipe.SECTION_SCHEMAS uses.
 ANSWER_SCHEMA: dict[str, tuple[tuple[type, ...], Any]] = {
     "format": ((str,), "gsm8k"),
     "pattern": ((str, type(None)), None),
     "compare": ((str, type(None)), None),
+    "index_from": ((int, type(None)), None),  # choice: a numeric gold key counts options from 0 or 1
+    "read_from": ((str, type(None)), None),  # tags, boxed or either (the math default)
 }
 # Keys one ``dataset.mix`` entry may hold, with their defaults (None: the recipe's own value, see below).
 MIX_ENTRY_KEYS: dict[str, Any] = {
     "id": None, "config": None, "split": "train", "revision": "main", "question_column": "question",
     "answer_column": "answer", "system_column": None, "weight": 1.0, "limit": None, "answer": None,
-    "eval_split": None,
+    "eval_split": None, "choices_column": None, "choice_columns": None, "choices_template": None, "choice_line": None,
 }
+# The dataset keys that lay out multiple-choice options (see reasoner.tasks.choice).
+CHOICE_KEYS = ("choices_column", "choice_columns", "choices_template", "choice_line")
 
 
 @dataclass
@@ -50,10 +55,30 @@ class TaskSource:
     limit: int | None = None
     answer: dict[str, Any] = field(default_factory=dict)
     eval_split: str | None = None
+    choices_column: str | None = None
+    choice_columns: list[str] | None = None
+    choices_template: str | None = None
+    choice_line: str | None = None
 
     @property
     def format(self) -> AnswerFormat:
         return answer_format(self.answer)
+
+    @property
+    def choices(self) -> ChoiceLayout | None:
+        """The options layout of a multiple-choice data set whose options sit in their own columns, else None."""
+        if not self.choices_column and not self.choice_columns:
+            return None
+        return ChoiceLayout(self.choices_column, tuple(self.choice_columns or ()),
+                            self.choices_template or DEFAULT_CHOICES_TEMPLATE, self.choice_line or DEFAULT_CHOICE_LINE)
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        """Recipe key -> the column it names, for checking that the rows have them."""
+        named = {"question_column": self.question_column, "answer_column": self.answer_column,
+                 "system_column": self.system_column, "choices_column": self.choices_column}
+        named.update({f"choice_columns[{i}]": column for i, column in enumerate(self.choice_columns or [])})
+        return named
 
     def describe(self) -> str:
         config = f" ({self.config})" if self.config else ""
@@ -70,7 +95,7 @@ def task_sources(dataset: Mapping[str, Any], answer: Mapping[str, Any] | None = 
             id=dataset["id"], config=dataset.get("config"), split=dataset.get("split", "train"),
             revision=dataset.get("revision"), question_column=dataset.get("question_column", "question"),
             answer_column=dataset.get("answer_column", "answer"), system_column=dataset.get("system_column"),
-            answer=answer, eval_split=eval_split)]
+            answer=answer, eval_split=eval_split, **{key: dataset.get(key) for key in CHOICE_KEYS})]
     sources = []
     for entry in mix:
         values = {**MIX_ENTRY_KEYS, **entry}
@@ -87,8 +112,26 @@ def check_task(dataset: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
     mix = dataset.get("mix") or []
     if dataset.get("system_column") is not None and not dataset["system_column"]:
         raise UserError("dataset.system_column is empty: name the column that holds each row's system prompt, or null")
+    _check_choices(dataset, answer, "dataset")
     for index, entry in enumerate(mix):
         _check_mix_entry(index, entry)
+        _check_choices(entry, entry.get("answer") if entry.get("answer") is not None else answer, f"dataset.mix[{index}]")
+
+
+def _check_choices(entry: Mapping[str, Any], answer: Mapping[str, Any] | None, where: str) -> None:
+    """Options in their own columns belong to a choice task, and their templates must render."""
+    column, columns = entry.get("choices_column"), entry.get("choice_columns")
+    if column is not None and (not isinstance(column, str) or not column):
+        raise UserError(f"{where}.choices_column must name a column (a list of options or {{label, text}}), got {column!r}")
+    if columns is not None and (not isinstance(columns, list) or not columns
+                                or not all(isinstance(c, str) and c for c in columns)):
+        raise UserError(f"{where}.choice_columns must list the option columns in order, e.g. [A, B, C, D], got {columns!r}")
+    if column and columns:
+        raise UserError(f"{where} sets both choices_column and choice_columns: keep the one that holds the options")
+    check_templates(entry.get("choices_template"), entry.get("choice_line"), where)
+    if (column or columns) and (dict(answer or {}).get("format") or "gsm8k") != "choice":
+        raise UserError(f"{where} lays out options (choices_column/choice_columns) but answer.format is not 'choice': "
+                        "set answer.format: choice")
 
 
 def _check_mix_entry(index: int, entry: Any) -> None:
