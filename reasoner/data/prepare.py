@@ -41,6 +41,16 @@ class PrepStats:
     dropped_no_question: int = 0
     # What a row dropped for "no answer" lacked, in the task's terms.
     missing: str = field(default="a numeric '#### ' answer", compare=False)
+    # Rows kept out of training for evaluation (eval.holdout), and the rows per source after mixing.
+    held_out: int = field(default=0, compare=False)
+    mixed: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def mixture_summary(self) -> str:
+        """The rows training sees after mixing, per source and in total: "17 rows after mixing (a: 9, b: 8)"."""
+        total = sum(self.mixed.values()) if self.mixed else self.kept
+        parts = ", ".join(f"{name}: {count}" for name, count in self.mixed.items())
+        held = f"; {self.held_out} held out for evaluation" if self.held_out else ""
+        return f"{total} rows after mixing" + (f" ({parts})" if len(self.mixed) > 1 else "") + held
 
     @property
     def total(self) -> int:
@@ -57,7 +67,8 @@ class PrepStats:
         missing = self.missing if self.missing == other.missing else "a usable gold answer"
         return PrepStats(self.kept + other.kept, self.dropped_no_answer + other.dropped_no_answer,
                          self.dropped_too_long + other.dropped_too_long,
-                         self.dropped_no_question + other.dropped_no_question, missing)
+                         self.dropped_no_question + other.dropped_no_question, missing,
+                         self.held_out + other.held_out)
 
 
 def _column_names(rows: Any) -> list[str]:

@@ -36,9 +36,22 @@ def _dataset_rows(recipe: Recipe, datasets: Sequence[Source]) -> list[str]:
     rows = []
     for task, dataset in zip(task_sources(recipe.dataset, recipe.answer), datasets):
         weight = f", weight {task.weight:g}" if len(datasets) > 1 else ""
-        rows += [f"| data set | `{dataset.id}` (config `{task.config}`, split `{task.split}`, answer format "
-                 f"`{task.answer.get('format', 'gsm8k')}`{weight}) |",
-                 f"| data set commit | `{dataset.commit or dataset.revision or dataset.kind}` |"]
+        config = f"config `{task.config}`, " if task.config else ""
+        rows.append(f"| data set | `{dataset.id}` ({config}split `{task.split}`, answer format "
+                    f"`{task.answer.get('format', 'gsm8k')}`{weight}) |")
+        rows.append(f"| data set commit | `{dataset.commit or dataset.revision or dataset.kind}` |")
+    holdout = recipe.eval.get("holdout")
+    if holdout:
+        rows.append(f"| evaluation hold-out | {holdout:g} of each data set without a `{recipe.eval['split']}` split, "
+                    f"seeded by `seed` {recipe.grpo.get('seed', 42)}, kept out of training |")
+    return rows
+
+
+def _training_rows(stats: Any) -> list[str]:
+    rows = [f"| training rows | {getattr(stats, 'kept', '?')} kept, {getattr(stats, 'dropped_no_answer', '?')} without "
+            f"an answer, {getattr(stats, 'dropped_too_long', '?')} too long |"]
+    if hasattr(stats, "mixture_summary"):
+        rows.append(f"| training rows after mixing | {stats.mixture_summary()} |")
     return rows
 
 
@@ -64,9 +77,8 @@ def render_model_card(recipe: Recipe, *, sources: Sequence[Source], stats: Any,
              f"| base model | `{model.id}` |",
              f"| base model commit | `{model.commit or model.revision or model.kind}` |",
              *_dataset_rows(recipe, datasets),
-             f"| hub host | `{endpoint_host()}` |",
-             f"| training rows | {getattr(stats, 'kept', '?')} kept, {getattr(stats, 'dropped_no_answer', '?')} without an answer, "
-             f"{getattr(stats, 'dropped_too_long', '?')} too long |",
+             *([f"| hub host | `{endpoint_host()}` |"] if any(s.kind == "hub" for s in sources) else []),
+             *_training_rows(stats),
              f"| optimizer steps | {steps} |", ""]
     metrics = _last_metrics(log_history)
     if metrics:

@@ -19,7 +19,7 @@ import yaml
 
 from reasoner.recipe.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
-from reasoner.recipe.values import check_grpo_values, check_push_repo_id
+from reasoner.recipe.values import check_eval_sampling, check_grpo_values, check_push_repo_id
 from reasoner.recipe.base import resolve_base
 from reasoner.rewards import REWARDS
 from reasoner.rewards.loading import absolute_spec, check_reward_section
@@ -28,6 +28,7 @@ from reasoner.recipe.overrides import apply_overrides, parse_overrides
 from reasoner.recipe.schema import (NUM, SECTION_SCHEMAS, SECTIONS, TOP_LEVEL_SCALARS, check_grpo, check_section,
                                     coerce, grpo_fields, type_name, unknown_key)
 from reasoner.tasks.spec import check_task
+from reasoner.data.holdout import check_holdout
 
 
 @dataclasses.dataclass
@@ -115,6 +116,8 @@ def _check_combinations(recipe: Recipe) -> None:
     check_grpo_values(recipe.grpo)
     check_push_repo_id(recipe.hub)
     check_task(recipe.dataset, recipe.answer)
+    check_holdout(recipe.eval.get("holdout"))
+    check_eval_sampling(recipe.eval)
 
 
 def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:

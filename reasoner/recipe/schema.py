@@ -83,6 +83,12 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "after_training": (BOOL, False),
         "split": (STR, "test"),
         "limit": ((int, type(None)), 200),
+        # a seeded fraction of a split-less source's rows kept out of training for evaluation (e.g. 0.1)
+        "holdout": ((int, float, type(None)), None),
+        "samples": (INT, 1),  # completions per question: 1 is greedy; K > 1 samples and reports pass@K, maj@K
+        "temperature": ((int, float, type(None)), None),  # sampling temperature (default: grpo.temperature)
+        "top_p": ((int, float, type(None)), None),  # nucleus sampling (default: grpo.top_p, else 1.0)
+        "max_new_tokens": ((int, type(None)), None),  # completion length (default: grpo.max_completion_length)
     },
 }
 TOP_LEVEL_SCALARS: dict[str, tuple[tuple[type, ...], Any]] = {

@@ -105,3 +105,18 @@ def check_output_dir(output_dir: str | Path) -> None:
                         "or fix the folder's permissions") from None
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"output_dir {path} cannot be written ({existing} is not writable): choose a writable --output_dir")
+
+
+def check_eval_sampling(section: Mapping[str, Any]) -> None:
+    """The recipe's ``eval`` sampling keys: samples at least 1, temperature above 0, top_p in (0, 1], length > 0."""
+    samples, temperature, top_p = section.get("samples", 1), section.get("temperature"), section.get("top_p")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise UserError(f"eval.samples must be a whole number of completions per question, 1 or more, got {samples!r}")
+    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+        raise UserError(f"eval.temperature must be above 0 (sampling), got {temperature!r}: leave it null for the "
+                        "training temperature")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UserError(f"eval.top_p must be above 0 and at most 1, got {top_p!r}")
+    length = section.get("max_new_tokens")
+    if length is not None and length <= 0:
+        raise UserError(f"eval.max_new_tokens must be a positive number of tokens, got {length!r}")

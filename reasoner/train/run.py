@@ -165,10 +165,12 @@ def load_training_data(recipe: Recipe, dataset_sources, tokenizer):
     prepared, stats, per_source = data.prepare_task(
         task_sources(ds, recipe.answer), locations, prompt=recipe.prompt, tokenizer=tokenizer,
         max_prompt_tokens=ds["max_prompt_tokens"], num_generated=ds["num_generated"],
-        seed=int(recipe.grpo.get("seed", 42)), limit=ds.get("limit"))
+        seed=int(recipe.grpo.get("seed", 42)), limit=ds.get("limit"), holdout=recipe.eval.get("holdout"),
+        eval_split=recipe.eval["split"])
     if len(per_source) > 1:
         for source, part in zip(dataset_sources, per_source):
             log.info("data set %s: %s", source.describe(), part.summary())
+    log.info("training data: %s", stats.mixture_summary())
     return prepared, stats
 
 
