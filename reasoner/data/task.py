@@ -100,7 +100,8 @@ def task_questions(
         items = usable_rows(rows, question_column=source.question_column, answer_column=source.answer_column,
                             fmt=fmt, system_column=source.system_column, stats=stats, choices=source.choices)
         per_source.append([{key: value for key, value in item.items() if key != "row"}
-                           | {"compare_as": fmt.comparison.name, "read_from": fmt.read_from} for item in items])
+                           | {"compare_as": fmt.comparison.name, "read_from": fmt.read_from, "source": source.id}
+                           for item in items])
         dropped += stats.dropped_no_answer + stats.dropped_no_question
     order = mix_indices([len(items) for items in per_source],
                         [min(source.weight, 1.0) for source in sources], seed) if len(per_source) > 1 else [

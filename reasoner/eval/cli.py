@@ -17,10 +17,13 @@ from reasoner.eval.results import COMPLETIONS_FILE, RESULTS_FILE, EvalResult, is
 from reasoner.eval.run import DEFAULT_DATA_CONFIG, evaluate
 from reasoner.eval.tables import DEFAULT_DATA, compare, describe, single_table
 from reasoner.tasks.formats import FORMATS
+from reasoner.tasks.spec import CHOICE_KEYS
 
 __all__ = ["DEFAULT_OUTPUT_ROOT", "eval_main", "recipe_settings"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs") / "eval"
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_MAX_NEW_TOKENS = 256
 
 
 def _slug(text: str) -> str:
@@ -38,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default=None, help="data split (default: the recipe's eval split, else test)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N questions (default: recipe's, else all)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="completion length limit (default 256)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="completion length limit (default: the recipe's eval.max_new_tokens, else its "
+                             "grpo.max_completion_length, else 256)")
     parser.add_argument("--baseline", default=None,
                         help="a model to evaluate the same way and compare with, or a results.json (or its folder) from an earlier run")
     parser.add_argument("--baseline-revision", default=None, help="revision of a hub baseline model")
@@ -50,7 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--answer-column", default=None, help="column with the gold answer (default: recipe's, else answer)")
     parser.add_argument("--output", type=Path, default=None, help=f"output folder (default {DEFAULT_OUTPUT_ROOT}/<model>)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (with --sample)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="K completions per question, sampled: reports pass@1 (mean of K, with its standard error), "
+                             "pass@K and maj@K (default: the recipe's eval.samples, else 1, greedy)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature (default: the recipe's eval.temperature, else its grpo.temperature, else 0.7)")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="nucleus sampling (default: the recipe's eval.top_p, else its grpo.top_p, else 1.0)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (with --sample)")
     parser.add_argument("--recipe", default=None, help="recipe name or path: supplies the prompt and the data set")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: vLLM on a GPU when installed, else transformers")
@@ -60,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def recipe_settings(recipe: Recipe) -> dict[str, Any]:
-    """evaluate() keyword arguments a recipe supplies: its prompt, data sets, columns, answer format and eval split."""
+    """evaluate() keyword arguments a recipe supplies: its prompt, data sets, columns, answer format, eval split,
+    hold-out, and decoding (samples, temperature, top_p, and the completion length training used)."""
     dataset = recipe.dataset
     return dict(
         system=recipe.prompt.get("system", "default"), few_shot=list(recipe.prompt.get("few_shot") or []),
@@ -68,15 +80,25 @@ def recipe_settings(recipe: Recipe) -> dict[str, Any]:
         question_column=dataset.get("question_column", "question"), answer_column=dataset.get("answer_column", "answer"),
         system_column=dataset.get("system_column"), answer=dict(recipe.answer), mixture=dataset.get("mix") or None,
         num_generated=dataset.get("num_generated", 200), data_seed=int(recipe.grpo.get("seed", 42)),
-        split=recipe.eval.get("split", "test"), limit=recipe.eval.get("limit"),
+        split=recipe.eval.get("split", "test"), limit=recipe.eval.get("limit"), holdout=recipe.eval.get("holdout"),
+        choices={key: dataset.get(key) for key in CHOICE_KEYS}, samples=int(recipe.eval.get("samples") or 1),
+        temperature=float(_first(recipe.eval.get("temperature"), recipe.grpo.get("temperature"), DEFAULT_TEMPERATURE)),
+        top_p=float(_first(recipe.eval.get("top_p"), recipe.grpo.get("top_p"), 1.0)),
+        max_new_tokens=int(_first(recipe.eval.get("max_new_tokens"), recipe.grpo.get("max_completion_length"),
+                                  DEFAULT_MAX_NEW_TOKENS)),
     )
+
+
+def _first(*values: Any) -> Any:
+    return next(value for value in values if value is not None)
 
 
 def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """evaluate() keyword arguments from the flags, with a recipe filling in what the flags leave out."""
     settings: dict[str, Any] = {
         "system": "default", "few_shot": [], "data_source": DEFAULT_DATA, "data_config": DEFAULT_DATA_CONFIG,
-        "split": "test", "limit": None,
+        "split": "test", "limit": None, "samples": 1, "temperature": DEFAULT_TEMPERATURE, "top_p": 1.0,
+        "max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
     }
     if args.recipe:
         settings.update(recipe_settings(load_recipe(args.recipe, [])))
@@ -86,12 +108,11 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     elif args.data_config is not None:
         settings["data_config"] = args.data_config
     flags = {"split": args.split, "limit": args.limit, "answer": args.answer_format,
-             "question_column": args.question_column, "answer_column": args.answer_column}
+             "question_column": args.question_column, "answer_column": args.answer_column, "samples": args.samples,
+             "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens}
     settings.update({key: value for key, value in flags.items() if value is not None})
-    settings.update(
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, sampling=args.sample,
-        temperature=args.temperature, seed=args.seed, device=args.device, backend=args.backend,
-    )
+    settings.update(batch_size=args.batch_size, sampling=args.sample, seed=args.seed, device=args.device,
+                    backend=args.backend)
     return settings
 
 

@@ -25,12 +25,16 @@ def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def generate_transformers(
     ref: ModelRef, tokenizer: Any, texts: list[str], *, device: str, batch_size: int,
-    max_new_tokens: int, sampling: bool, temperature: float, seed: int, desc: str,
+    max_new_tokens: int, sampling: bool, temperature: float, seed: int, desc: str, samples: int = 1,
+    top_p: float = 1.0,
 ) -> list[tuple[str, int]]:
-    """(completion text, completion tokens) per prompt, with batched ``generate`` and left padding.
+    """(completion text, completion tokens) per prompt and sample (``samples`` in a row for each prompt), with
+    batched ``generate`` and left padding.
 
-    The token count runs up to and including the first end-of-sequence token, as TRL counts
-    ``completions/mean_length``; padding after it is not counted.
+    The K samples of a prompt come from one ``generate`` call (``num_return_sequences``), so the prompt is
+    encoded once and the samples decode as one batch: K samples cost no more than K greedy runs. The token count
+    runs up to and including the first end-of-sequence token, as TRL counts ``completions/mean_length``;
+    padding after it is not counted.
     """
     import torch
     from tqdm.auto import tqdm
@@ -38,9 +42,10 @@ def generate_transformers(
 
     model = load_model(ref, device)
     eos = eos_ids(model.generation_config, tokenizer)
-    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling}
+    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": sampling,
+                               "num_return_sequences": samples}
     if sampling:
-        options.update(temperature=temperature, top_p=1.0, top_k=0)
+        options.update(temperature=temperature, top_p=top_p, top_k=0)
     config = GenerationConfig(**options, eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id)
     set_seed(seed)
     outputs: list[tuple[str, int]] = []
@@ -57,7 +62,7 @@ def generate_transformers(
 
 def vllm_arguments(
     ref: ModelRef, *, max_new_tokens: int, sampling: bool, temperature: float, seed: int,
-    stop_token_ids: Sequence[int],
+    stop_token_ids: Sequence[int], samples: int = 1, top_p: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Keyword arguments of vLLM's ``LLM`` and ``SamplingParams``: the same decoding as the transformers path.
 
@@ -69,7 +74,9 @@ def vllm_arguments(
     llm = {"model": ref.load, "revision": revision, "tokenizer_revision": revision, "seed": seed,
            "generation_config": "vllm"}
     params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature if sampling else 0.0,
-                              "top_p": 1.0, "top_k": -1, "seed": seed if sampling else None}
+                              "top_p": top_p if sampling else 1.0, "top_k": -1, "seed": seed if sampling else None}
+    if samples > 1:
+        params["n"] = samples  # K completions per prompt in one request
     if stop_token_ids:
         params["stop_token_ids"] = list(stop_token_ids)
     return llm, params
@@ -77,15 +84,16 @@ def vllm_arguments(
 
 def generate_vllm(
     ref: ModelRef, tokenizer: Any, texts: list[str], *, max_new_tokens: int, sampling: bool,
-    temperature: float, seed: int,
+    temperature: float, seed: int, samples: int = 1, top_p: float = 1.0,
 ) -> list[tuple[str, int]]:  # pragma: no cover - needs vLLM and a GPU
-    """(completion text, completion tokens) per prompt from vLLM; the same prompts as the transformers path."""
+    """(completion text, completion tokens) per prompt and sample from vLLM (``n`` samples per prompt in one
+    request); the same prompts and order as the transformers path."""
     from vllm import LLM, SamplingParams
 
     llm_kwargs, params = vllm_arguments(
         ref, max_new_tokens=max_new_tokens, sampling=sampling, temperature=temperature, seed=seed,
-        stop_token_ids=eos_ids(generation_config(ref), tokenizer),
+        stop_token_ids=eos_ids(generation_config(ref), tokenizer), samples=samples, top_p=top_p,
     )
     llm = LLM(**llm_kwargs)
     results = llm.generate(texts, SamplingParams(**params), use_tqdm=True)
-    return [(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
+    return [(output.text, len(output.token_ids)) for r in results for output in r.outputs]

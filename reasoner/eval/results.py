@@ -43,6 +43,8 @@ class EvalResult:
     wall_seconds: float = 0.0
     dropped: int = 0
     output_dir: Path | None = None
+    # With K samples per question: pass@1, its standard error, pass@K and maj@K of each task (data set).
+    per_task: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -58,6 +60,7 @@ class EvalResult:
             "n": self.n,
             "dropped": self.dropped,
             "metrics": self.metrics,
+            **({"per_task": self.per_task} if self.per_task else {}),
             "settings": self.settings,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -79,6 +82,8 @@ class EvalResult:
             wall_seconds=float(data.get("wall_seconds", 0.0)),
             dropped=int(data.get("dropped", 0)),
             output_dir=output_dir,
+            per_task={task: {k: float(v) for k, v in dict(values).items()}
+                      for task, values in dict(data.get("per_task") or {}).items()},
         )
 
     @classmethod

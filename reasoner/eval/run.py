@@ -7,17 +7,20 @@ the same mixture of its data sets' held-out splits.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from reasoner.data import GENERATED, build_prompt, resolve_system_prompt, task_questions
+from reasoner.data.task import training_row_sources
 from reasoner.data.files import is_local_source
 from reasoner.errors import UserError
 from reasoner.eval.generation import chat_texts, generate_transformers, generate_vllm
 from reasoner.eval.models import ModelRef, load_tokenizer, resolve_backend, resolve_device, resolve_model
 from reasoner.eval.results import EvalResult, now, questions_fingerprint, write_result
+from reasoner.eval.sampling import per_task_metrics, sampled_metrics
 from reasoner.eval.scoring import aggregate, score_completion
 from reasoner.eval.tables import DEFAULT_DATA
 from reasoner.tasks.spec import TaskSource, task_sources
@@ -36,8 +39,14 @@ class Decoding:
     temperature: float = 0.7
     seed: int = 0
     batch_size: int = 8
+    samples: int = 1
+    top_p: float = 1.0
 
     def check(self) -> None:
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise UserError(f"--samples must be 1 or more completions per question, got {self.samples}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top-p must be above 0 and at most 1, got {self.top_p}")
         if self.batch_size <= 0:
             raise UserError(f"--batch-size must be positive, got {self.batch_size}")
         if self.max_new_tokens <= 0:
@@ -51,7 +60,8 @@ def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]
     tokenizer = load_tokenizer(ref)
     texts = chat_texts(tokenizer, prompts)
     options = dict(max_new_tokens=decoding.max_new_tokens, sampling=decoding.sampling,
-                   temperature=decoding.temperature, seed=decoding.seed)
+                   temperature=decoding.temperature, seed=decoding.seed, samples=decoding.samples,
+                   top_p=decoding.top_p)
     if backend == "vllm":
         return generate_vllm(ref, tokenizer, texts, **options)
     return generate_transformers(ref, tokenizer, texts, device=device, batch_size=decoding.batch_size,
@@ -60,12 +70,13 @@ def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]
 
 def _sources(data_source: str, data_config: str | None, data_revision: str | None, question_column: str,
              answer_column: str, system_column: str | None, answer: Mapping[str, Any] | str | None,
-             mixture: Sequence[Mapping[str, Any]] | None) -> list[TaskSource]:
+             mixture: Sequence[Mapping[str, Any]] | None, choices: Mapping[str, Any] | None) -> list[TaskSource]:
     answer_spec = {"format": answer} if isinstance(answer, str) else dict(answer or {})
     if mixture:
         return task_sources({"mix": list(mixture)}, answer_spec)
     return [TaskSource(id=data_source, config=data_config, revision=data_revision, question_column=question_column,
-                       answer_column=answer_column, system_column=system_column, answer=answer_spec)]
+                       answer_column=answer_column, system_column=system_column, answer=answer_spec,
+                       **{key: value for key, value in dict(choices or {}).items() if value is not None})]
 
 
 def _pin_hub_sources(sources: list[TaskSource]) -> dict[str, str]:
@@ -100,9 +111,22 @@ def _settings(sources: list[TaskSource], items: list[dict], *, data_seed: int, l
         "compare_as": sorted({item["compare_as"] for item in items}),
         "limit": limit, "batch_size": decoding.batch_size, "max_new_tokens": decoding.max_new_tokens,
         "sampling": decoding.sampling, "temperature": decoding.temperature if decoding.sampling else None,
+        "top_p": decoding.top_p if decoding.sampling else None, "samples": decoding.samples,
         "seed": decoding.seed, "device": device, "backend": backend, "model_kind": ref.kind,
         "system": system_text, "few_shot": examples, "questions_sha256": questions_fingerprint(items),
     }
+
+
+def _score(items: list[dict], generations: list[tuple[str, int]], samples: int) -> list[dict[str, Any]]:
+    """One record per question and sample (the samples of a question in a row), scored as training scores."""
+    records = []
+    for position, (completion, length) in enumerate(generations):
+        index, sample = divmod(position, samples)
+        item = items[index]
+        score = score_completion(completion, item["gold"], item["compare_as"], item.get("read_from"))
+        records.append({"index": index, **({"sample": sample} if samples > 1 else {}), **item,
+                        "completion": completion, "completion_tokens": length, **score})
+    return records
 
 
 def evaluate(
@@ -113,6 +137,7 @@ def evaluate(
     num_generated: int = 200, data_seed: int = 42, system: str | None = "default",
     few_shot: Sequence[Mapping[str, Any]] = (), max_new_tokens: int = 256, sampling: bool = False,
     temperature: float = 0.7, seed: int = 0, device: str | None = None, backend: str = "auto", output_dir: Path,
+    samples: int = 1, top_p: float = 1.0, holdout: float | None = None, choices: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on a task's questions and write ``results.json`` and ``completions.jsonl``.
 
@@ -120,10 +145,14 @@ def evaluate(
     a local folder, or a builtin id (``tiny``, ``smollm2``). The questions are ``data_source`` read with the
     columns and ``answer`` format given (GSM8K's by default), or a recipe's ``mixture`` of data sets.
     ``system`` and ``few_shot`` are a recipe's prompt, so the model is asked exactly as it was trained.
+    ``samples`` > 1 samples that many completions per question (at ``temperature`` and ``top_p``) and adds
+    pass@1 (mean over samples, with its standard error), pass@K and maj@K, overall and per data set. A data set
+    without the split asked for gives its ``holdout`` slice (the rows training left out); without ``holdout``
+    its questions are training rows, which the results and the printed table say.
     """
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive number of questions, got {limit}")
-    decoding = Decoding(max_new_tokens, sampling, temperature, seed, batch_size)
+    decoding = Decoding(max_new_tokens, sampling or samples > 1, temperature, seed, batch_size, samples, top_p)
     decoding.check()
     started, clock = now(), time.monotonic()
     # Cheap checks first: a wrong device, backend or model path fails before any data is fetched.
@@ -133,28 +162,35 @@ def evaluate(
     system_text = resolve_system_prompt(system)
     examples = [dict(example) for example in few_shot]
     sources = _sources(data_source, data_config, data_revision, question_column, answer_column, system_column,
-                       answer, mixture)
+                       answer, mixture, choices)
     commits = _pin_hub_sources(sources)
     pinned = [replace(source, revision=commits.get(source.id, source.revision)) for source in sources]
-    items, dropped = task_questions(pinned, split=split, limit=limit, num_generated=num_generated, seed=data_seed)
+    items, dropped = task_questions(pinned, split=split, limit=limit, num_generated=num_generated, seed=data_seed,
+                                    holdout=holdout)
+    training_rows = training_row_sources(pinned, split=split, holdout=holdout)
+    if training_rows:
+        print(f"warning: {', '.join(training_rows)} has no '{split}' split, so these questions are training rows; "
+              "set eval.holdout (e.g. 0.1) to keep a slice out of training", file=sys.stderr)
     if not items:
         raise UserError(f"no question of {', '.join(s.describe() for s in sources)} split '{split}' has a gold answer "
                         f"its answer format can read in column '{sources[0].answer_column}': check --data and the columns")
     prompts = [build_prompt(item["question"], item["system"] or system_text, examples) for item in items]
     generations = _generate(ref, chosen_backend, device_name, prompts, decoding, model)
 
-    records = []
-    for index, (item, (completion, length)) in enumerate(zip(items, generations)):
-        score = score_completion(completion, item["gold"], item["compare_as"])
-        records.append({"index": index, **item, "completion": completion, "completion_tokens": length, **score})
+    records = _score(items, generations, decoding.samples)
     metrics = aggregate(records, [r["completion_tokens"] for r in records])
+    groups = [records[i : i + decoding.samples] for i in range(0, len(records), decoding.samples)]
+    per_task = per_task_metrics(groups, decoding.samples) if decoding.samples > 1 else {}
+    if decoding.samples > 1:
+        metrics.update(sampled_metrics(groups, decoding.samples))
     settings = _settings(sources, items, data_seed=data_seed, limit=limit, decoding=decoding, device=device_name,
                          backend=chosen_backend, ref=ref, system_text=system_text, examples=examples)
-    settings["data_commits"] = commits
+    settings.update(data_commits=commits, holdout=holdout, training_rows=training_rows)
     result = EvalResult(
-        model=model, revision=revision, commit=ref.commit, split=split, n=len(records), metrics=metrics,
+        model=model, revision=revision, commit=ref.commit, split=split, n=len(items), metrics=metrics,
         settings=settings, started_at=started, finished_at=now(),
         wall_seconds=round(time.monotonic() - clock, 3), dropped=dropped, output_dir=Path(output_dir),
+        per_task=per_task,
     )
     write_result(result, records, Path(output_dir))
     return result

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from reasoner.rewards.builtin import strict_format
 from reasoner.tasks.compare import comparison
-from reasoner.tasks.completions import extract_answer
+from reasoner.tasks.completions import read_answer
 
 __all__ = ["METRICS", "aggregate", "metric_label", "score_completion"]
 
@@ -34,15 +34,16 @@ def metric_label(key: str, label: str, settings: Mapping[str, Any] | None = None
     return _LENIENT_ANYWHERE if key == "lenient_accuracy" and kinds != {"number"} else label
 
 
-def score_completion(completion: str, gold: str, compare_as: str | None = None) -> dict[str, Any]:
+def score_completion(completion: str, gold: str, compare_as: str | None = None,
+                     read_from: str | None = "tags") -> dict[str, Any]:
     """Score one completion against the gold answer with the row's comparison (numbers when None).
 
-    Returns ``extracted`` (text inside the last answer tags, or None), ``lenient_answer`` (the answer found
+    Returns ``extracted`` (the answer where ``read_from`` says: the tags, the last ``\\boxed{}``, or either), ``lenient_answer`` (the answer found
     anywhere, or None), ``strict_correct``, ``lenient_correct`` and ``format_ok`` (the ``strict_format`` reward
     is positive). Numbers compare by value: ``$1,000.00`` equals ``1000``.
     """
     compare = comparison(compare_as)
-    extracted = extract_answer(completion)
+    extracted = read_answer(completion, read_from)
     anywhere = compare.lenient(completion)
     return {
         "extracted": extracted,

@@ -7,7 +7,7 @@ import math
 from reasoner.eval.results import EvalResult, same_questions
 from reasoner.eval.scoring import METRICS, metric_label
 
-__all__ = ["DEFAULT_DATA", "compare", "describe", "model_card_section", "single_table"]
+__all__ = ["DEFAULT_DATA", "compare", "describe", "model_card_section", "sampled_rows", "single_table"]
 
 DEFAULT_DATA = "openai/gsm8k"
 
@@ -28,16 +28,42 @@ def _change(new: float | None, old: float | None, kind: str) -> str:
 def describe(result: EvalResult) -> str:
     """What was asked and how: "N questions of `data` split `test`, greedy decoding, at most M new tokens"."""
     settings = result.settings
+    samples = int(settings.get("samples") or 1)
+    top_p = f", top_p {settings['top_p']}" if settings.get("top_p") not in (None, 1.0) else ""
+    per_question = f"{samples} samples per question, " if samples > 1 else ""
     decoding = (
-        f"sampling at temperature {settings.get('temperature')} (seed {settings.get('seed')})"
+        f"{per_question}sampling at temperature {settings.get('temperature')}{top_p} (seed {settings.get('seed')})"
         if settings.get("sampling")
         else "greedy decoding"
     )
     data = settings.get("data_source", DEFAULT_DATA)
+    held = f" (held-out {settings['holdout']:g} of split-less data sets)" if settings.get("holdout") else ""
+    training = (f"; note: the questions of {', '.join(settings['training_rows'])} are training rows (no "
+                f"`{result.split}` split; set eval.holdout)" if settings.get("training_rows") else "")
     return (
-        f"{result.n} questions of `{data}` split `{result.split}`, {decoding}, "
-        f"at most {settings.get('max_new_tokens', '?')} new tokens"
+        f"{result.n} questions of `{data}` split `{result.split}`{held}, {decoding}, "
+        f"at most {settings.get('max_new_tokens', '?')} new tokens{training}"
     )
+
+
+def sampled_rows(result: EvalResult) -> list[tuple[str, str, float | None, float | None]]:
+    """(metric, label, value, standard error) for the sampled metrics, overall then per task (data set)."""
+    samples = int(result.settings.get("samples") or 1)
+    if samples <= 1 or "pass@1" not in result.metrics:
+        return []
+    rows = []
+    for scope, metrics in [("", result.metrics), *[(f" [{task}]", values) for task, values in result.per_task.items()
+                                                  if len(result.per_task) > 1]]:
+        rows += [(f"pass@1{scope}", f"pass@1, mean of {samples} samples{scope}", metrics.get("pass@1"),
+                  metrics.get("pass@1_stderr")),
+                 (f"pass@{samples}{scope}", f"pass@{samples}{scope}", metrics.get(f"pass@{samples}"), None),
+                 (f"maj@{samples}{scope}", f"maj@{samples} (majority vote){scope}", metrics.get(f"maj@{samples}"), None)]
+    return rows
+
+
+def _rate(value: float | None, stderr: float | None) -> str:
+    cell = _cell(value, "rate")
+    return f"{cell} ± {100 * stderr:.1f}" if stderr is not None and value is not None else cell
 
 
 def single_table(result: EvalResult) -> str:
@@ -45,6 +71,7 @@ def single_table(result: EvalResult) -> str:
     lines = [f"| metric | {result.label} |", "|---|---:|"]
     for key, label, kind in METRICS:
         lines.append(f"| {metric_label(key, label, result.settings)} | {_cell(result.metrics.get(key), kind)} |")
+    lines += [f"| {label} | {_rate(value, stderr)} |" for _, label, value, stderr in sampled_rows(result)]
     return "\n".join(lines)
 
 
@@ -58,6 +85,10 @@ def compare(result: EvalResult, baseline: EvalResult) -> str:
         new, old = result.metrics.get(key), baseline.metrics.get(key)
         shown = metric_label(key, label, result.settings)
         lines.append(f"| {shown} | {_cell(old, kind)} | {_cell(new, kind)} | {_change(new, old, kind)} |")
+    before = {key: (value, stderr) for key, _, value, stderr in sampled_rows(baseline)}
+    for key, label, value, stderr in sampled_rows(result):
+        old, old_err = before.get(key, (None, None))
+        lines.append(f"| {label} | {_rate(old, old_err)} | {_rate(value, stderr)} | {_change(value, old, 'rate')} |")
     notes = []
     if (result.n, result.split) != (baseline.n, baseline.split):
         notes.append(

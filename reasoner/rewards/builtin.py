@@ -38,7 +38,7 @@ from typing import Any
 
 from reasoner.errors import UserError
 from reasoner.tasks.compare import COMPARISONS, comparison
-from reasoner.tasks.completions import CLOSE_ANSWER, completion_texts, extract_answer
+from reasoner.tasks.completions import CLOSE_ANSWER, completion_texts, extract_answer, read_answer
 from reasoner.tasks.numeric import parse_number
 
 __all__ = ["REWARDS", "REWARD_RANGES", "RewardFunc", "correctness", "integer", "soft_format", "strict_format",
@@ -77,8 +77,12 @@ def _per_completion(name: str, texts: list[str], values: Any, what: str) -> list
 
 
 def correctness(completions: Sequence[Any], answer: Sequence[Any] | None = None,
-                compare_as: Sequence[str] | str | None = None, **kwargs: Any) -> list[float]:
-    """2.0 when the last answer block equals the gold answer by the row's comparison (numbers when none).
+                compare_as: Sequence[str] | str | None = None, read_from: Sequence[str] | str | None = None,
+                **kwargs: Any) -> list[float]:
+    """2.0 when the answer equals the gold answer by the row's comparison (numbers when none).
+
+    The answer is read where the row's ``read_from`` says: the last answer block (``tags``, the default), the
+    last ``\\boxed{}`` (``boxed``) or either (``either``, the default of the math format).
 
     ``$1,000.00`` matches ``1000`` as numbers, ``\\frac{1}{2}`` matches ``0.5`` with math-verify, ``Paris``
     matches ``paris.`` as exact text, ``(B)`` matches ``B`` as a choice.
@@ -94,9 +98,10 @@ def correctness(completions: Sequence[Any], answer: Sequence[Any] | None = None,
     for kind in set(kinds) - {None}:
         if kind not in COMPARISONS:
             raise UserError(f"reward 'correctness' got compare_as '{kind}': use one of {', '.join(COMPARISONS)}")
+    places = _per_completion("correctness", texts, read_from, "read_from values")
     return [
-        CORRECTNESS_REWARD if comparison(kind).equal(extract_answer(text), None if gold is None else str(gold)) else 0.0
-        for text, gold, kind in zip(texts, golds, kinds)
+        CORRECTNESS_REWARD if comparison(kind).equal(read_answer(text, place), None if gold is None else str(gold))
+        else 0.0 for text, gold, kind, place in zip(texts, golds, kinds, places)
     ]
 
 

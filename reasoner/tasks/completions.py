@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["completion_text", "completion_texts", "extract_answer"]
+__all__ = ["completion_text", "completion_texts", "extract_answer", "read_answer"]
 
 OPEN_ANSWER = "<answer>"
 CLOSE_ANSWER = "</answer>"
@@ -28,6 +28,19 @@ def extract_answer(text: str) -> str | None:
     if start < 0:
         return None
     return text[start + len(OPEN_ANSWER) : end].strip()
+
+
+def read_answer(text: str, read_from: str | None = "tags") -> str | None:
+    """The answer of a completion where the task says it is written: ``tags`` (the last ``<answer>`` block),
+    ``boxed`` (the last ``\\boxed{}``, as R1-style models write it) or ``either`` (the tags, else the box)."""
+    from reasoner.tasks.latex import last_boxed
+
+    if read_from == "boxed":
+        return last_boxed(text)
+    tagged = extract_answer(text)
+    if read_from == "either" and tagged is None:
+        return last_boxed(text)
+    return tagged
 
 
 def completion_text(completion: Any) -> str:

@@ -20,7 +20,6 @@ log = logging.getLogger("reasoner.train")
 def evaluate_after_training(recipe: Recipe, output_dir: Path, *, base_model: Source) -> str:
     """Evaluate the base and the trained model; return the markdown section for the model card."""
     common = recipe_settings(recipe)
-    common["max_new_tokens"] = int(recipe.grpo.get("max_completion_length", 256))
     base_path = str(base_model.path) if base_model.path else base_model.id
     log.info("evaluating the base model and the trained model on %s[%s] (limit %s)", common["data_source"],
              common["split"], common["limit"])
