@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reasoner.data import prepare_dataset
 from reasoner.errors import UserError
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 from reasoner.rewards import correctness
 from reasoner.tasks.choice import ChoiceLayout, committed_letter, read_choice_key, render_choices
 

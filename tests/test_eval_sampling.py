@@ -15,7 +15,7 @@ from reasoner.eval.cli import eval_main, recipe_settings
 from reasoner.eval.results import COMPLETIONS_FILE, RESULTS_FILE, EvalResult
 from reasoner.eval.sampling import majority_answer, pass_at_k, sampled_metrics
 from reasoner.eval.tables import model_card_section, single_table
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH_STYLE = ROOT / "tests" / "data" / "math-style"
