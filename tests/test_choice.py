@@ -187,3 +187,8 @@ def test_the_arc_style_recipe_shows_its_options_and_trains(tmp_path):
     assert samples and all("(A) " in s["question"] and "(D) " in s["question"] for s in samples)
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps if "reward" in r] == [1, 2]
+
+
+@pytest.mark.parametrize("text", ["The answer is a whale", "my choicea b", "achoicea choicea", "the answer is an elk"])
+def test_an_article_or_a_word_after_the_keyword_is_not_a_letter(text):
+    assert committed_letter(text) is None

@@ -36,8 +36,9 @@ _REFERENCE = re.compile(r"\(([A-Za-z])\)|(?<![\w'’])([A-Z])(?![\w'’])")
 # Words after "A" that make it a letter being talked about ("A is wrong", "A or B"), not an article.
 _LETTER_VERBS = {"is", "was", "and", "or", "seems", "looks", "would", "could", "can", "might", "must", "should",
                  "isn't", "wasn't", "because", "fits", "matches", "works", "and/or"}
-_ANYWHERE = re.compile(r"\(([A-Z])\)|(?<![\w])([A-Z])\)|answer\s*(?:is)?\s*:?\s*\(?([A-Z])\b", re.IGNORECASE)
-_STATED = re.compile(r"(?:answer|option|choice)\s*(?:is\s*)?[:\-]?\s*\(?([A-Z])\)?(?![\w'’])", re.IGNORECASE)
+_ANYWHERE = re.compile(r"\(([A-Z])\)|(?<![\w])([A-Z])\)|\banswer\b\s*(?:is)?\s*:?\s*\(?([A-Z])\b", re.IGNORECASE)
+# "answer is C", "option (c)": a lower-case letter counts only in parentheses ("the answer is a whale" is not A).
+_STATED = re.compile(r"\b(?i:answer|option|choice)\b\s*(?i:is\s*)?[:\-]?\s*(?:\(([A-Za-z])\)|([A-Z])\)?)(?![\w'’])")
 
 
 def option_letters(count: int) -> str:
@@ -70,7 +71,7 @@ def committed_letter(text: str | None) -> str | None:
         others = {m.upper() for m in _references(leading.group(3))} - {letter}
         return None if others else letter
     letters = set(_references(cleaned))
-    stated = [match.group(1).upper() for match in _STATED.finditer(cleaned)]
+    stated = [(match.group(1) or match.group(2)).upper() for match in _STATED.finditer(cleaned)]
     if stated and {letter.upper() for letter in letters} | set(stated) == {stated[-1]}:
         return stated[-1]
     return None
