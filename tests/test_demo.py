@@ -24,3 +24,6 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert "strict accuracy (answer tags)" in out  # the side-by-side evaluation table
     assert list((tmp_path / "demo" / "report").glob("*.png"))
     assert "final model pushed and verified" in result.stderr
+    # Seeding the hub prints the demo's own line only, none of huggingface_hub's or datasets' progress bars.
+    for bar in ("Creating parquet from Arrow format", "Uploading the dataset shards", "Processing Files", "New Data Upload"):
+        assert bar not in result.stderr and bar not in out, bar
