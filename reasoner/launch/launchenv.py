@@ -4,7 +4,7 @@
 is refused before anything downloads; the prefetch arguments and the pins file come back), then with ``--pins``
 after it (the layout, memory estimate and checkpoint plan against the pinned commits go to stderr, and the
 generation server's and the training's commands come back). The script ``eval``s the output; every variable it
-prints is one a script reads (tests/test_launch.py checks both directions).
+prints is one a script reads (tests/integration/test_launch.py checks both directions).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def max_model_len(recipe: Any) -> int | None:
     """Prompt plus completion tokens: the longest sequence the server must hold.
 
     The prompt limit counts tokens exactly as GRPOTrainer tokenizes prompts (the chat template with the
-    generation prompt; tests/test_generation_server.py checks it against TRL's own call), so no slack is needed.
+    generation prompt; tests/integration/test_generation_server.py checks it against TRL's own call), so no slack is needed.
     """
     prompt = (getattr(recipe, "dataset", None) or {}).get("max_prompt_tokens")
     completion = (getattr(recipe, "grpo", None) or {}).get("max_completion_length")

@@ -1,0 +1,101 @@
+"""Recipes that inherit (``base:``): merge rules, chains, loops, and the packaged Qwen recipes as differences."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reasoner.errors import UserError
+from reasoner.recipe.load import load_recipe
+from reasoner.recipe.files import packaged_recipes, recipe_path
+from reasoner.recipe.base import merge
+
+ROOT = Path(__file__).resolve().parents[2]
+# The GSM8K size series: each is the 0.5B reference with another size (a recipe for another task restates its task).
+QWEN = [name for name in packaged_recipes() if name.startswith("qwen2.5-") and name.endswith("-gsm8k")]
+
+
+def test_mappings_merge_and_everything_else_replaces():
+    base = {"model": {"id": "a", "dtype": "bfloat16"}, "prompt": {"few_shot": [1, 2]}, "name": "base"}
+    child = {"model": {"id": "b"}, "prompt": {"few_shot": []}, "name": "child", "grpo": {"seed": 1}}
+    assert merge(base, child) == {"model": {"id": "b", "dtype": "bfloat16"}, "prompt": {"few_shot": []},
+                                  "name": "child", "grpo": {"seed": 1}}
+    assert base["model"]["id"] == "a"  # the base is not changed in place
+    assert merge({"dataset": {"limit": 5}}, {"dataset": {"limit": None}}) == {"dataset": {"limit": None}}
+
+
+def test_a_chain_of_bases_resolves_nearest_last(tmp_path):
+    (tmp_path / "grand.yaml").write_text(yaml.safe_dump({"base": "tiny-cpu", "grpo": {"seed": 7, "max_steps": 5}}))
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump({"base": "grand.yaml", "name": "child", "grpo": {"max_steps": 9}}))
+    recipe = load_recipe(str(tmp_path / "child.yaml"))
+    assert recipe.name == "child"
+    assert recipe.grpo["max_steps"] == 9 and recipe.grpo["seed"] == 7
+    assert recipe.grpo["learning_rate"] == load_recipe("tiny-cpu").grpo["learning_rate"]
+    # Overrides still apply last.
+    assert load_recipe(str(tmp_path / "child.yaml"), ["--seed", "3"]).grpo["seed"] == 3
+
+
+def test_loops_and_bad_bases_are_refused_in_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
+    with pytest.raises(UserError, match=r"recipe bases form a loop \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_recipe(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("base: no-such-recipe\nname: c\n")
+    with pytest.raises(UserError, match="recipe 'no-such-recipe' not found"):
+        load_recipe(str(tmp_path / "c.yaml"))
+    (tmp_path / "d.yaml").write_text("base: [1]\nname: d\n")
+    with pytest.raises(UserError, match="'base' must name a recipe"):
+        load_recipe(str(tmp_path / "d.yaml"))
+
+
+def test_a_reward_file_named_by_a_base_is_found_beside_that_base(tmp_path, monkeypatch):
+    team, mine = tmp_path / "team", tmp_path / "mine"
+    team.mkdir()
+    mine.mkdir()
+    (team / "house_rewards.py").write_text(
+        "def brevity(completions, **kwargs):\n    return [0.0 for _ in completions]\n")
+    (team / "base.yaml").write_text(yaml.safe_dump(
+        {"base": "tiny-cpu", "rewards": {"house_rewards.py:brevity": 0.5}, "reward_args": {}}))
+    (mine / "run.yaml").write_text(yaml.safe_dump({"base": "../team/base.yaml", "name": "mine"}))
+    (mine / "house_rewards.py").write_text("raise SystemExit('a file of the same name beside the child')\n")
+    monkeypatch.chdir(mine)  # the working folder and the child's folder hold a decoy of the same name
+    recipe = load_recipe(str(mine / "run.yaml"))
+    spec = f"{(team / 'house_rewards.py').resolve()}:brevity"
+    assert recipe.rewards[spec] == 0.5
+    # A child stating the same file by its absolute path reweighs that reward rather than adding a second one.
+    (mine / "reweighted.yaml").write_text(yaml.safe_dump({"base": "../team/base.yaml", "name": "reweighted",
+                                                          "rewards": {f"{team}/house_rewards.py:brevity": 2.0}}))
+    reweighted = load_recipe(str(mine / "reweighted.yaml")).rewards
+    assert reweighted[spec] == 2.0 and [k for k in reweighted if "brevity" in k] == [spec]
+
+
+@pytest.mark.parametrize("name", [n for n in QWEN if n != "qwen2.5-0.5b-gsm8k"])
+def test_larger_qwen_recipes_state_only_their_differences(name):
+    text = yaml.safe_load(recipe_path(name).read_text())
+    reference = load_recipe("qwen2.5-0.5b-gsm8k")
+    assert text["base"] == "qwen2.5-0.5b-gsm8k"
+    for section in ("dataset", "prompt", "rewards", "eval"):  # what the sizes share is never restated
+        assert section not in text, f"{name} restates {section}"
+    recipe = load_recipe(name)
+    assert recipe.prompt == reference.prompt and recipe.rewards == reference.rewards
+    for section, values in text.items():  # every key a recipe states differs from the reference
+        if isinstance(values, dict):
+            same = [k for k, v in values.items() if getattr(reference, section).get(k) == v]
+            assert not same, f"{name} restates {section}.{same}"
+    assert "0.5B model" not in recipe_path(name).read_text()
+
+
+def test_dry_run_prints_the_resolved_recipe():
+    result = subprocess.run([sys.executable, "-m", "reasoner.cli", "train", "--recipe", "qwen2.5-14b-gsm8k", "--dry-run"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert "base" not in printed
+    assert printed["model"]["id"] == "Qwen/Qwen2.5-14B-Instruct"
+    assert printed["rewards"] == load_recipe("qwen2.5-0.5b-gsm8k").rewards  # inherited, written out
+    assert printed["dataset"]["id"] == "openai/gsm8k" and printed["grpo"]["beta"] == 0.04
+    assert printed == load_recipe("qwen2.5-14b-gsm8k").to_dict()
