@@ -38,7 +38,7 @@ def test_the_grace_follows_the_jobs_end_time(slurm_cluster):
         result = signal_grace("--job", job_id, "--fallback", "7", "--needed", "400")
         assert result.returncode == 0, result.stderr
         grace = int(result.stdout)
-        assert 200 <= grace <= 300 - 20, result.stderr  # (a 5-minute limit counts from the job's start)  # a 5-minute limit, less the script's 20 s exit
+        assert 200 <= grace <= 300 - 20, result.stderr  # a 5-minute limit from the job's start, less the 20 s exit
         lines = result.stderr.splitlines()
         assert any("the ranks get" in line for line in lines)
         assert any("needs ~400 s" in line and "sbatch --signal=B:USR1@420" in line for line in lines), result.stderr
