@@ -12,6 +12,7 @@ import pytest
 from reasoner_hub.auth import Token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HUB_ROOT = REPO_ROOT / "hub"  # first on a subprocess's path: the hub of this checkout, never an installed one
 WRITE_TOKEN = "hf_localhub_write_0123456789"
 READ_TOKEN = "hf_localhub_read_0123456789"
 TOKENS = [Token("writer", WRITE_TOKEN, "write"), Token("reader", READ_TOKEN, "read")]

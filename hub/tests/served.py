@@ -14,7 +14,7 @@ import time
 
 from hub_testkit import SUPPORT_DIR
 
-from .helpers import REPO_ROOT
+from .helpers import HUB_ROOT, REPO_ROOT
 
 URL_LINE = r"^(http://\S+)\s*$"  # the CLI prints the hub URL alone on its own line
 
@@ -41,7 +41,7 @@ class Served:
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO_ROOT,
-            env=env if program else {**(env or os.environ), "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(SUPPORT_DIR)])},
+            env=env if program else {**(env or os.environ), "PYTHONPATH": os.pathsep.join([str(HUB_ROOT), str(REPO_ROOT), str(SUPPORT_DIR)])},
         )
         self.out: list[str] = []
         self.err: list[str] = []
