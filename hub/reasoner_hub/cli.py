@@ -1,5 +1,5 @@
 """``serve``: run the hub from the command line (``reasoner-hub serve``; the trainer's ``reasoner hub serve``
-and ``python -m reasoner_hub`` are the same command); ``gc``: delete the Xet data no repo needs any more (``reasoner-hub gc``, with the hub stopped).
+and ``python -m reasoner_hub`` are the same command); ``gc``: delete the Xet data no repo needs any more (``reasoner-hub gc``; it refuses to run while a hub serves the storage).
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
 of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
@@ -17,13 +17,20 @@ import threading
 from reasoner_hub.errors import UserError
 from reasoner_hub.auth import TokenBook, load_token_file, parse_token_arg
 from reasoner_hub.backends import open_storage
-from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, collect
+from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, check_grace, collect
 
 UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad command line is one line naming the problem and where to read more (exit 2), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reasoner-hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
+    parser = _Parser(prog="reasoner-hub", description="A Hugging-Face-compatible hub over a folder or S3 bucket.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve repos stored in a folder or an S3 bucket")
     serve.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
@@ -36,18 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--request-log", help="append one JSON line per request to this file")
     serve.add_argument("--no-xet", action="store_true",
                        help="serve the LFS protocol only (clients must set HF_HUB_DISABLE_XET=1 to upload)")
-    gc = commands.add_parser("gc", help="delete Xet data no repo needs any more (run it with the hub stopped)")
+    gc = commands.add_parser("gc", help="delete Xet data no repo needs any more (refused while a hub serves the storage)")
     gc.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
     gc.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
     gc.add_argument("--grace-minutes", type=float, default=DEFAULT_GRACE_MINUTES,
                     help="keep unreferenced data younger than this (default 30240, three weeks: what hf_xet clients "
                          "remember uploading, and uploads whose commit is still to come)")
-    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="print what would be deleted; delete nothing (allowed while hubs serve the storage)")
     return parser
 
 
 def _gc(args: argparse.Namespace) -> int:
-    """Refuses (exit 2) while the journal holds unfinished operations; see xet/gc.py for what it removes."""
+    """Refuses (exit 2) on a bad grace, a missing folder, a serving hub or an unfinished journal (xet/gc.py)."""
+    check_grace(args.grace_minutes)  # before the storage is opened: a bad flag touches nothing
+    if "://" not in args.storage and not os.path.isdir(args.storage):
+        raise UserError(f"--storage {args.storage} is not a folder: name the folder `reasoner-hub serve --storage` "
+                        "uses (gc never creates one)")
     report = collect(open_storage(args.storage, args.s3_endpoint), args.grace_minutes, args.dry_run, args.storage)
     print(report.line(), flush=True)
     return 0
@@ -59,20 +71,21 @@ def _serve(args: argparse.Namespace) -> int:
     tokens = load_token_file(args.token_file) if args.token_file else []
     tokens += [parse_token_arg(value) for value in args.token]
     book = TokenBook(tokens)
+    hub = HubServer(
+        args.storage,
+        host=args.host,
+        port=args.port,
+        tokens=book,
+        upstream=args.upstream,
+        upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
+        request_log=args.request_log,
+        s3_endpoint=args.s3_endpoint,
+        xet=not args.no_xet,
+    )
     try:
-        hub = HubServer(
-            args.storage,
-            host=args.host,
-            port=args.port,
-            tokens=book,
-            upstream=args.upstream,
-            upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
-            request_log=args.request_log,
-            s3_endpoint=args.s3_endpoint,
-            xet=not args.no_xet,
-        )
         hub.start()
     except OSError as error:
+        hub.stop()  # releases the storage
         raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
     print(f"reasoner-hub: storage {hub.storage.description}", flush=True)
     if book.open:
@@ -99,13 +112,19 @@ def _serve(args: argparse.Namespace) -> int:
     print("reasoner-hub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
     print(hub.url, flush=True)
 
+    stoppers: list[threading.Thread] = []
+
     def _stop(signum, frame) -> None:
-        threading.Thread(target=hub.stop, daemon=True).start()
+        stoppers.append(threading.Thread(target=hub.stop, daemon=True))
+        stoppers[-1].start()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     hub.serve_forever()
+    for stopper in list(stoppers):  # let stop() finish (the storage lease is removed last) before the exit
+        stopper.join(30)
+    hub.stop()
     print("reasoner-hub: stopped", flush=True)
     return 0
 

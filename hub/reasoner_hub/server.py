@@ -5,7 +5,8 @@
         ...
 
 ``stop()`` closes the listening socket and every open keep-alive connection, so a stopped
-server really answers no more requests; a new HubServer on the same storage serves everything
+server really answers no more requests and releases its hold on the storage (``storelock.py``:
+``reasoner-hub gc`` refuses to run while any hub holds it); a new HubServer on the same storage serves everything
 the old one stored.
 """
 
@@ -28,6 +29,7 @@ from reasoner_hub.recovery import recover
 from reasoner_hub.repos import RepoStore
 from reasoner_hub.routes import HubApp
 from reasoner_hub.storage import Storage
+from reasoner_hub.storelock import hold_for_serving
 from reasoner_hub.transport import make_handler
 from reasoner_hub.upstream import Upstream
 
@@ -69,8 +71,14 @@ class HubServer:
         if not isinstance(tokens, TokenBook):  # Token objects or "NAME=TOKEN:ROLE" strings
             tokens = TokenBook(parse_token_arg(t) if isinstance(t, str) else t for t in tokens or ())
         self.tokens = tokens
+        # Held until stop(): gc refuses to run meanwhile, and this refuses to start while gc runs.
+        self.hold = hold_for_serving(self.storage)
         self.store = RepoStore(self.storage)
-        self.recovery = recover(self.store)  # before any request: finish or undo what a crash cut short
+        try:
+            self.recovery = recover(self.store)  # before any request: finish or undo what a crash cut short
+        except BaseException:
+            self.hold.release()
+            raise
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
         self.app = HubApp(
@@ -134,7 +142,9 @@ class HubServer:
             self._thread.join(0.5)
 
     def stop(self) -> None:
+        """Stop serving and release the storage (gc may run on it from here)."""
         if self._httpd is None:
+            self.hold.release()
             return
         httpd, self._httpd = self._httpd, None
         httpd.shutdown()
@@ -149,6 +159,7 @@ class HubServer:
         if self._thread is not None:
             self._thread.join(5)
         self.metrics.close()
+        self.hold.release()
 
     def __enter__(self) -> HubServer:
         return self.start()

@@ -13,17 +13,19 @@ reader pointing at a missing object:
 3. the xorb's data, then its index (an index alone is what an upload cut short leaves, and the next
    gc removes it).
 
-Supported with every hub on the storage stopped. A running hub keeps the indexes of xorbs it read
-in memory and may answer that a xorb it has cached is stored after gc removed it; the grace
-period spares what clients uploaded recently (a xorb whose shard or commit is still to come), not
-that. gc refuses to run while the intent journal holds an unfinished operation (a hub stopped in
-the middle of a create, delete, move or commit): start the hub once so it recovers, stop it, then
-run gc.
+Only with every hub on the storage stopped: a running hub keeps the indexes of xorbs it read in
+memory and would answer that a xorb it has cached is stored after gc removed it, so gc holds the
+storage alone while it deletes and refuses (exit 2) while any hub holds it (``storelock.py``); a
+dry run deletes nothing and runs beside hubs. The grace period spares what clients uploaded
+recently (a xorb whose shard or commit is still to come). gc refuses to run while the intent
+journal holds an unfinished operation (a hub stopped in the middle of a create, delete, move or
+commit): start the hub once so it recovers, stop it, then run gc.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ from reasoner_hub.errors import UserError
 from reasoner_hub.journal import JOURNAL
 from reasoner_hub.moves import LEGACY_JOURNAL
 from reasoner_hub.storage import NotFound, Storage
+from reasoner_hub.storelock import hold_for_gc
 from reasoner_hub.xet.marks import Marks, dedupe_entries, mark
 from reasoner_hub.xet.store import ROOT
 
@@ -66,6 +69,16 @@ class GcReport:
             f"{verb} {self.records_deleted} file record(s), {self.shards_deleted} shard(s), "
             f"{self.dedupe_deleted} dedupe entr(ies) (+{self.dedupe_rewritten} rewritten)"
         )
+
+
+def check_grace(grace_minutes: float) -> None:
+    """UserError unless the grace period is a finite number of minutes, 0 or more."""
+    if math.isnan(grace_minutes) or math.isinf(grace_minutes):
+        raise UserError(f"--grace-minutes {grace_minutes} is not a number of minutes: give a finite number, 0 or more "
+                        f"(default {DEFAULT_GRACE_MINUTES}, three weeks)")
+    if grace_minutes < 0:
+        raise UserError(f"--grace-minutes {grace_minutes:g} is negative: use 0 or more "
+                        f"(default {DEFAULT_GRACE_MINUTES}, three weeks)")
 
 
 def refuse_unfinished(storage: Storage, spec: str) -> None:
@@ -161,8 +174,17 @@ def _sweep_xorbs(storage: Storage, doomed: dict[str, list[str]], report: GcRepor
 def collect(storage: Storage, grace_minutes: float = DEFAULT_GRACE_MINUTES, dry_run: bool = False,
             spec: str | None = None) -> GcReport:
     """Mark, then sweep the Xet data of ``storage`` that no repo needs and that is older than ``grace_minutes``."""
-    if grace_minutes < 0:
-        raise UserError(f"--grace-minutes {grace_minutes:g} is negative: use 0 or more (default 60)")
+    check_grace(grace_minutes)
+    # A real collection holds the storage alone (no hub may serve it meanwhile); a dry run deletes nothing.
+    hold = None if dry_run else hold_for_gc(storage, spec)
+    try:
+        return _collect(storage, grace_minutes, dry_run, spec)
+    finally:
+        if hold is not None:
+            hold.release()
+
+
+def _collect(storage: Storage, grace_minutes: float, dry_run: bool, spec: str | None) -> GcReport:
     refuse_unfinished(storage, spec or storage.description)
     cutoff = time.time() - grace_minutes * 60
     report = GcReport(dry_run=dry_run, grace_minutes=grace_minutes)
