@@ -7,12 +7,11 @@ commit body is split into lines without ever holding more than one line.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from email.message import Message
 
 from reasoner_hub.errors import HubError
-from reasoner_hub.limits import MAX_JSON_BODY, too_large
+from reasoner_hub.limits import MAX_JSON_BODY, parse_json, too_large
 
 
 class BodyReader:
@@ -88,11 +87,7 @@ class BodyReader:
         return b"".join(parts)
 
     def json(self, limit: int = MAX_JSON_BODY) -> object:
-        raw = self.read_all(limit)
-        try:
-            return json.loads(raw or b"{}")
-        except ValueError:
-            raise HubError(400, "Request body is not valid JSON") from None
+        return parse_json(self.read_all(limit) or b"{}")
 
     def lines(self, max_line: int, max_total: int) -> Iterator[bytes]:
         """Lines of an x-ndjson body, streamed; 413 once a line or the whole body passes its limit."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reasoner_hub import errors
 from reasoner_hub.commits import AddFile, DeleteFile, DeleteFolder, Operation, git_blob_oid, lfs_pointer
-from reasoner_hub.limits import MAX_REGULAR_FILE, integer, mapping, text
+from reasoner_hub.limits import MAX_REGULAR_FILE, integer, mapping, parse_json, text
 from reasoner_hub.paths import Repo, file_path
 from reasoner_hub.repos import RepoStore
 
@@ -68,10 +67,7 @@ def parse_commit(lines: Iterable[bytes], store: RepoStore, repo: Repo,
 
 
 def _split(line: bytes) -> tuple[str, object]:
-    try:
-        item = json.loads(line)
-    except ValueError:
-        raise errors.bad_request("commit body must be x-ndjson lines of {key, value}: a line is not JSON") from None
+    item = parse_json(line, "commit body must be x-ndjson lines of {key, value}: a line")
     if not isinstance(item, dict) or not isinstance(item.get("key"), str) or "value" not in item:
         raise errors.bad_request("commit body must be x-ndjson lines of {key, value}")
     return item["key"], item["value"]

@@ -8,6 +8,8 @@ The field checks turn a wrongly typed JSON field into such a 400 instead of an i
 
 from __future__ import annotations
 
+import json
+
 from reasoner_hub.errors import HubError, bad_request
 
 MiB = 1024 * 1024
@@ -19,6 +21,40 @@ MAX_PATHS_PER_CALL = 1000  # paths-info, as on the Hub
 MAX_REGULAR_FILE = 16 * MiB  # a non-LFS file inside a commit body (the Hub's limit is 10 MB)
 MAX_COMMIT_LINE = (MAX_REGULAR_FILE * 4) // 3 + 64 * 1024  # one x-ndjson line: base64 + JSON around it
 MAX_COMMIT_BODY = 2048 * MiB  # a whole commit body
+MAX_JSON_DEPTH = 64  # nested lists and objects in one JSON body (huggingface_hub sends 4 at most)
+
+
+def parse_json(raw: bytes, what: str = "Request body") -> object:
+    """A request's JSON: 400 when it is not JSON or nests deeper than MAX_JSON_DEPTH.
+
+    Without the depth limit a body of a few thousand brackets (a few KB) makes the parser, or any later
+    code that walks the value, exhaust the interpreter's recursion limit: an internal error, not a 400.
+    """
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise bad_request(f"{what} is not valid JSON") from None
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = _depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise bad_request(f"{what} nests lists and objects deeper than {MAX_JSON_DEPTH} levels: send flatter JSON")
+    return value
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in ``value``, walked without recursion; stops past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def too_large(what: str, limit: int, advice: str) -> HubError:

@@ -8,7 +8,6 @@ commits, themselves cached by the store).
 
 from __future__ import annotations
 
-import json
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -16,7 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from reasoner_hub import errors
-from reasoner_hub.limits import MAX_PATHS_PER_CALL
+from reasoner_hub.limits import MAX_PATHS_PER_CALL, parse_json
 
 _CACHE_SIZE = 64
 
@@ -62,10 +61,7 @@ def path_index(files: Mapping[str, object]) -> PathIndex:
 def paths_request(raw: bytes, content_type: str) -> tuple[list[str], bool]:
     """The ``paths`` and ``expand`` of a paths-info body (form-encoded, as huggingface_hub sends it, or JSON)."""
     if "json" in content_type.lower():
-        try:
-            data = json.loads(raw or b"{}")
-        except ValueError:
-            raise errors.bad_request("Request body is not valid JSON") from None
+        data = parse_json(raw or b"{}")
         if not isinstance(data, dict):
             raise errors.bad_request("paths-info needs a JSON object with paths")
         paths, expand = data.get("paths", []), str(data.get("expand", "")).lower() in ("1", "true")

@@ -206,3 +206,37 @@ def test_kept_alive_answers_go_out_without_nagle(folder_storage, legacy):
             sockets = list(hub._connections)
         assert len(sockets) == 1  # one pooled connection served all three
         assert sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == (0 if legacy else 1)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+DEEP_BODIES = [
+    ("POST", "/api/repos/create", "application/json"),
+    ("POST", "/api/models/org/deep/preupload/main", "application/json"),
+    ("POST", "/api/models/org/deep/paths-info/main", "application/json"),
+    ("POST", "/api/models/org/deep/branch/dev", "application/json"),
+    ("PUT", "/api/models/org/deep/settings", "application/json"),
+    ("POST", "/api/validate-yaml", "application/json"),
+    ("POST", "/org/deep.git/info/lfs/objects/batch", "application/vnd.git-lfs+json"),
+    ("POST", "/api/models/org/deep/commit/main", "application/x-ndjson"),
+]
+
+
+@pytest.mark.parametrize("method,path,content_type", DEEP_BODIES, ids=[p for _, p, _ in DEEP_BODIES])
+@pytest.mark.parametrize("depth", [limits.MAX_JSON_DEPTH + 1, 100_000])
+def test_deeply_nested_json_is_a_one_line_400(folder_api, folder_hub, method, path, content_type, depth):
+    """Past the parser's recursion limit (100,000 levels: 600 KB) or just past the hub's own: 400, never 500."""
+    folder_api.create_repo("org/deep", exist_ok=True)
+    head = folder_api.model_info("org/deep").sha
+    status, headers, body = raw_request(folder_hub.url, method, path, _nested(depth),
+                                        {"Content-Type": content_type, "Authorization": f"Bearer {WRITE_TOKEN}"})
+    message = headers.get("x-error-message") or json.loads(body)["error"]
+    assert status == 400 and "\n" not in message, (status, body[:300])
+    assert "deeper than" in message or "not valid JSON" in message, message
+    assert folder_api.model_info("org/deep").sha == head  # nothing changed
+    shallow = _nested(limits.MAX_JSON_DEPTH - 1)  # deep but allowed: the route's own field checks answer
+    status, _, body = raw_request(folder_hub.url, method, path, shallow,
+                                  {"Content-Type": content_type, "Authorization": f"Bearer {WRITE_TOKEN}"})
+    assert status < 500 and b"deeper than" not in body, (status, body[:300])
