@@ -26,6 +26,8 @@ Layout in the bucket (or folder), per repo ``<type>s/<org>/<name>/`` (``models/`
     .hub/xet/xorbs/<hash>, .hub/xet/...          Xet xorbs, shared by all repos (deduped chunks)
     .hub-journal/<hash>.json                     intents of unfinished creates, deletes, moves and
                                                  view refreshes
+    .hub-leases/hub-<id>, gc-<id>  (S3)          who serves or collects the storage (storelock.py)
+    .locks/serving  (folder storage)             flock: shared by serving hubs, exclusive for gc
     .tmp/spool-*/  (folder storage)              this process's temporary files (swept at start-up)
 
 Branch and tag names are percent-quoted in keys (``feature%2Fx``). The server reads only the
