@@ -15,6 +15,7 @@ GET      /api/{t}/{org}/{name}/refs                      list_repo_refs
 GET      /api/{t}/{org}/{name}/commits/{rev}             list_repo_commits
 POST     /api/{t}/{org}/{name}/preupload/{rev}           upload modes (regular / lfs)
 POST     /api/{t}/{org}/{name}/commit/{rev}              create_commit (x-ndjson)
+POST     /api/{t}/{org}/{name}/lfs-files/duplicate       LFS files copied to another repo (duplicate.py)
 POST/DEL /api/{t}/{org}/{name}/branch/{branch}           create_branch / delete_branch
 POST/DEL /api/{t}/{org}/{name}/tag/{rev|tag}             create_tag / delete_tag
 POST     /api/{t}/{org}/{name}/super-squash/{branch}     super_squash_history
@@ -42,6 +43,7 @@ from reasoner_hub import errors, permissions
 from reasoner_hub.auth import Principal, TokenBook
 from reasoner_hub.card_yaml import metadata_errors
 from reasoner_hub.cards import CardReader
+from reasoner_hub.duplicate import DuplicateRoutes
 from reasoner_hub.errors import HubError
 from reasoner_hub.git.routes import CHALLENGE, GitRoutes, git_path, is_git_client_path
 from reasoner_hub.lfs import UrlSigner
@@ -105,11 +107,12 @@ REPO_ROUTES: dict[tuple[str, str], tuple[bool, RepoHandler]] = {
     ("POST", "super-squash"): (True, lambda app, req, repo, rest: app.super_squash(req, repo, _joined(rest))),
     ("GET", "xet-read-token"): (True, lambda app, req, repo, rest: app.xet_token(req, repo, "read", _rev(rest))),
     ("GET", "xet-write-token"): (True, lambda app, req, repo, rest: app.xet_token(req, repo, "write", _rev(rest))),
+    ("POST", "lfs-files"): (True, lambda app, req, repo, rest: app.duplicate_lfs(req, repo, rest)),
 }
 UPLOAD_ACTIONS = {"commit"}  # counted as uploads in the metrics
 
 
-class HubApp(ReadRoutes, WriteRoutes, ListingRoutes, MoveRoutes, XetRoutes, GitRoutes):
+class HubApp(ReadRoutes, WriteRoutes, DuplicateRoutes, ListingRoutes, MoveRoutes, XetRoutes, GitRoutes):
     """Callable: Request -> Response. Holds the store, tokens, metrics, LFS signer and upstream."""
 
     def __init__(
