@@ -1,5 +1,7 @@
 """``serve``: run the hub from the command line (``reasoner-hub serve``; the trainer's ``reasoner hub serve``
-and ``python -m reasoner_hub`` are the same command); ``gc``: delete the Xet data no repo needs any more (``reasoner-hub gc``; it refuses to run while a hub serves the storage).
+and ``python -m reasoner_hub`` are the same command); ``gc``: delete the Xet data no repo needs any more
+(``reasoner-hub gc``; refused while a hub serves the storage); ``mirror refresh``: check a mirrored repo's
+``main`` against its upstream now.
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables; the token
 of an upstream hub, when it needs one, from LOCALHUB_UPSTREAM_TOKEN (kept out of the process list).
@@ -9,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 
-from reasoner_hub.errors import UserError
+from reasoner_hub.errors import HubError, UserError
 from reasoner_hub.auth import TokenBook, load_token_file, parse_token_arg
 from reasoner_hub.backends import open_storage
 from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, check_grace, collect
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--storage", required=True, help="a folder, or s3://BUCKET[/prefix]")
     serve.add_argument("--s3-endpoint", help="S3 endpoint URL (e.g. http://127.0.0.1:8333 for SeaweedFS)")
     serve.add_argument("--upstream", help="HF-compatible endpoint to mirror repos from on a miss")
+    serve.add_argument("--upstream-ttl-minutes", type=float, metavar="MINUTES",
+                       help="check a mirrored repo's main against the upstream again once this old "
+                            "(default: never; `reasoner-hub mirror refresh` checks one now)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = any free)")
     serve.add_argument("--token-file", help="YAML/JSON list of {name, token, role: read|write}")
@@ -51,7 +57,50 @@ def build_parser() -> argparse.ArgumentParser:
                          "remember uploading, and uploads whose commit is still to come)")
     gc.add_argument("--dry-run", action="store_true",
                     help="print what would be deleted; delete nothing (allowed while hubs serve the storage)")
+    mirror = commands.add_parser("mirror", help="mirrored repos (--upstream)").add_subparsers(dest="action",
+                                                                                             required=True)
+    refresh = mirror.add_parser("refresh", help="check a mirrored repo's main against the upstream now")
+    refresh.add_argument("repo_id", metavar="ORG/NAME")
+    refresh.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
+    refresh.add_argument("--storage", required=True, help="the hub's folder, or s3://BUCKET[/prefix]")
+    refresh.add_argument("--s3-endpoint", help="S3 endpoint URL")
+    refresh.add_argument("--upstream", required=True, help="the HF-compatible endpoint the repo is mirrored from")
     return parser
+
+
+def _minutes(value: float | None, flag: str) -> float | None:
+    """Seconds from a minutes flag; UserError unless it is a finite number, 0 or more."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"{flag} {value:g} is not a finite number of minutes, 0 or more: give one, or leave it out")
+    return value * 60
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    """``mirror refresh``: runs beside serving hubs (commits are atomic); refused while gc runs."""
+    from reasoner_hub.mirror import Mirror, NotCurrent
+    from reasoner_hub.paths import repo_from_id
+    from reasoner_hub.repos import RepoStore
+    from reasoner_hub.storelock import hold_for_serving
+    from reasoner_hub.upstream import Upstream
+
+    if "://" not in args.storage and not os.path.isdir(args.storage):
+        raise UserError(f"--storage {args.storage} is not a folder: name the folder the hub serves")
+    storage = open_storage(args.storage, args.s3_endpoint)
+    hold = hold_for_serving(storage, args.storage)
+    try:
+        store = RepoStore(storage)
+        repo = repo_from_id(args.repo_type, args.repo_id)
+        if store.meta(repo) is None:
+            raise UserError(f"{repo.label} is not in {args.storage}: a repo is mirrored when the hub first serves it")
+        mirror = Mirror(Upstream(args.upstream, store, os.environ.get(UPSTREAM_TOKEN_ENV)))
+        print(f"mirror: {mirror.refresh(repo)}", flush=True)
+    except (NotCurrent, HubError) as problem:
+        raise UserError(f"mirror refresh: {problem}") from None
+    finally:
+        hold.release()
+    return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
@@ -78,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         tokens=book,
         upstream=args.upstream,
         upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV),
+        upstream_ttl_s=_minutes(args.upstream_ttl_minutes, "--upstream-ttl-minutes"),
         request_log=args.request_log,
         s3_endpoint=args.s3_endpoint,
         xet=not args.no_xet,
@@ -137,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "gc":
             return _gc(args)
+        if args.command == "mirror":
+            return _mirror(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -310,6 +310,20 @@ class RepoStore:
             return commit
         raise errors.conflict("Cannot commit: the branch keeps moving; retry later")
 
+    def add_detached_commit(self, repo: Repo, operations: list[Operation], title: str, author: str,
+                            commit_id: str | None) -> Commit:
+        """Store a commit of exactly the files ``operations`` add, with no parents and no ref moved: a revision
+        copied from another hub (``mirror.py``) under its own id, named by a ref afterwards or by that id alone."""
+        with self.gate(repo).shared():
+            self._require(repo)
+            known = self.get_commit(repo, commit_id) if commit_id else None
+            if known is not None:
+                return known
+            files = apply_operations({}, operations, PENDING)
+            commit = seal([], [], title, "", author, now_iso(), files, commit_id)
+            self._store_commit(repo, commit)
+            return commit
+
     # -- blobs -----------------------------------------------------------------------------------
     def blob_key(self, repo: Repo, sha256: str) -> str:
         return f"{repo.internal}blobs/{sha256}"

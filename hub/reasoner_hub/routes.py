@@ -55,7 +55,7 @@ from reasoner_hub.paths import TYPES_BY_PLURAL, Repo, branch_name, repo_from_par
 from reasoner_hub.reads import ReadRoutes
 from reasoner_hub.repos import RepoMeta, RepoStore
 from reasoner_hub.transport import Request, Response, json_response
-from reasoner_hub.upstream import Upstream
+from reasoner_hub.mirror import Mirror
 from reasoner_hub.writes import WriteRoutes
 from reasoner_hub.xet.routes import CAS_PREFIX, XetRoutes
 from reasoner_hub.xet.store import XetStore
@@ -121,7 +121,7 @@ class HubApp(ReadRoutes, WriteRoutes, DuplicateRoutes, ListingRoutes, MoveRoutes
         tokens: TokenBook,
         metrics: Metrics,
         signer: UrlSigner,
-        upstream: Upstream | None = None,
+        upstream: Mirror | None = None,
         tree_page_size: int = 1000,
         xet: bool = True,
     ) -> None:
@@ -205,6 +205,8 @@ class HubApp(ReadRoutes, WriteRoutes, DuplicateRoutes, ListingRoutes, MoveRoutes
         if meta is None:
             raise errors.repo_not_found(repo.id)
         permissions.check_read(req.principal, repo, meta.private)
+        if self.upstream is not None:  # a mirrored repo: fetch the revision asked for, check main when due
+            self.upstream.keep_current(repo, meta, req.revision)
         return meta
 
     def _require_writer(self, req: Request) -> Principal:

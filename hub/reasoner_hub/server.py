@@ -24,6 +24,7 @@ from reasoner_hub.auth import Token, TokenBook, parse_token_arg
 from reasoner_hub.backends import open_storage
 from reasoner_hub.lfs import UrlSigner
 from reasoner_hub.metrics import Metrics
+from reasoner_hub.mirror import Mirror
 from reasoner_hub.paths import Repo, repo_from_id
 from reasoner_hub.recovery import recover
 from reasoner_hub.repos import RepoStore
@@ -46,8 +47,9 @@ class HubServer:
     """An HF-compatible hub over ``storage`` (a Storage, a folder path, or ``s3://bucket[/prefix]``).
 
     ``tokens``: a TokenBook, Token objects or ``"NAME=TOKEN:ROLE"`` strings; none = open hub.
-    ``upstream``: an HF-compatible endpoint to mirror missing repos from (``upstream_token`` if it
-    needs one). ``request_log``: a JSONL file, one line per request. ``port=0`` picks a free port.
+    ``upstream``: an HF-compatible endpoint to mirror missing repos and revisions from (``upstream_token``
+    if it needs one); ``upstream_ttl_s``: check a mirrored ``main`` again once this old (None: never).
+    ``request_log``: a JSONL file, one line per request. ``port=0`` picks a free port.
     ``xet=False`` serves the LFS protocol only (clients then need ``HF_HUB_DISABLE_XET=1`` to upload).
     ``legacy_send``: answer as hubs before the keep-alive fix did (headers and body in separate writes,
     Nagle on); internal, for ``bench/hub_latency.py`` only.
@@ -61,6 +63,7 @@ class HubServer:
         tokens: TokenBook | Iterable[Token | str] | None = None,
         upstream: str | None = None,
         upstream_token: str | None = None,
+        upstream_ttl_s: float | None = None,
         request_log: str | None = None,
         s3_endpoint: str | None = None,
         tree_page_size: int = 1000,
@@ -81,12 +84,13 @@ class HubServer:
             raise
         self.metrics = Metrics(request_log)
         self.upstream = Upstream(upstream, self.store, upstream_token) if upstream else None
+        self.mirror = Mirror(self.upstream, upstream_ttl_s) if self.upstream else None
         self.app = HubApp(
             self.store,
             self.tokens,
             self.metrics,
             UrlSigner(secrets.token_bytes(32)),
-            self.upstream,
+            self.mirror,
             tree_page_size=tree_page_size,
             xet=xet,
         )

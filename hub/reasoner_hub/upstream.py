@@ -1,9 +1,11 @@
-"""Pull-through mirroring: on a repo miss, copy the repo from another HF-compatible endpoint once.
+"""Pull-through mirroring: on a repo miss, copy the repo from another HF-compatible endpoint.
 
 The whole ``main`` revision (every file) is fetched over the same HTTP protocol this hub serves,
 stored as a normal repo in one commit that keeps the upstream commit id (so revisions pinned
-against the upstream resolve here too), and served from storage ever after. Only the standard
-library is used, so the server keeps no client dependency.
+against the upstream resolve here too), and served from storage ever after. Other revisions, and
+``main`` again once it is due, are fetched by ``mirror.py`` with the helpers here (``revision_id``,
+``files_at``, ``ref_kind``). Only the standard library is used, so the server keeps no client
+dependency.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from reasoner_hub import errors
 from reasoner_hub.paths import URL_PREFIXES, Repo, file_path, is_commit_id
-from reasoner_hub.commits import AddFile, DeleteFile, git_blob_oid, lfs_pointer
+from reasoner_hub.commits import AddFile, DeleteFile, FileEntry, git_blob_oid, lfs_pointer
 from reasoner_hub.repos import RepoStore
+from reasoner_hub.storage import NotFound
 
 log = logging.getLogger(__name__)
+MIRROR_RECORD = "mirror.json"  # under the repo's .hub/: what it mirrors, and which upstream main it shows
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
@@ -59,27 +65,88 @@ class Upstream:
         with lock:
             if self.store.meta(repo) is not None:  # another request mirrored it meanwhile
                 return True
-            try:
-                return self._fetch(repo)
-            except urllib.error.HTTPError as error:
-                if error.code in (401, 403, 404):
-                    return False
-                raise errors.HubError(502, f"upstream {self.url} answered {error.code} for {repo.label}") from None
-            except (urllib.error.URLError, OSError) as error:
-                reason = getattr(error, "reason", error)
-                raise errors.HubError(502, f"upstream {self.url} unreachable for {repo.label}: {reason}") from None
+            with self.answering(repo.label):
+                try:
+                    return self._fetch(repo)
+                except urllib.error.HTTPError as error:
+                    if error.code in (401, 403, 404):
+                        return False
+                    raise
 
-    def _fetch(self, repo: Repo) -> bool:
-        api = f"{self.url}/api/{repo.plural}/{repo.id}"
-        info, _ = self._json(f"{api}/revision/main")
-        sha = info.get("sha") if isinstance(info, dict) else None
-        if not sha:
-            raise errors.HubError(502, f"upstream {self.url} gave no commit for {repo.label}")
+    @contextmanager
+    def answering(self, what: str) -> Iterator[None]:
+        """Upstream failures inside become one 502 line naming the upstream and ``what`` was asked."""
+        try:
+            yield
+        except urllib.error.HTTPError as error:
+            raise errors.HubError(502, f"upstream {self.url} answered {error.code} for {what}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise errors.HubError(502, f"upstream {self.url} unreachable for {what}: {reason}") from None
+
+    def _api(self, repo: Repo) -> str:
+        return f"{self.url}/api/{repo.plural}/{repo.id}"
+
+    def _tree(self, repo: Repo, sha: str) -> list[dict]:
         entries = []
-        page: str | None = f"{api}/tree/{quote(sha, safe='')}?recursive=true"
+        page: str | None = f"{self._api(repo)}/tree/{quote(sha, safe='')}?recursive=true"
         while page:
             items, page = self._json(page)
             entries.extend(item for item in items if item.get("type") == "file")
+        return entries
+
+    def revision_id(self, repo: Repo, revision: str) -> str | None:
+        """The upstream commit id of ``revision`` (a branch, a tag or a commit id); None when it has none."""
+        try:
+            info, _ = self._json(f"{self._api(repo)}/revision/{quote(revision, safe='')}")
+        except urllib.error.HTTPError as error:
+            if error.code in (400, 401, 403, 404):
+                return None
+            raise
+        sha = info.get("sha") if isinstance(info, dict) else None
+        if not isinstance(sha, str) or not sha:
+            raise errors.HubError(502, f"upstream {self.url} gave no commit for {repo.label}@{revision}")
+        return sha
+
+    def ref_kind(self, repo: Repo, name: str) -> str | None:
+        """``heads`` when the upstream has a branch ``name``, ``tags`` for a tag, else None."""
+        refs, _ = self._json(f"{self._api(repo)}/refs")
+        for kind, listed in (("heads", "branches"), ("tags", "tags")):
+            if any(isinstance(ref, dict) and ref.get("name") == name for ref in (refs or {}).get(listed, [])):
+                return kind
+        return None
+
+    def files_at(self, repo: Repo, sha: str, known: dict[str, FileEntry]) -> dict[str, AddFile]:
+        """Every file of the upstream commit ``sha``, as operations on ``repo`` (which exists): a file equal
+        to one in ``known`` (same git id) or whose LFS blob the repo holds is reused, the rest is downloaded."""
+        by_oid = {entry.oid: entry for entry in known.values()}
+        out: dict[str, AddFile] = {}
+        for entry in self._tree(repo, sha):
+            path, lfs = file_path(entry["path"]), entry.get("lfs")
+            same = by_oid.get(entry.get("oid"))
+            if same is not None and self.store.has_blob(repo, same.sha256):
+                out[path] = AddFile(path, same.sha256, same.size, same.lfs, same.oid, same.xet)
+                continue
+            if isinstance(lfs, dict) and self.store.has_blob(repo, str(lfs.get("oid"))):
+                size = self.store.blob_size(repo, str(lfs["oid"])) or 0
+                out[path] = AddFile(path, str(lfs["oid"]), size, True, lfs_pointer_oid(str(lfs["oid"]), size))
+                continue
+            sha256, size, tmp = self._download(repo, sha, entry)
+            try:
+                self.store.put_blob_file(repo, sha256, tmp)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            oid = lfs_pointer_oid(sha256, size) if lfs else self._regular_oid(repo, sha256)
+            out[path] = AddFile(path, sha256, size, bool(lfs), oid)
+        return out
+
+    def _fetch(self, repo: Repo) -> bool:
+        info, _ = self._json(f"{self._api(repo)}/revision/main")
+        sha = info.get("sha") if isinstance(info, dict) else None
+        if not sha:
+            raise errors.HubError(502, f"upstream {self.url} gave no commit for {repo.label}")
+        entries = self._tree(repo, sha)
         downloads = []  # (path, lfs, sha256, size, temp file): stored once the repo exists
         try:
             for entry in entries:
@@ -103,6 +170,7 @@ class Upstream:
             for *_, tmp in downloads:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+        write_record(self.store, repo, self.url, sha)
         self.mirrored.append(repo.label)
         log.info("mirrored %s from %s (%d files)", repo.label, self.url, len(downloads))
         return True
@@ -138,6 +206,19 @@ class Upstream:
     def _regular_oid(self, repo: Repo, sha256: str) -> str:
         data = b"".join(self.store.open_blob(repo, sha256))
         return git_blob_oid(data)
+
+
+def read_record(store: RepoStore, repo: Repo) -> dict | None:
+    """What ``repo`` mirrors (``{"upstream": url, "main": upstream commit id last mirrored on main}``), or None."""
+    try:
+        record = json.loads(store.storage.get(f"{repo.internal}{MIRROR_RECORD}"))
+    except (NotFound, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("main"), str) else None
+
+
+def write_record(store: RepoStore, repo: Repo, url: str, main: str) -> None:
+    store.storage.put(f"{repo.internal}{MIRROR_RECORD}", json.dumps({"upstream": url, "main": main}).encode())
 
 
 def lfs_pointer_oid(sha256: str, size: int) -> str:
