@@ -16,11 +16,15 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from reasoner_hub.errors import HubError, UserError
 from reasoner_hub.auth import TokenBook, load_token_file, parse_token_arg
 from reasoner_hub.backends import open_storage
 from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, check_grace, collect
+
+if TYPE_CHECKING:
+    from reasoner_hub.server import HubServer
 
 UPSTREAM_TOKEN_ENV = "LOCALHUB_UPSTREAM_TOKEN"
 
@@ -114,6 +118,36 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce(hub: HubServer, args: argparse.Namespace, book: TokenBook) -> None:
+    """What is served and how, then the hub URL alone on the last line."""
+    print(f"reasoner-hub: storage {hub.storage.description}", flush=True)
+    if book.open:
+        print("reasoner-hub: no tokens: open to every reader and writer", flush=True)
+        print(
+            "reasoner-hub: WARNING no tokens configured: anyone who can reach this port may read and write every "
+            "repo (development mode); pass --token-file or --token to enforce tokens",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"reasoner-hub: {len(book)} token(s) enforced", flush=True)
+    if getattr(hub.storage, "conditional_writes", True) is False:
+        print(
+            "reasoner-hub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.no_xet:
+        print("reasoner-hub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
+    if args.upstream:
+        every = args.upstream_ttl_minutes
+        again = f"main checked again every {every:g} min" if every is not None else "main fetched once"
+        print(f"reasoner-hub: mirroring missing repos and revisions from {args.upstream} ({again})", flush=True)
+    # The URL alone on the last line: the address clients use (HF_ENDPOINT), never the storage's.
+    print("reasoner-hub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
+    print(hub.url, flush=True)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from reasoner_hub.server import HubServer
 
@@ -137,40 +171,16 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as error:
         hub.stop()  # releases the storage
         raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror}); pick another --port") from None
-    print(f"reasoner-hub: storage {hub.storage.description}", flush=True)
-    if book.open:
-        print("reasoner-hub: no tokens: open to every reader and writer", flush=True)
-        print(
-            "reasoner-hub: WARNING no tokens configured: anyone who can reach this port may read and write every "
-            "repo (development mode); pass --token-file or --token to enforce tokens",
-            file=sys.stderr,
-            flush=True,
-        )
-    else:
-        print(f"reasoner-hub: {len(book)} token(s) enforced", flush=True)
-    if getattr(hub.storage, "conditional_writes", True) is False:
-        print(
-            "reasoner-hub: WARNING this S3 store ignores conditional writes: run only one hub process on this bucket",
-            file=sys.stderr,
-            flush=True,
-        )
-    if args.no_xet:
-        print("reasoner-hub: Xet off (LFS only): uploading clients must set HF_HUB_DISABLE_XET=1", flush=True)
-    if args.upstream:
-        print(f"reasoner-hub: mirroring missing repos from {args.upstream}", flush=True)
-    # The URL alone on the last line: the address clients use (HF_ENDPOINT), never the storage's.
-    print("reasoner-hub: serving; point HF_ENDPOINT at the hub URL on the next line", flush=True)
-    print(hub.url, flush=True)
-
     stoppers: list[threading.Thread] = []
 
     def _stop(signum, frame) -> None:
         stoppers.append(threading.Thread(target=hub.stop, daemon=True))
         stoppers[-1].start()
 
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # before the URL: whoever reads it may stop us at once
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+    _announce(hub, args, book)
     hub.serve_forever()
     for stopper in list(stoppers):  # let stop() finish (the storage lease is removed last) before the exit
         stopper.join(30)

@@ -139,8 +139,9 @@ class HubServer:
         return f"http://{host}:{self.port}"
 
     def serve_forever(self) -> None:
-        """Block until ``stop()`` (from a signal handler or another thread)."""
-        self.start()
+        """Block until ``stop()`` (from a signal handler or another thread); at once if it was stopped already."""
+        if self._thread is None:  # never started; a stopped server is not started again
+            self.start()
         assert self._thread is not None
         while self._thread.is_alive():
             self._thread.join(0.5)
