@@ -129,7 +129,7 @@ class Mirror:
             return
         try:
             self.refresh(repo)
-        except (NotCurrent, HubError) as problem:
+        except Exception as problem:  # the repo keeps serving what it has; the next period tries again
             log.warning("mirror of %s not refreshed: %s", repo.label, problem)
 
     def refresh(self, repo: Repo) -> str:

@@ -151,6 +151,9 @@ def test_main_is_checked_again_once_the_ttl_has_passed(upstream, folder_storage,
         assert Path(path).read_bytes() == b'{"hidden_size": 64}'
         assert [c.commit_id for c in mine.list_repo_commits("org/base-model")][:2] == [moved, first]
         assert mine.model_info("org/base-model", revision=first).sha == first  # the old one still resolves
+        upstream.stop()
+        time.sleep(1.2)  # due again, the upstream gone: the check fails, the repo keeps serving what it has
+        assert mine.model_info("org/base-model").sha == moved
 
 
 def test_mirror_refresh_moves_main_now_and_never_over_local_commits(upstream, folder_storage, tmp_path, capsys):
