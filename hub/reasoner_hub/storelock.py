@@ -79,13 +79,15 @@ class _LeaseHold(StorageHold):
         storage.put(self.key, self._body)
         try:
             now = storage.modified(self.key)
-            fresh = _fresh_leases(storage, f"{LEASES}{rival}-", now)
+            fresh, stale = _leases(storage, f"{LEASES}{rival}-", now)
         except BaseException:
             storage.delete(self.key)
             raise
         if fresh:
             storage.delete(self.key)
             raise _Busy(fresh[0])
+        for key in stale:  # left by processes killed without stopping; a live one that was frozen writes its own again
+            storage.delete(key)
         self._stop = threading.Event()
         self._releasing = threading.Lock()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{kind}", daemon=True)
@@ -107,19 +109,22 @@ class _LeaseHold(StorageHold):
             self._storage.delete(self.key)
 
 
-def _fresh_leases(storage: Storage, prefix: str, now: float) -> list[str]:
-    """Lines naming each lease under ``prefix`` written less than LEASE_TTL_S before ``now`` (the store's clock)."""
-    found = []
+def _leases(storage: Storage, prefix: str, now: float) -> tuple[list[str], list[str]]:
+    """Lines naming each lease under ``prefix`` renewed less than LEASE_TTL_S before ``now`` (the store's clock),
+    and the keys of the older ones."""
+    found, stale = [], []
     for key in storage.list(prefix):
         try:
             age = now - storage.modified(key)
             holder = json.loads(storage.get(key))
         except (NotFound, ValueError):
             continue  # released meanwhile, or not a lease
-        if age < LEASE_TTL_S:
+        if age >= LEASE_TTL_S:
+            stale.append(key)
+        else:
             found.append(f"lease {key} of {holder.get('host')} pid {holder.get('pid')}, renewed {max(age, 0):.0f} s ago; "
                          f"a hub killed without stopping leaves it until {LEASE_TTL_S:.0f} s have passed")
-    return found
+    return found, stale
 
 
 def _hold(storage: Storage, exclusive: bool) -> StorageHold:

@@ -7,16 +7,18 @@ now gc refuses in one line while a hub holds the storage, and a hub refuses to s
 
 from __future__ import annotations
 
-import json
 import os
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
 
+from reasoner_hub import storelock
 from reasoner_hub.cli import main
 from reasoner_hub.storage import LocalStorage
-from reasoner_hub.storelock import hold_for_gc
+from reasoner_hub.storelock import LEASES, hold_for_gc
 from reasoner_hub.xet.gc import DEFAULT_GRACE_MINUTES, XORBS
 
 from .helpers import WRITE_TOKEN, client_env, raw_request, run_client
@@ -135,3 +137,18 @@ def test_gc_refuses_a_missing_folder_and_creates_none(tmp_path, capsys):
     assert not missing.exists()
     (tmp_path / "a-file").write_text("x")
     assert main(["gc", "--storage", str(tmp_path / "a-file")]) == 2
+
+
+@pytest.mark.s3
+def test_on_s3_the_lease_of_a_killed_hub_holds_gc_off_until_it_expires(seaweedfs, monkeypatch, capsys):
+    storage = seaweedfs.storage(prefix=f"t-{uuid.uuid4().hex[:12]}")
+    spec, env = [f"s3://{storage.bucket}/{storage.prefix}", "--s3-endpoint", seaweedfs.endpoint], seaweedfs.env()
+    Served(["--storage", *spec], {**os.environ, **env}).kill()  # kill -9: its lease stays behind
+    [lease] = storage.list(LEASES)
+    code, lines = _gc(spec, env, monkeypatch, capsys)
+    assert code == 2 and len(lines) == 1 and lease in lines[0] and "killed without stopping" in lines[0], lines
+    monkeypatch.setattr(storelock, "LEASE_TTL_S", 1.0)  # as if its two minutes had passed
+    time.sleep(1.5)
+    code, lines = _gc(spec, env, monkeypatch, capsys)
+    assert code == 0 and lines[-1].startswith("gc: "), lines
+    assert not list(storage.list(LEASES))  # the stale lease is removed, and gc's own once done
