@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_run import TrainingRun, step_records
+from training_run import TrainingRun, rank_pids, step_records
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 6
@@ -131,24 +131,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank_pids(launcher_pid: int) -> dict[int, int]:
-    """RANK -> pid of the training processes the launcher started (its descendants with RANK set)."""
-    found: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        variables = dict(item.split(b"=", 1) for item in environ if b"=" in item)
-        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-        if b"RANK" in variables and b"LOCAL_RANK" in variables and ppid == launcher_pid:
-            found[int(variables[b"RANK"])] = int(entry.name)
-    return found
-
-
 def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path):
     """Ranks agree through an all-reduce: SIGTERM seen by rank 1 alone stops both at the same step."""
     out = tmp_path / "ddp"
@@ -156,7 +138,7 @@ def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path
                 "accelerate_configs/cpu_ddp.yaml", "--main_process_port", str(_free_port()), "-m", "reasoner.train"]
     run = Run(out, tiny_model, launcher=launcher)
     run.wait_for_step(2)
-    ranks = _rank_pids(run.process.pid)
+    ranks = rank_pids(run.process.pid)
     assert set(ranks) == {0, 1}, f"expected two training ranks under the launcher, found {ranks}"
     os.kill(ranks[1], signal.SIGTERM)
     launcher_rc = run.wait()

@@ -59,3 +59,21 @@ class TrainingRun:
                 pytest.fail(f"run exited with {self.process.returncode} before step {step}:\n{self.text()[-3000:]}")
             time.sleep(0.05)
         pytest.fail(f"run in {self.out} did not reach step {step} in {timeout:.0f} s")
+
+
+def rank_pids(launcher_pid: int) -> dict[int, int]:
+    """RANK -> pid of the training processes a launcher started (its children with RANK set)."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        variables = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        if b"RANK" in variables and b"LOCAL_RANK" in variables and ppid == launcher_pid:
+            found[int(variables[b"RANK"])] = int(entry.name)
+    return found
