@@ -134,14 +134,16 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
                     log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
             return
         from reasoner.publish.card import write_model_card
+        from reasoner.train.pinned import pinned_recipe
 
-        (output_dir / "recipe.yaml").write_text(recipe.to_yaml())
+        ran = pinned_recipe(recipe, sources[0], sources[1:])  # main may have moved since the run pinned it
+        (output_dir / "recipe.yaml").write_text(ran.to_yaml())
         eval_section = None
         if recipe.eval["after_training"]:
             from reasoner.train.aftereval import evaluate_after_training
 
-            eval_section = evaluate_after_training(recipe, output_dir, base_model=sources[0])
-        write_model_card(output_dir, recipe, sources=sources, stats=stats, log_history=trainer.state.log_history,
+            eval_section = evaluate_after_training(ran, output_dir, base_model=sources[0])
+        write_model_card(output_dir, ran, sources=sources, stats=stats, log_history=trainer.state.log_history,
                          eval_section=eval_section)
         if pusher is None:
             return
