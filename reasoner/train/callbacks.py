@@ -115,6 +115,9 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
         pusher = HubPusher(recipe.hub["repo_id"], private=recipe.hub["private"])
         if recipe.hub["push_checkpoints"]:
             pusher.start_uploader()  # ready by the first save, not started beside it
+    from reasoner.train.pinned import PinsCallback
+
+    callbacks.append(PinsCallback(sources))  # before the checkpoint is recorded complete and pushed
     callbacks.append(CompleteCheckpointCallback(state, pusher if recipe.hub["push_checkpoints"] else None))
     from reasoner.train.preemption import PreemptionCallback
 

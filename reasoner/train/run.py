@@ -2,8 +2,9 @@
 
 ``python -m reasoner.train --recipe NAME [--key value ...]`` is what ``accelerate launch`` and SLURM run on
 every rank; ``reasoner train`` is the same entry point. The order of work is chosen so that mistakes are cheap:
-recipe validation, then the hub preflight and pinning (global rank zero), then one download per node, then
-data preparation (which can still refuse a bad data set), and only then the model. A reward function that fails
+recipe validation, then the checkpoint to resume from (whose recorded commits a resume keeps), then the hub
+preflight and pinning (global rank zero), then one download per node, then data preparation (which can still
+refuse a bad data set), and only then the model. A reward function that fails
 on one rank fails on every rank at that call (reasoner.train.ranks.agreed_on_every_rank), in the same line.
 
 We configure TRL's GRPOTrainer; we do not fork it.
@@ -117,14 +118,16 @@ def refuse_missing_paths(*sources: tuple[Any, str]) -> None:
                             f"fix the path or create it")
 
 
-def resolve_sources(recipe: Recipe, state) -> tuple[Any, list[Any]]:
+def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[Any, list[Any]]:
     """Pin on global rank zero, download once per node, then every rank reads its node's cache.
 
     Returns the model and the task's data sets (one, or each data set of a ``dataset.mix``), in recipe order.
+    A run resuming from ``resume`` keeps the commits that checkpoint was trained on (reasoner.train.pinned).
     Any failure on the rank doing the work reaches every rank at once (reasoner.train.ranks), never as a wait for the
     collective's timeout.
     """
     from reasoner.hubclient import calls as hub
+    from reasoner.train.pinned import read_pins, recorded_commit
 
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
@@ -134,6 +137,9 @@ def resolve_sources(recipe: Recipe, state) -> tuple[Any, list[Any]]:
     def pin() -> list[str | None]:
         if not hub.is_offline() and any(source.kind == "hub" for source, _ in sources):
             hub.check_token()
+        recorded = read_pins(resume)
+        for source, kind in sources:
+            source.commit = recorded_commit(source, kind, recorded) or source.commit
         pinned = [hub.pin(source, kind).commit for source, kind in sources]
         if recipe.hub["push"]:
             from reasoner.publish.checks import preflight_push
@@ -154,6 +160,22 @@ def resolve_sources(recipe: Recipe, state) -> tuple[Any, list[Any]]:
         for source, kind in sources:
             hub.materialize(source, kind, download=False)
     return model, datasets
+
+
+def resume_checkpoint(recipe: Recipe, state, output_dir: Path, *, from_hub: bool) -> Path | None:
+    """The checkpoint this run continues from (fetched from the hub first with ``--resume-from-hub``), or None.
+
+    Found before the sources are pinned, because a resumed run keeps the commits its checkpoint was trained on.
+    """
+    if from_hub:
+        from reasoner.train.resume import fetch_hub_checkpoint
+
+        on_each_node_then_agree(state, lambda: newest_checkpoint(output_dir) or fetch_hub_checkpoint(recipe, output_dir),
+                                "fetching the newest checkpoint from the hub")
+    found = newest_checkpoint(output_dir)
+    if found and state.is_main_process:
+        log.info("resuming from %s", found)
+    return found
 
 
 def load_training_data(recipe: Recipe, dataset_sources, tokenizer):
@@ -205,7 +227,9 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     setup_logging(state.is_main_process)
     output_dir = Path(args.output_dir)
 
-    model_src, dataset_srcs = resolve_sources(recipe, state)
+    found = None if no_resume else resume_checkpoint(recipe, state, output_dir, from_hub=resume_from_hub)
+    resume = str(found) if found else None
+    model_src, dataset_srcs = resolve_sources(recipe, state, found)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_src.path))
@@ -225,18 +249,6 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     reward_funcs = [agreed_on_every_rank(fn, f"computing reward '{name}'") for name, fn in zip(
         recipe.rewards, get_reward_funcs(recipe.rewards, args=recipe.reward_args, base_dir=Path(recipe.source).parent))]
     try_rewards(reward_funcs, list(recipe.rewards), train_dataset, tokenizer)  # before the model loads
-
-    resume: str | None = None
-    if not no_resume:
-        if resume_from_hub:
-            from reasoner.train.resume import fetch_hub_checkpoint
-
-            on_each_node_then_agree(state, lambda: newest_checkpoint(output_dir) or fetch_hub_checkpoint(recipe, output_dir),
-                                    "fetching the newest checkpoint from the hub")
-        found = newest_checkpoint(output_dir)
-        resume = str(found) if found else None
-        if resume and state.is_main_process:
-            log.info("resuming from %s", resume)
 
     callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, *dataset_srcs), stats=stats,
                                                  time_budget_s=time_budget_s)
