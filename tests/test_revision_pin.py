@@ -132,7 +132,7 @@ def resumed(tiny_model, tmp_path_factory):
         moved_at = time.time()
         new = dict(zip(("model", "data"), move_main(api, tiny_model, work / "later-test.parquet", work)))
         moved_until = time.time()
-        run = train(hub.url, work, "train-home")
+        run = train(hub.url, work, "train-home", "--hub.push_checkpoints", "true")  # the same command again
         return outcome(api, work, requests, run, run.wait(timeout=600), pinned=pinned, new=new, moved_at=moved_at,
                        moved_until=moved_until, first=first, first_rc=first_rc, stopped=stopped,
                        pushed_pins=pushed_pins)
