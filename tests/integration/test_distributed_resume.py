@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ports import free_port
 from training_run import TrainingRun, rank_pids, step_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 4
 PREEMPTED = 75
 

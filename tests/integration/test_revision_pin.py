@@ -29,7 +29,7 @@ from reasoner_hub.server import HubServer
 from shared_data import GSM8K
 from training_run import TrainingRun, step_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_revision_pin_write_0123456789abcd"
 MODEL, DATA, PUSHED = "acme/tiny-base", "acme/gsm8k", "acme/tiny-grpo"
 STEPS = 16
