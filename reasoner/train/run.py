@@ -25,6 +25,7 @@ from reasoner.train.precision import load_dtype, uses_deepspeed
 from reasoner.train.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share, raise_if_any_failed
 from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
+from reasoner.train.taskdata import load_training_data, materialize_source, pin_source, refuse_missing_paths
 from reasoner.launch.noproxy import bypass_proxy_for
 from reasoner.tasks.spec import task_sources
 from reasoner.topology.server import server_settings
@@ -46,7 +47,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="start from scratch even if output_dir holds checkpoints")
     parser.add_argument("--time-budget-minutes", type=float, default=None,
                         help="stop after the step that exhausts this wall-clock budget, then save and push as usual")
-    parser.add_argument("--dry-run", action="store_true", help="validate the recipe and print it, then exit")
+    parser.add_argument("--dry-run", action="store_true", help="validate the recipe, read the data and try the rewards as the job would "
+                             "(no model is loaded), print the resolved recipe and what was found, then exit")
     return parser.parse_known_args(list(argv))
 
 
@@ -108,16 +110,6 @@ def build_grpo_config(recipe: Recipe):
         raise UserError(f"TRL refused the grpo settings: {str(exc).splitlines()[0]}") from None
 
 
-def refuse_missing_paths(*sources: tuple[Any, str]) -> None:
-    """A local path that does not exist would reach the hub as a malformed repo id; name the path instead."""
-    for source, key in sources:
-        text = source.id
-        if source.kind == "hub" and (text.startswith(("/", "./", "../", "~")) or text.count("/") > 1
-                                     or text.endswith((".json", ".jsonl", ".csv", ".parquet", ".txt"))):
-            raise UserError(f"{key} '{text}' is not an existing file or folder (nor a hub repo id ORG/NAME): "
-                            f"fix the path or create it")
-
-
 def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[Any, list[Any]]:
     """Pin on global rank zero, download once per node, then every rank reads its node's cache.
 
@@ -140,7 +132,7 @@ def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[
         recorded = read_pins(resume)
         for source, kind in sources:
             source.commit = recorded_commit(source, kind, recorded) or source.commit
-        pinned = [hub.pin(source, kind).commit for source, kind in sources]
+        pinned = [pin_source(source, kind) for source, kind in sources]
         if recipe.hub["push"]:
             from reasoner.publish.checks import preflight_push
 
@@ -153,12 +145,12 @@ def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[
 
     def download() -> None:
         for source, kind in sources:
-            hub.materialize(source, kind, download=True)
+            materialize_source(source, kind, download=True)
 
     on_each_node_then_agree(state, download, "downloading the model and data sets")
     if not state.is_local_main_process:
         for source, kind in sources:
-            hub.materialize(source, kind, download=False)
+            materialize_source(source, kind, download=False)
     return model, datasets
 
 
@@ -176,24 +168,6 @@ def resume_checkpoint(recipe: Recipe, state, output_dir: Path, *, from_hub: bool
     if found and state.is_main_process:
         log.info("resuming from %s", found)
     return found
-
-
-def load_training_data(recipe: Recipe, dataset_sources, tokenizer):
-    """The task's training rows (every data set read from its pinned local copy) and the counts of what was kept."""
-    from reasoner import data
-
-    ds = recipe.dataset
-    locations = [str(source.path) if source.path else source.id for source in dataset_sources]
-    prepared, stats, per_source = data.prepare_task(
-        task_sources(ds, recipe.answer), locations, prompt=recipe.prompt, tokenizer=tokenizer,
-        max_prompt_tokens=ds["max_prompt_tokens"], num_generated=ds["num_generated"],
-        seed=int(recipe.grpo.get("seed", 42)), limit=ds.get("limit"), holdout=recipe.eval.get("holdout"),
-        eval_split=recipe.eval["split"])
-    if len(per_source) > 1:
-        for source, part in zip(dataset_sources, per_source):
-            log.info("data set %s: %s", source.describe(), part.summary())
-    log.info("training data: %s", stats.mixture_summary())
-    return prepared, stats
 
 
 def stop_preempted(trainer: Any, state: Any, finish: Any, preemption: Any, output_dir: Path) -> None:
@@ -289,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ns, overrides = parse_args(sys.argv[1:] if argv is None else argv)
         recipe = load_recipe(ns.recipe, overrides)
         if ns.dry_run:
-            print(recipe.to_yaml(), end="")
+            from reasoner.train.dryrun import dry_run
+
+            dry_run(recipe, lambda text: print(text, end="", flush=True))
             return 0
         check_time_budget(ns.time_budget_minutes)
         check_output_dir(recipe.output_dir)

@@ -89,9 +89,28 @@ def test_larger_qwen_recipes_state_only_their_differences(name):
     assert "0.5B model" not in recipe_path(name).read_text()
 
 
-def test_dry_run_prints_the_resolved_recipe():
-    result = subprocess.run([sys.executable, "-m", "reasoner.cli", "train", "--recipe", "qwen2.5-14b-gsm8k", "--dry-run"],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+def test_dry_run_prints_the_resolved_recipe(tmp_path):
+    """The dry run reads the recipe's hub data set as training does (pinned through HF_ENDPOINT), so it runs
+    against an embedded hub holding a few GSM8K rows as openai/gsm8k."""
+    import os
+
+    from huggingface_hub import HfApi, constants
+
+    from reasoner_hub.server import HubServer
+    from shared_data import GSM8K
+
+    constants.HF_HUB_DISABLE_XET = True
+    rows = "".join(line + "\n" for line in (GSM8K / "train.jsonl").read_text().splitlines()[:8])
+    with HubServer(tmp_path / "bucket") as server:
+        api = HfApi(endpoint=server.url, token="hf_writer_token_for_tests")
+        api.create_repo("openai/gsm8k", repo_type="dataset")
+        commit = api.upload_file(repo_id="openai/gsm8k", repo_type="dataset", path_or_fileobj=rows.encode(),
+                                 path_in_repo="train.jsonl").oid
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), NO_PROXY="*",
+                   PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+        result = subprocess.run([sys.executable, "-m", "reasoner.cli", "train", "--recipe", "qwen2.5-14b-gsm8k",
+                                 "--dry-run"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     printed = yaml.safe_load(result.stdout)
     assert "base" not in printed
@@ -99,3 +118,8 @@ def test_dry_run_prints_the_resolved_recipe():
     assert printed["rewards"] == load_recipe("qwen2.5-0.5b-gsm8k").rewards  # inherited, written out
     assert printed["dataset"]["id"] == "openai/gsm8k" and printed["grpo"]["beta"] == 0.04
     assert printed == load_recipe("qwen2.5-14b-gsm8k").to_dict()
+    assert f"# data set openai/gsm8k@{commit}, split train:" in result.stdout  # the pinned commit
+    assert "# rows: kept 8 of 8 rows" in result.stdout
+    assert "# rewards (final, name: weight): xml_count: 1, soft_format: 1, strict_format: 1, integer: 1, " \
+           "correctness: 1" in result.stdout
+
