@@ -9,6 +9,9 @@ Merging is by key: a mapping in the recipe merges into the base's mapping of the
 recursively; anything else (a value, a list, ``null``) replaces the base's value. A base may have a base itself;
 a loop is refused. ``reasoner train --dry-run`` prints the fully resolved recipe.
 
+A reward whose weight is ``null`` is removed (``reasoner.recipe.load``): ``rewards: {xml_count: null}`` in a child
+drops the base's ``xml_count`` reward and its ``reward_args``, where weight 0 would still call and log it.
+
 A relative path means what it meant in the file that states it: each layer is passed, with its own folder, through
 ``localize`` before merging (so a reward file named by a base in another folder is found beside that base).
 """

@@ -74,16 +74,34 @@ def localize_rewards(layer: dict[str, Any], folder: Path) -> dict[str, Any]:
     return localized
 
 
+def without_removed(values: Any, reward_args: Any) -> tuple[Any, Any]:
+    """The rewards and reward_args left once every reward whose weight is ``null`` is removed.
+
+    ``name: null`` in a recipe with a ``base`` drops the base's reward (weight 0 would still call it every step and
+    log it); its ``reward_args`` go with it."""
+    if not isinstance(values, dict):
+        return values, reward_args
+    removed = {name for name, weight in values.items() if weight is None}
+    kept = {name: weight for name, weight in values.items() if name not in removed}
+    if removed and not kept:
+        raise UserError(f"recipe section 'rewards' removes every reward ({', '.join(map(str, removed))} set to null): "
+                        "keep at least one, e.g. correctness: 1.0")
+    if isinstance(reward_args, dict):
+        reward_args = {name: args for name, args in reward_args.items() if name not in removed and args is not None}
+    return kept, reward_args
+
+
 def _check_rewards(values: Any, reward_args: Any, base_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
-    """Weights must be numbers; every reward must resolve (built-in, import path, file, or TRL) and pass its
-    signature check, so a broken user reward fails here rather than at the first training step."""
+    """Weights must be numbers (``null`` removes the reward); every reward must resolve (built-in, import path,
+    file, or TRL) and pass its signature check, so a broken user reward fails here rather than at the first step."""
+    values, reward_args = without_removed(values, reward_args)
     if not isinstance(values, dict) or not values:
         raise UserError(f"recipe section 'rewards' must map reward names to weights, e.g. correctness: 1.0; known: {', '.join(REWARDS)}")
     checked: dict[str, float] = {}
     for name, weight in values.items():
         weight = coerce(weight, NUM)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
-            raise UserError(f"reward weight 'rewards.{name}' must be a number, got {weight!r}")
+            raise UserError(f"reward weight 'rewards.{name}' must be a number (or null to remove it), got {weight!r}")
         checked[str(name)] = float(weight)
     return check_reward_section(checked, reward_args, base_dir)
 

@@ -123,3 +123,22 @@ def test_dry_run_prints_the_resolved_recipe(tmp_path):
     assert "# rewards (final, name: weight): xml_count: 1, soft_format: 1, strict_format: 1, integer: 1, " \
            "correctness: 1" in result.stdout
 
+def test_a_null_reward_removes_the_base_reward_and_its_arguments(tmp_path):
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump({
+        "base": "tiny-cpu", "rewards": {"get_soft_overlong_punishment": 0.5},
+        "reward_args": {"get_soft_overlong_punishment": {"max_completion_len": 16, "soft_punish_cache": 4}}}))
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({
+        "base": "team.yaml", "rewards": {"xml_count": None, "get_soft_overlong_punishment": None, "integer": 0}}))
+    team = load_recipe(str(tmp_path / "team.yaml"))
+    assert "xml_count" in team.rewards and "get_soft_overlong_punishment" in team.reward_args
+    recipe = load_recipe(str(tmp_path / "mine.yaml"))
+    assert list(recipe.rewards) == ["soft_format", "strict_format", "integer", "correctness"]
+    assert recipe.rewards["integer"] == 0.0  # weight 0 keeps the reward (it is still called and logged)
+    assert recipe.reward_args == {}
+    # The command line removes the same way, and removing every reward is refused in one line.
+    assert "correctness" not in load_recipe(str(tmp_path / "mine.yaml"), ["--rewards.correctness", "null"]).rewards
+    everything = [arg for name in recipe.rewards for arg in (f"--rewards.{name}", "null")]
+    with pytest.raises(UserError, match=r"'rewards' removes every reward \(.*\): keep at least one") as error:
+        load_recipe(str(tmp_path / "mine.yaml"), everything)
+    assert "\n" not in str(error.value)
+
