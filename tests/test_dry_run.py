@@ -126,3 +126,10 @@ def test_a_missing_local_path_is_no_such_file_or_folder(tmp_path, endpoint, data
     held = "folder data holds: math.jsonl" if "/" in dataset_id else "the current folder holds: data"
     assert held in error and "fix the path, or name a hub data set as ORG/NAME" in error
 
+
+def test_report_to_is_checked_by_the_dry_run(tmp_path, endpoint):
+    good = dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", "--report_to", "wandb", "tensorboard")
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert yaml.safe_load(good.stdout)["grpo"]["report_to"] == ["wandb", "tensorboard"]
+    error = one_error_line(dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", "--report_to", "wandb,tensorbord"))
+    assert "report_to names 'tensorbord', which transformers cannot report to: did you mean 'tensorboard'?" in error

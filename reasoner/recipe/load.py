@@ -26,7 +26,7 @@ from reasoner.rewards.loading import absolute_spec, check_reward_section
 from reasoner.recipe.files import read_yaml, recipe_path
 from reasoner.recipe.overrides import apply_overrides, parse_overrides
 from reasoner.recipe.schema import (NUM, SECTION_SCHEMAS, SECTIONS, TOP_LEVEL_SCALARS, check_grpo, check_section,
-                                    coerce, grpo_fields, type_name, unknown_key)
+                                    coerce, grpo_fields, type_name, unknown_top_level_key)
 from reasoner.tasks.spec import check_task
 from reasoner.data.holdout import check_holdout
 
@@ -149,7 +149,7 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
 
     for key in data:
         if key not in SECTIONS and key not in TOP_LEVEL_SCALARS:
-            raise unknown_key(key, fields, f" in {path.name}")
+            raise unknown_top_level_key(key, fields, f" in {path.name}")
     sections = {s: check_section(s, data.get(s), schema) for s, schema in SECTION_SCHEMAS.items()}
     scalars = {}
     for key, (types, default) in TOP_LEVEL_SCALARS.items():

@@ -1,40 +1,48 @@
 """Command-line overrides of a recipe: ``--key value`` pairs, each mapped to the one recipe key it names.
 
 A bare GRPOConfig key (``--max_steps 3``) goes to ``grpo``; a dotted key (``--model.id ORG/NAME``) to its section;
-a key that two sections share must be written dotted. Values are read as YAML, as in the recipe file.
+a key that two sections share must be written dotted. Values are read as YAML, as in the recipe file. A key that
+holds a list takes several values (``--report_to wandb tensorboard``) or, for a GRPOConfig list, a comma list
+(``--report_to wandb,tensorboard``; see ``reasoner.recipe.schema.check_grpo``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Union
 
 import yaml
 
 from reasoner.errors import UserError
 from reasoner.recipe.files import yaml_load
-from reasoner.recipe.schema import SECTION_SCHEMAS, TOP_LEVEL_SCALARS, unknown_key
+from reasoner.recipe.schema import SECTION_SCHEMAS, TOP_LEVEL_SCALARS, field_types, unknown_key
 
 
-def parse_overrides(argv: Iterable[str]) -> list[tuple[str, str]]:
-    """Turn ``--key value`` / ``--key=value`` / bare ``--flag`` tokens into (key, raw value) pairs."""
+Raw = Union[str, list[str]]
+
+
+def parse_overrides(argv: Iterable[str]) -> list[tuple[str, Raw]]:
+    """Turn ``--key value`` / ``--key=value`` / bare ``--flag`` tokens into (key, raw value) pairs.
+
+    Several values after one key (``--report_to wandb tensorboard``) stay a list of raw values; only a key that
+    holds a list takes them (``apply_overrides``)."""
     tokens = list(argv)
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, Raw]] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
         if not token.startswith("--") or token == "--":
             raise UserError(f"unexpected argument '{token}': overrides are written --key value")
         key = token[2:]
+        i += 1
         if "=" in key:
             key, value = key.split("=", 1)
+            pairs.append((key, value))
+            continue
+        values = []
+        while i < len(tokens) and not tokens[i].startswith("--"):
+            values.append(tokens[i])
             i += 1
-        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-            value = tokens[i + 1]
-            i += 2
-        else:
-            value = "true"
-            i += 1
-        pairs.append((key, value))
+        pairs.append((key, values[0] if len(values) == 1 else values or "true"))
     return pairs
 
 
@@ -70,10 +78,24 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, str]], fields: Mapping[str, Any]) -> None:
+def _holds_a_list(section: str | None, sub: str, fields: Mapping[str, Any]) -> bool:
+    if section == "grpo":
+        return list in (field_types(fields[sub]) or ())
+    if section in SECTION_SCHEMAS:
+        return list in SECTION_SCHEMAS[section][sub][0]
+    return False
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Raw]], fields: Mapping[str, Any]) -> None:
     for key, raw in overrides:
         section, sub = resolve_key(key, fields)
-        value = _parse_value(raw)
+        if isinstance(raw, list):
+            if not _holds_a_list(section, sub, fields):
+                raise UserError(f"--{key} takes one value, got {len(raw)}: {' '.join(raw)}; quote a value with spaces, "
+                                "and write every other setting as --key value")
+            value: Any = [_parse_value(item) for item in raw]
+        else:
+            value = _parse_value(raw)
         if section is None:
             data[sub] = value
         else:

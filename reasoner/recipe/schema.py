@@ -135,6 +135,20 @@ def unknown_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserErr
     )
 
 
+def unknown_top_level_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserError:
+    """A top-level key of a recipe file that is no section or scalar: the nearest section name (``modle`` ->
+    ``model``) first, since that is what a top-level typo almost always is, else any known key."""
+    owners = [section for section, schema in SECTION_SCHEMAS.items() if key in schema] + (["grpo"] if key in fields else [])
+    if owners:
+        return UserError(f"recipe key '{key}'{where} is at the top level, but it belongs in a section: move it under "
+                         f"{' or '.join(f'{owner}:' for owner in owners)}")
+    close = difflib.get_close_matches(str(key), [*SECTIONS, *TOP_LEVEL_SCALARS, "base"], n=1, cutoff=0.75)
+    if not close:
+        return unknown_key(str(key), fields, where)
+    return UserError(f"unknown recipe key '{key}'{where}: did you mean '{close[0]}'? "
+                     f"(the top level holds: {', '.join([*SECTIONS, *TOP_LEVEL_SCALARS, 'base'])})")
+
+
 def coerce(value: Any, types: tuple[type, ...]) -> Any:
     """Accept what YAML makes of command-line text when it is unambiguous (``5e-6`` is a str to YAML)."""
     if isinstance(value, bool) and bool not in types:
@@ -178,6 +192,14 @@ def field_types(field: dataclasses.Field) -> tuple[type, ...] | None:
     return tuple(types)
 
 
+def split_list(value: Any, types: tuple[type, ...]) -> Any:
+    """A comma list (``wandb,tensorboard``, as the command line writes it) as a list, for a key that holds a list;
+    a key that also takes one string keeps a string without a comma (``report_to: none``)."""
+    if list in types and isinstance(value, str) and ("," in value or str not in types):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def check_section(section: str, values: Any, schema: Mapping[str, tuple[tuple[type, ...], Any]]) -> dict:
     if values is None:
         values = {}
@@ -217,7 +239,7 @@ def check_grpo(values: Any, fields: Mapping[str, dataclasses.Field]) -> dict[str
             raise unknown_key(f"grpo.{key}", fields, " (not a field of TRL's GRPOConfig)")
         types = field_types(fields[key])
         if types is not None:
-            value = coerce(value, types)
+            value = coerce(split_list(value, types), types)
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise UserError(
                     f"recipe key '{key}' must be {type_name(types)}, got {value!r}; fix it in the recipe or with --{key}"

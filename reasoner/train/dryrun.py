@@ -62,6 +62,9 @@ def dry_run(recipe: Recipe, write: Callable[[str], None]) -> None:
     from reasoner.rewards import get_reward_funcs
     from reasoner.rewards.trial import TRIAL_ROWS, try_rewards
     from reasoner.train.taskdata import fetch_datasets, load_training_data
+    from reasoner.train.tracking import check_report_to
+
+    check_report_to(recipe.grpo.get("report_to"))  # refused by transformers only once the trainer is built
     fetched = fetch_datasets(recipe)
     prepared, stats = load_training_data(recipe, fetched, tokenizer=None)
     report = _data_lines(recipe, fetched, stats)

@@ -74,9 +74,12 @@ def server_hosts(grpo: dict[str, Any]) -> list[str]:
 
 
 def build_grpo_config(recipe: Recipe):
-    """GRPOConfig from the recipe's ``grpo`` section plus the keys the recipe derives from its other sections."""
-    from trl import GRPOConfig
+    """GRPOConfig from the recipe's ``grpo`` section plus the keys the recipe derives from its other sections;
+    a value TRL or transformers refuse is one line naming the key (reasoner.train.grpoconfig)."""
+    from reasoner.train.grpoconfig import make_grpo_config, model_init_kwargs
+    from reasoner.train.tracking import check_report_to
 
+    check_report_to(recipe.grpo.get("report_to"))
     kwargs: dict[str, Any] = dict(recipe.grpo)
     kwargs["reward_weights"] = list(recipe.rewards.values())
     kwargs["use_vllm"] = recipe.generation["backend"] == "vllm"
@@ -99,15 +102,12 @@ def build_grpo_config(recipe: Recipe):
             kwargs.setdefault("use_cpu", True)
     # Pushing is ours (rank zero, background, retried, verified), not the Trainer's.
     kwargs["push_to_hub"] = False
-    model_init = dict(kwargs.get("model_init_kwargs") or {})
+    model_init = model_init_kwargs(kwargs.get("model_init_kwargs"))
     model_init.setdefault("dtype", load_dtype(recipe.model, deepspeed=uses_deepspeed(recipe.grpo)))
     if recipe.model.get("attn_implementation"):
         model_init.setdefault("attn_implementation", recipe.model["attn_implementation"])
     kwargs["model_init_kwargs"] = model_init
-    try:
-        return GRPOConfig(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"TRL refused the grpo settings: {str(exc).splitlines()[0]}") from None
+    return make_grpo_config(kwargs, stated=recipe.grpo)
 
 
 def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[Any, list[Any]]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import netrc
@@ -30,6 +31,24 @@ def report_targets(report_to: Any) -> list[str]:
     if isinstance(report_to, str):
         return [report_to]
     return [str(t) for t in report_to]
+
+
+def check_report_to(report_to: Any) -> None:
+    """Refuse a ``report_to`` that transformers would refuse only when the trainer is built (after the data and
+    the model): a name it has no integration for, or ``all``/``none`` beside other names."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    targets = report_targets(report_to)
+    known = ", ".join(["none", "all", *INTEGRATION_TO_CALLBACK])
+    for target in targets:
+        if target in ("none", "all") and len(targets) > 1:
+            raise UserError(f"report_to lists '{target}' beside other trackers ({', '.join(targets)}): "
+                            f"write '{target}' alone, or only the trackers")
+        if target not in INTEGRATION_TO_CALLBACK and target != "all":
+            close = difflib.get_close_matches(target, list(INTEGRATION_TO_CALLBACK), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"report_to names '{target}', which transformers cannot report to: {hint}use {known} "
+                            "(several as --report_to wandb,tensorboard)")
 
 
 def _wandb_key_configured(env: MutableMapping[str, str]) -> bool:

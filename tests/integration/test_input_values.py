@@ -46,6 +46,17 @@ def check_one_line(code: int, out: str, err: str, *parts: str) -> str:
     (["--hub.push", "true", "--hub.repo_id", "../../etc"], ["hub.repo_id '../../etc' is not a hub repo id", "ORG/NAME"]),
     (["--hub.push", "true", "--hub.repo_id", "/etc/passwd"], ["hub.repo_id '/etc/passwd' is not a hub repo id"]),
     (["--hub.push", "true", "--hub.repo_id", "just-a-name"], ["has no organization", "my-org/just-a-name"]),
+    # Values only TRL/transformers refuse, when GRPOConfig is built (not always as a ValueError): the key is named.
+    (["--optim", "bogus"], ["TRL refused grpo.optim = 'bogus'", "not a valid OptimizerNames", "--optim"]),
+    (["--lr_scheduler_type", "nope"], ["TRL refused grpo.lr_scheduler_type = 'nope'", "SchedulerType"]),
+    (["--accelerator_config", "/no/such/accelerator.json"],
+     ["TRL refused grpo.accelerator_config", "FileNotFoundError", "--accelerator_config"]),
+    (["--parallelism_config", "zz"], ["TRL refused grpo.parallelism_config = 'zz' (AttributeError"]),
+    (["--torch_empty_cache_steps", "-1"], ["TRL refused grpo.torch_empty_cache_steps = -1"]),
+    (["--model_init_kwargs", "not json"], ["grpo.model_init_kwargs is not a JSON object", "write a mapping"]),
+    (["--report_to", "wandb,tensorbord"], ["report_to names 'tensorbord'", "did you mean 'tensorboard'?"]),
+    (["--report_to", "none", "wandb"], ["report_to lists 'none' beside other trackers (none, wandb)"]),
+    (["--max_steps", "3", "4"], ["--max_steps takes one value, got 2: 3 4"]),
 ])
 def test_bad_training_values(args, parts, tmp_path, capsys):
     out = tmp_path / "out"

@@ -67,6 +67,25 @@ def test_parse_overrides_forms():
         parse_overrides(["stray"])
 
 
+def test_list_valued_keys_take_a_comma_list_or_several_values(tmp_path):
+    from reasoner.train.run import build_grpo_config
+
+    assert parse_overrides(["--report_to", "a", "b", "--x", "1"]) == [("report_to", ["a", "b"]), ("x", "1")]
+    for args in (["--report_to", "wandb,tensorboard"], ["--report_to", "wandb", "tensorboard"],
+                 ["--report_to=wandb, tensorboard"], ["--report_to", "[wandb, tensorboard]"]):
+        recipe = load_recipe("tiny-cpu", [*args, "--max_steps", "2"])
+        assert recipe.grpo["report_to"] == ["wandb", "tensorboard"] and recipe.grpo["max_steps"] == 2, args
+    assert build_grpo_config(recipe).report_to == ["wandb", "tensorboard"]
+    assert load_recipe("tiny-cpu", ["--report_to", "tensorboard"]).grpo["report_to"] == "tensorboard"
+    # A list-only GRPOConfig key takes one name as a list of one; a recipe file may write the comma list too.
+    assert load_recipe("tiny-cpu", ["--include_for_metrics", "inputs"]).grpo["include_for_metrics"] == ["inputs"]
+    path = write_recipe(tmp_path, lambda data: data["grpo"].update(report_to="tensorboard,wandb"))
+    assert load_recipe(str(path)).grpo["report_to"] == ["tensorboard", "wandb"]
+    # Recipe sections that hold lists take several values the same way.
+    choice = load_recipe("tiny-cpu", ["--dataset.choice_columns", "A", "B", "--answer.format", "choice"])
+    assert choice.dataset["choice_columns"] == ["A", "B"]
+
+
 def write_recipe(tmp_path: Path, mutate) -> Path:
     data = yaml.safe_load(Path(load_recipe("tiny-cpu").source).read_text())
     mutate(data)

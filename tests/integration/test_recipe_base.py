@@ -123,6 +123,7 @@ def test_dry_run_prints_the_resolved_recipe(tmp_path):
     assert "# rewards (final, name: weight): xml_count: 1, soft_format: 1, strict_format: 1, integer: 1, " \
            "correctness: 1" in result.stdout
 
+
 def test_a_null_reward_removes_the_base_reward_and_its_arguments(tmp_path):
     (tmp_path / "team.yaml").write_text(yaml.safe_dump({
         "base": "tiny-cpu", "rewards": {"get_soft_overlong_punishment": 0.5},
@@ -142,3 +143,16 @@ def test_a_null_reward_removes_the_base_reward_and_its_arguments(tmp_path):
         load_recipe(str(tmp_path / "mine.yaml"), everything)
     assert "\n" not in str(error.value)
 
+
+def test_a_top_level_typo_gets_a_did_you_mean(tmp_path, capsys):
+    from reasoner.cli import main
+
+    (tmp_path / "typo.yaml").write_text("base: tiny-cpu\nmodle:\n  id: org/m\n")
+    assert main(["train", "--recipe", str(tmp_path / "typo.yaml"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown recipe key 'modle' in typo.yaml: did you mean 'model'?")
+    assert len(err.strip().splitlines()) == 1
+    (tmp_path / "flat.yaml").write_text("base: tiny-cpu\nlearning_rate: 1.0e-5\n")
+    with pytest.raises(UserError, match="recipe key 'learning_rate' in flat.yaml is at the top level, but it belongs "
+                                        "in a section: move it under grpo:"):
+        load_recipe(str(tmp_path / "flat.yaml"))
