@@ -102,6 +102,7 @@ def test_a_good_recipe_prints_counts_a_prompt_and_the_final_rewards(tmp_path, en
     assert ("# rewards (final, name: weight): soft_format: 1, strict_format: 1, integer: 0.5, correctness: 1\n"
             in out)
     assert "# each reward called on a trial batch of 4 completions: ok" in out
+    assert "# grpo: TRL's GRPOConfig accepts the section" in out
 
 
 def test_a_reward_that_raises_fails_the_dry_run(tmp_path, endpoint):
@@ -127,9 +128,20 @@ def test_a_missing_local_path_is_no_such_file_or_folder(tmp_path, endpoint, data
     assert held in error and "fix the path, or name a hub data set as ORG/NAME" in error
 
 
-def test_report_to_is_checked_by_the_dry_run(tmp_path, endpoint):
-    good = dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", "--report_to", "wandb", "tensorboard")
+def test_grpo_settings_are_built_by_the_dry_run(tmp_path, endpoint):
+    good = dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", "--report_to", "wandb", "tensorboard", "--bf16", "false")
     assert good.returncode == 0, good.stderr[-3000:]
     assert yaml.safe_load(good.stdout)["grpo"]["report_to"] == ["wandb", "tensorboard"]
-    error = one_error_line(dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", "--report_to", "wandb,tensorbord"))
-    assert "report_to names 'tensorbord', which transformers cannot report to: did you mean 'tensorboard'?" in error
+    assert "# grpo: TRL's GRPOConfig accepts the section (bf16: checked on the job's machine)\n" in good.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--report_to", "wandb,tensorbord"], "report_to names 'tensorbord', which transformers cannot report to: "
+                                          "did you mean 'tensorboard'?"),
+    (["--optim", "adamw_torhc"], "TRL refused grpo.optim = 'adamw_torhc' (ValueError: adamw_torhc is not a valid "
+                                 "OptimizerNames"),
+])
+def test_values_trl_refuses_fail_the_dry_run(tmp_path, endpoint, args, expected):
+    error = one_error_line(dry_run(tmp_path, endpoint, "--recipe", "tiny-cpu", *args))
+    assert expected in error
+    assert connections(endpoint) == 0

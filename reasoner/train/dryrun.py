@@ -62,12 +62,15 @@ def dry_run(recipe: Recipe, write: Callable[[str], None]) -> None:
     from reasoner.rewards import get_reward_funcs
     from reasoner.rewards.trial import TRIAL_ROWS, try_rewards
     from reasoner.train.taskdata import fetch_datasets, load_training_data
+    from reasoner.train.grpoconfig import check_portable_grpo_config
     from reasoner.train.tracking import check_report_to
 
     check_report_to(recipe.grpo.get("report_to"))  # refused by transformers only once the trainer is built
+    left_to_job = check_portable_grpo_config(recipe.grpo, list(recipe.rewards.values()))
     fetched = fetch_datasets(recipe)
     prepared, stats = load_training_data(recipe, fetched, tokenizer=None)
-    report = _data_lines(recipe, fetched, stats)
+    machine = f" ({', '.join(left_to_job)}: checked on the job's machine)" if left_to_job else ""
+    report = [f"grpo: TRL's GRPOConfig accepts the section{machine}", *_data_lines(recipe, fetched, stats)]
     for index in range(min(SHOWN_PROMPTS, len(prepared))):
         row = prepared[index]
         report.append(f"prompt {index + 1} of {len(prepared)} (gold answer {row['answer']!r}):\n{_render(row['prompt'])}")
