@@ -18,7 +18,7 @@ import yaml
 from reasoner.recipe.load import load_recipe
 from shared_data import GSM8K
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = [json.loads(line) for line in (GSM8K / "train.jsonl").read_text(encoding="utf-8").splitlines()[:12]]
 
 
