@@ -35,10 +35,13 @@ log = logging.getLogger("reasoner.train")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    from reasoner.recipe.keydocs import help_epilog
+
     parser = argparse.ArgumentParser(
         prog="reasoner train",
         description="Run GRPO on a recipe. Any other --key value pair overrides a recipe key "
                     "(a TRL GRPOConfig key such as --max_steps, or a dotted key such as --model.id).",
+        epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--recipe", required=True, help="packaged recipe name or path to a YAML recipe")
     parser.add_argument("--resume-from-hub", action="store_true",
