@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.errors import UserError
+from reasoner.lora.adapter import ADAPTER_CONFIG, attach, is_adapter_folder, load_config, read_base
 
 __all__ = ["BACKENDS", "ModelRef", "eos_ids", "generation_config", "load_model", "load_tokenizer", "resolve_backend",
            "resolve_device", "resolve_model"]
@@ -29,6 +30,7 @@ class ModelRef:
     load: str
     revision: str | None
     commit: str | None
+    base: "ModelRef | None" = None  # set for a LoRA adapter: the model it applies to (reasoner.lora)
 
 
 def _looks_like_path(model: str) -> bool:
@@ -47,12 +49,44 @@ def resolve_model(model: str, revision: str | None) -> ModelRef:
     if not path.exists() and _looks_like_path(model):
         raise UserError(f"model folder {model} does not exist: check the path (or pass a hub repo id like org/name)")
     source = classify_model(model, revision)
+    if source.kind == "local" and is_adapter_folder(source.path):
+        ref = ModelRef(id=model, kind="local", load=str(source.path), revision=None, commit=None)
+        return _with_base(ref, load_config(Path(source.path) / ADAPTER_CONFIG))
     if source.kind == "local" and not (Path(source.path) / "config.json").is_file():
-        raise UserError(f"{model} holds no config.json, so it is not a model folder: pass a save_pretrained folder")
+        raise UserError(f"{model} holds no config.json, so it is not a model folder: pass a save_pretrained folder "
+                        "(or a LoRA adapter folder with adapter_config.json)")
     if source.kind in ("builtin", "local"):
         return ModelRef(id=model, kind=source.kind, load=str(source.path), revision=None, commit=None)
     source = pin(source, "model")
-    return ModelRef(id=model, kind="hub", load=model, revision=revision, commit=source.commit)
+    ref = ModelRef(id=model, kind="hub", load=model, revision=revision, commit=source.commit)
+    config = _hub_adapter_config(ref)
+    return ref if config is None else _with_base(ref, config)
+
+
+def _with_base(ref: ModelRef, adapter_config: dict) -> ModelRef:
+    """An adapter's reference with its base model resolved (and pinned) from its adapter_config.json."""
+    base_id, base_revision = read_base(adapter_config, f"the adapter {ref.id}")
+    ref.base = resolve_model(base_id, base_revision)
+    if ref.base.base is not None:
+        raise UserError(f"the adapter {ref.id} names another adapter ({base_id}) as its base: pass a merged model")
+    return ref
+
+
+def _hub_adapter_config(ref: ModelRef) -> dict | None:
+    """A hub repo's adapter_config.json at the pinned commit, or None when the repo holds a whole model."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from reasoner.hub import hub_call
+
+    def fetch() -> str | None:
+        try:
+            return hf_hub_download(ref.id, ADAPTER_CONFIG, revision=ref.commit)
+        except EntryNotFoundError:
+            return None
+
+    path = hub_call(fetch, ref.id, "model", ref.commit, "looking for a LoRA adapter in")
+    return None if path is None else load_config(path)
 
 
 def resolve_device(device: str | None) -> str:
@@ -87,10 +121,15 @@ def load_tokenizer(ref: ModelRef):
     from reasoner.hubclient.calls import hub_call
 
     revision = ref.commit or ref.revision
-    tokenizer = hub_call(
-        lambda: AutoTokenizer.from_pretrained(ref.load, revision=revision),
-        ref.id, "model", revision, "loading the tokenizer of",
-    )
+    try:
+        tokenizer = hub_call(
+            lambda: AutoTokenizer.from_pretrained(ref.load, revision=revision),
+            ref.id, "model", revision, "loading the tokenizer of",
+        )
+    except (OSError, ValueError, UserError):
+        if ref.base is None:
+            raise
+        return load_tokenizer(ref.base)  # an adapter saved without its tokenizer uses its base's
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(
             f"the tokenizer of {ref.id} has no chat template, so the recipe's prompt cannot be built: "
@@ -108,6 +147,13 @@ def load_model(ref: ModelRef, device: str):
 
     from reasoner.hubclient.calls import hub_call
 
+    if ref.base is not None:  # a LoRA adapter: its base, with the adapter merged in
+        base = load_model(ref.base, device)
+        model = hub_call(lambda: attach(base, ref.load, revision=ref.commit), ref.id, "model", ref.commit,
+                         "loading the adapter")
+        model.to(device)
+        model.eval()
+        return model
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -126,6 +172,8 @@ def generation_config(ref: ModelRef) -> Any:
     """The model's own generation config (for its end-of-sequence ids), or None when it has none."""
     from transformers import GenerationConfig
 
+    if ref.base is not None:
+        return generation_config(ref.base)
     try:
         return GenerationConfig.from_pretrained(ref.load, revision=ref.commit or ref.revision)
     except (OSError, ValueError):

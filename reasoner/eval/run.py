@@ -62,7 +62,7 @@ def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]
     options = dict(max_new_tokens=decoding.max_new_tokens, sampling=decoding.sampling,
                    temperature=decoding.temperature, seed=decoding.seed, samples=decoding.samples,
                    top_p=decoding.top_p)
-    if backend == "vllm":
+    if backend == "vllm" and ref.base is None:  # an adapter is merged in memory and generates with transformers
         return generate_vllm(ref, tokenizer, texts, **options)
     return generate_transformers(ref, tokenizer, texts, device=device, batch_size=decoding.batch_size,
                                  desc=f"eval {label}", **options)

@@ -21,6 +21,8 @@ from reasoner.recipe.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
 from reasoner.recipe.values import check_eval_sampling, check_grpo_values, check_push_repo_id
 from reasoner.recipe.base import resolve_base
+from reasoner.lora.config import check_peft
+from reasoner.lora.layout import check_lora_layout
 from reasoner.rewards import REWARDS
 from reasoner.rewards.loading import absolute_spec, check_reward_section
 from reasoner.recipe.files import read_yaml, recipe_path
@@ -48,6 +50,7 @@ class Recipe:
     tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
     answer: dict[str, Any] = dataclasses.field(default_factory=dict)
     reward_args: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    peft: dict[str, Any] = dataclasses.field(default_factory=dict)  # LoRA (reasoner.lora); empty: every weight trains
     accelerate_config: str | None = None
     source: str = ""
 
@@ -136,6 +139,7 @@ def _check_combinations(recipe: Recipe) -> None:
     check_task(recipe.dataset, recipe.answer)
     check_holdout(recipe.eval.get("holdout"))
     check_eval_sampling(recipe.eval)
+    check_lora_layout(recipe)
 
 
 def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
@@ -162,6 +166,7 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         rewards=rewards,
         reward_args=reward_args,
         grpo=check_grpo(data.get("grpo"), fields),
+        peft=check_peft(data.get("peft")),
         source=str(path),
         **sections,
         **scalars,

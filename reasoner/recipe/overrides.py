@@ -55,7 +55,7 @@ def resolve_key(key: str, fields: Mapping[str, Any]) -> tuple[str | None, str]:
             return section, sub
         if section == "grpo" and sub in fields:
             return "grpo", sub
-        if section in ("rewards", "reward_args"):
+        if section in ("rewards", "reward_args", "peft"):  # checked by their own sections' rules
             return section, sub
         raise unknown_key(key, fields)
     if normalized in TOP_LEVEL_SCALARS:

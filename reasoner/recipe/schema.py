@@ -95,7 +95,7 @@ TOP_LEVEL_SCALARS: dict[str, tuple[tuple[type, ...], Any]] = {
     "name": (STR, "recipe"),
     "accelerate_config": (OPT_STR, None),
 }
-SECTIONS = (*SECTION_SCHEMAS, "rewards", "reward_args", "grpo")
+SECTIONS = (*SECTION_SCHEMAS, "rewards", "reward_args", "grpo", "peft")  # peft: PEFT LoraConfig keys (reasoner.lora)
 ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("generation", "backend"): ("transformers", "vllm"),
     ("generation", "placement"): ("auto", "colocate", "dedicated-gpu", "dedicated-node"),

@@ -141,6 +141,10 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
 
         ran = pinned_recipe(recipe, sources[0], sources[1:])  # main may have moved since the run pinned it
         (output_dir / "recipe.yaml").write_text(ran.to_yaml())
+        if recipe.peft.get("push_merged"):
+            from reasoner.lora.adapter import write_merged
+
+            write_merged(output_dir, str(sources[0].path or sources[0].id), dtype=recipe.model["dtype"])
         eval_section = None
         if recipe.eval["after_training"]:
             from reasoner.train.aftereval import evaluate_after_training

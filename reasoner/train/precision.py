@@ -8,6 +8,9 @@ does by default, and ``grpo.bf16: true`` runs the forward and backward passes in
 Under DeepSpeed (ZeRO) with bf16 the engine keeps its own float32 master copy in the optimizer, so the model
 loads in ``model.dtype`` (usually bfloat16: half the host memory while loading, and what ZeRO-3 partitions).
 
+With a LoRA adapter (``peft.r``) only the adapter trains: PEFT keeps the adapter in float32 by itself
+(``autocast_adapter_dtype``), so the frozen base loads in ``model.dtype`` and a 7B base takes 15 GB, not 30.
+
 ``model.fp32_master_weights: false`` opts out: the model then loads in ``model.dtype`` everywhere, which halves
 weight, gradient and optimizer memory at the price of the rounding above.
 """
@@ -27,8 +30,8 @@ def uses_deepspeed(grpo: Mapping[str, Any], env: Mapping[str, str] | None = None
     return env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" or bool(grpo.get("deepspeed"))
 
 
-def load_dtype(model: Mapping[str, Any], *, deepspeed: bool) -> str:
+def load_dtype(model: Mapping[str, Any], *, deepspeed: bool, lora: bool = False) -> str:
     """The dtype to load the model in for training, from the recipe's ``model`` section."""
-    if model.get("fp32_master_weights", True) and not deepspeed:
+    if model.get("fp32_master_weights", True) and not deepspeed and not lora:
         return FP32
     return str(model.get("dtype") or "auto")

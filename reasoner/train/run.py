@@ -27,6 +27,8 @@ from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
 from reasoner.train.taskdata import load_training_data, materialize_source, pin_source, refuse_missing_paths
 from reasoner.launch.noproxy import bypass_proxy_for
+from reasoner.lora.config import build_lora_config
+from reasoner.lora.config import enabled as lora_enabled
 from reasoner.tasks.spec import task_sources
 from reasoner.topology.server import server_settings
 from reasoner.train.vllm_support import check_vllm
@@ -106,7 +108,7 @@ def build_grpo_config(recipe: Recipe):
     # Pushing is ours (rank zero, background, retried, verified), not the Trainer's.
     kwargs["push_to_hub"] = False
     model_init = model_init_kwargs(kwargs.get("model_init_kwargs"))
-    model_init.setdefault("dtype", load_dtype(recipe.model, deepspeed=uses_deepspeed(recipe.grpo)))
+    model_init.setdefault("dtype", load_dtype(recipe.model, deepspeed=uses_deepspeed(recipe.grpo), lora=lora_enabled(recipe.peft)))
     if recipe.model.get("attn_implementation"):
         model_init.setdefault("attn_implementation", recipe.model["attn_implementation"])
     kwargs["model_init_kwargs"] = model_init
@@ -229,6 +231,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, *dataset_srcs), stats=stats,
                                                  time_budget_s=time_budget_s)
+    if lora_enabled(recipe.peft):
+        from reasoner.lora.adapter import base_naming_callback
+
+        callbacks.insert(0, base_naming_callback(recipe.model["id"], model_src.commit, state.is_main_process))
     trainer = GRPOTrainer(
         model=str(model_src.path),
         reward_funcs=reward_funcs,
@@ -236,6 +242,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         train_dataset=train_dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=build_lora_config(recipe.peft) if lora_enabled(recipe.peft) else None,
     )
     for callback in callbacks:
         if hasattr(callback, "attach"):
@@ -254,6 +261,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         trainer.save_model(str(output_dir))
         if state.is_main_process:
             tokenizer.save_pretrained(str(output_dir))
+            if lora_enabled(recipe.peft):
+                from reasoner.lora.adapter import record_base
+
+                record_base(output_dir, recipe.model["id"], model_src.commit)  # a base any machine loads, pinned
     state.wait_for_everyone()
     finish(trainer)
     return output_dir
