@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reasoner.lora.config import enabled as lora_enabled
+from reasoner.plan.lora import adapter_params
 from reasoner.plan.settings import Precision, activation_checkpointing
 from reasoner.plan.shapes import ModelShape
 from reasoner.publish.push import preempted_drain_s
@@ -137,6 +139,8 @@ def step_seconds(recipe: Any, shape: ModelShape, layout: Plan, gpu_tflops: float
                    * int(grpo.get("gradient_accumulation_steps", 1)))
     seq = int(recipe.dataset.get("max_prompt_tokens") or 512) + int(grpo.get("max_completion_length", 256))
     passes = 6 + (2 if activation_checkpointing(grpo) else 0) + (2 if float(grpo.get("beta", 0) or 0) > 0 else 0)
+    if lora_enabled(getattr(recipe, "peft", None)):
+        passes -= 2  # a frozen base needs no weight gradients: the backward pass is half its usual cost
     train_flops = passes * shape.params * completions * seq
     generate_flops = 2 * shape.params * completions * seq
     generators = layout.tensor_parallel_size if layout.generation_node else layout.num_processes
@@ -154,6 +158,8 @@ def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Pr
     every = save_interval(grpo, steps)
     saves = None if steps is None else (0 if every is None else steps // every)
     size = checkpoint_bytes(shape, precision, zero_stage=zero_stage, layout=layout)
+    if lora_enabled(getattr(recipe, "peft", None)):  # the adapter, its float32 optimizer states and master copy
+        size = 16 * adapter_params(shape, recipe.peft)
     pushes = bool(hub.get("push") and hub.get("push_checkpoints"))
     result = CheckpointPlan(
         rows=rows, steps=steps, steps_note=steps_note, save_every=every, saves=saves, save_bytes=size,

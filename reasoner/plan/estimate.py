@@ -20,7 +20,8 @@ import dataclasses
 from typing import Any
 
 from reasoner.errors import UserError
-from reasoner.plan import formulas
+from reasoner.lora.config import enabled as lora_enabled
+from reasoner.plan import formulas, lora
 from reasoner.plan.budget import Budget, Item, MemoryPlan
 from reasoner.plan.formulas import GIB, ZERO_STAGES, gib
 from reasoner.plan.settings import Precision, activation_checkpointing, precision, zero_stage_of
@@ -48,6 +49,7 @@ class _Run:
     checkpointing: bool
     beta: float
     on_gpu: bool
+    peft: dict  # the recipe's peft section when it trains a LoRA adapter, else empty (reasoner.plan.lora)
 
     @property
     def seq(self) -> int:
@@ -115,8 +117,10 @@ def _resolve(recipe: Any, layout: Plan, zero_stage: int | None, checkpointing: b
         raise UserError(f"ZeRO stage {stage} is not planned for; use 0 (single/DDP), 2 or 3")
     grpo = recipe.grpo
     on_gpu = layout.gpus_per_node > 0
+    peft = dict(getattr(recipe, "peft", None) or {}) if lora_enabled(getattr(recipe, "peft", None)) else {}
     return _Run(
-        shape=shape, stage=stage, precision=precision(recipe.model, grpo, shape, zero_stage=stage, on_gpu=on_gpu),
+        shape=shape, stage=stage, peft=peft,
+        precision=precision(recipe.model, grpo, shape, zero_stage=stage, on_gpu=on_gpu, lora=bool(peft)),
         prompt=int(prompt_tokens if prompt_tokens is not None else (recipe.dataset.get("max_prompt_tokens") or 512)),
         completion=int(completion_tokens if completion_tokens is not None else grpo.get("max_completion_length", 256)),
         batch=int(grpo.get("per_device_train_batch_size", 8)),
@@ -128,6 +132,9 @@ def _resolve(recipe: Any, layout: Plan, zero_stage: int | None, checkpointing: b
 def _state_items(run: _Run, ranks: int) -> list[Item]:
     """Weights, gradients, optimizer states, DeepSpeed's buffers and the reference model, per training GPU."""
     p, stage, prec = run.shape.params, run.stage, run.precision
+    if run.peft:
+        return lora.state_items(run.shape, run.peft, zero_stage=stage, ranks=ranks, base_bytes=prec.param_bytes,
+                                mixed=prec.mixed)
     states = formulas.model_states_bytes(p, zero_stage=stage, ranks=ranks, param_bytes=prec.param_bytes,
                                          mixed_precision=prec.mixed, largest_layer_params=run.shape.largest_layer_params)
     dtype_name = {2: "16-bit", 4: "fp32"}[prec.param_bytes]
@@ -176,8 +183,12 @@ def _transient_item(run: _Run, layout: Plan) -> tuple[Item, int]:
             size += run.precision.param_bytes * run.shape.params
             note += " + the whole model gathered (ZeRO-3)"
         phases["generation"] = (size, note)
+    sync = lora.weight_sync_phase(run.shape, zero_stage=run.stage, ranks=layout.num_processes,
+                                  base_bytes=run.precision.param_bytes) if run.peft and layout.backend == "vllm" else None
+    if sync is not None:
+        phases["weight sync"] = sync
     name, (size, note) = max(phases.items(), key=lambda kv: kv[1][0])
-    label = "activations" if name == "training" else "generation KV cache"
+    label = {"training": "activations", "generation": "generation KV cache"}.get(name, "gathered model (weight sync)")
     if len(phases) > 1:
         note += "; largest of: " + ", ".join(f"{k} {gib(v[0])}" for k, v in phases.items())
     return Item(label, size, note), other
@@ -220,7 +231,7 @@ def _generation_budget(run: _Run, recipe: Any, layout: Plan, gpu_memory_gb: floa
 def _host_budget(run: _Run, layout: Plan, host_memory_gb: float | None) -> Budget:
     """Host memory on rank zero's node: each process's runtime plus the larger of loading and saving."""
     p, prec, per_node = run.shape.params, run.precision, layout.processes_per_node
-    copies = 2 if run.beta > 0 else 1  # the policy, and the reference model when beta > 0
+    copies = 2 if run.beta > 0 and not run.peft else 1  # the policy, and the reference model when beta > 0
     if run.stage == 3:
         load, load_note = 0, "ZeRO-3 partitions the model while loading (zero3_init_flag)"
     else:

@@ -78,13 +78,13 @@ class Precision:
 
 
 def precision(model: Mapping[str, Any], grpo: Mapping[str, Any], shape: ModelShape, *, zero_stage: int,
-              on_gpu: bool) -> Precision:
+              on_gpu: bool, lora: bool = False) -> Precision:
     """The precision this recipe trains in on this device kind: the dtype reasoner.train.precision loads the model in
     (float32 master weights without DeepSpeed unless the recipe opts out), 16-bit compute unless bf16 is off."""
     served = str(model.get("dtype") or "auto")
     if served == "auto":
         served = shape.torch_dtype
-    loaded = load_dtype(model, deepspeed=zero_stage > 0)
+    loaded = load_dtype(model, deepspeed=zero_stage > 0, lora=lora)
     param_bytes = DTYPE_BYTES.get(shape.torch_dtype if loaded == "auto" else loaded, 4)
     bf16 = grpo.get("bf16")
     mixed = on_gpu and (bool(grpo.get("fp16", False)) or (bf16 if bf16 is not None else True))  # TRL 1.x: bf16
