@@ -21,8 +21,8 @@ from huggingface_hub import HfApi, constants, snapshot_download
 from safetensors.torch import load_file
 
 from ports import free_port
-from reasoner.localhub.auth import Token
-from reasoner.localhub.server import HubServer
+from reasoner_hub.auth import Token
+from reasoner_hub.server import HubServer
 from training_run import TrainingRun, step_records
 
 ROOT = Path(__file__).resolve().parents[1]

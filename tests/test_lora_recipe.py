@@ -13,7 +13,7 @@ from reasoner.errors import UserError
 from reasoner.plan.estimate import estimate
 from reasoner.plan.lora import adapter_params
 from reasoner.plan.shapes import model_shape
-from reasoner.recipe import load_recipe
+from reasoner.recipe.load import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

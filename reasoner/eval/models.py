@@ -77,7 +77,7 @@ def _hub_adapter_config(ref: ModelRef) -> dict | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
-    from reasoner.hub import hub_call
+    from reasoner.hubclient.calls import hub_call
 
     def fetch() -> str | None:
         try:

@@ -1,6 +1,6 @@
 """Memory of a LoRA run: one frozen base copy, the adapter, and the adapter's gradients and optimizer states.
 
-With ``peft.r`` set only the adapter trains: the base is loaded once in ``model.dtype`` (reasoner.precision),
+With ``peft.r`` set only the adapter trains: the base is loaded once in ``model.dtype`` (reasoner.train.precision),
 frozen, and doubles as the reference model (TRL disables the adapter to compute reference log-probs), so no
 second copy is counted. The adapter's weights, gradients and AdamW states follow the same rules as a whole
 model's (reasoner.plan.formulas) with the adapter's parameter count: PEFT keeps the adapter in float32 without
