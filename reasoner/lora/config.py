@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Mapping
+import typing
+from typing import Any, Literal, Mapping, Union
 
 from reasoner.errors import UserError
 
@@ -61,8 +62,49 @@ def check_peft(values: Any) -> dict[str, Any]:
     push_merged = checked.get("push_merged", False)
     if not isinstance(push_merged, bool):
         raise UserError(f"recipe key 'peft.push_merged' must be true/false, got {push_merged!r}")
+    for key, value in checked.items():
+        _check_type(key, value)
     build_lora_config(checked)  # PEFT's own checks of the values
     return checked
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` fits a LoraConfig annotation. Only plain types, literals and lists are judged; anything
+    richer (nested configs, dicts) is left to PEFT."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if origin is Union:
+        return any(_accepts(arg, value) for arg in args)
+    if origin is Literal:  # a literal like 'pissa_niter_[number of iters]' stands for a prefix
+        return value in args or (isinstance(value, str) and any(
+            isinstance(a, str) and "[" in a and value.startswith(a.split("[")[0]) for a in args))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and (not args or all(_accepts(args[0], v) for v in value))
+    return True
+
+
+def _check_type(key: str, value: Any) -> None:
+    """Refuse a value of the wrong kind for its LoraConfig field in one line. LoraConfig itself checks only some
+    of its fields when built; others (``bias``) fail only once the model has loaded and the adapter is attached."""
+    from peft import LoraConfig
+
+    hint = OWN_KEYS.get(key) or typing.get_type_hints(LoraConfig).get(key)
+    if hint is None or _accepts(hint, value):
+        return
+    literals = [a for a in typing.get_args(hint) if isinstance(a, str)]
+    wanted = ("one of " + ", ".join(repr(a) for a in literals)) if typing.get_origin(hint) is Literal else \
+        str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    raise UserError(f"PEFT refused the peft settings: peft.{key} must be {wanted} (LoraConfig's {key}), "
+                    f"got {value!r}; fix the peft section")
 
 
 def enabled(peft: Mapping[str, Any] | None) -> bool:
