@@ -2,8 +2,10 @@
 
 One run trains an adapter on a base model that lives on the embedded hub, pushes its checkpoints, the final
 adapter and the merged model; a second run on a fresh machine resumes from the pushed checkpoint; ``reasoner
-eval`` scores the pushed adapter from the hub with nothing local. Two real ranks train adapters under DeepSpeed
-ZeRO-2 and ZeRO-3. Bad ``peft`` input is one line, exit code 2.
+eval`` scores the pushed adapter from the hub with nothing local. The plain command (``reasoner train --recipe
+tiny-cpu --max_steps 2 --peft.r 8 --output_dir D``) saves an adapter folder that ``reasoner eval --model D`` scores.
+Two real ranks train adapters under DeepSpeed ZeRO-2 and ZeRO-3, and each is scored. Bad ``peft`` input is one
+line, exit code 2 (tests/test_lora_recipe.py).
 """
 
 from __future__ import annotations
@@ -124,8 +126,39 @@ def test_reasoner_eval_scores_the_adapter_from_the_hub(hub_runs):
     result = hub_runs["eval"]
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     scores = json.loads(next(hub_runs["results"].rglob("results.json")).read_text())
-    assert scores["model"]["id"] == ADAPTER_REPO if isinstance(scores.get("model"), dict) else True
-    assert "strict accuracy" in result.stdout
+    assert scores["model"] == ADAPTER_REPO and scores["commit"]
+    assert scores["settings"]["adapter_base"] == {"id": BASE_REPO, "commit": hub_runs["base_commit"]}
+    assert scores["n"] == 3 and "strict accuracy" in result.stdout
+
+
+# -- one rank, the plain command: train an adapter into a folder, score the folder ------------------------
+def cli_run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reasoner.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_model, tmp_path_factory):  # tiny_model: the builtin "tiny" is built before the run uses it
+    base = tmp_path_factory.mktemp("lora-local")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out, results = base / "D", base / "eval"
+    trained = cli_run(["train", "--recipe", "tiny-cpu", "--max_steps", "2", "--peft.r", "8", "--output_dir", str(out)],
+                      env)
+    scored = cli_run(["eval", "--model", str(out), "--recipe", "tiny-cpu", "--limit", "2", "--max-new-tokens", "6",
+                      "--output", str(results)], env)
+    return {"out": out, "trained": trained, "scored": scored, "results": results}
+
+
+def test_one_rank_adapter_folder_is_scored_by_reasoner_eval(local_run):
+    trained, scored = local_run["trained"], local_run["scored"]
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
+    out = local_run["out"]
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny"
+    assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-3000:]
+    scores = json.loads((local_run["results"] / "results.json").read_text())
+    assert scores["model"] == str(out) and scores["n"] == 2
+    assert scores["settings"]["adapter_base"] == {"id": "tiny", "commit": None}
 
 
 # -- two real ranks ---------------------------------------------------------------------------------------
@@ -148,7 +181,7 @@ def ranked(tiny_model, tmp_path_factory):
 
 
 @pytest.mark.parametrize("config", RANK_CONFIGS)
-def test_two_ranks_train_one_adapter(ranked, config):
+def test_two_ranks_train_one_adapter(ranked, config, tiny_model):
     out, result = ranked[config]
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     log = result.stdout + result.stderr
@@ -157,6 +190,17 @@ def test_two_ranks_train_one_adapter(ranked, config):
     assert adapter and all(t.numel() > 0 for t in adapter.values()), "an adapter tensor was saved as a ZeRO shard"
     assert any("lora_B" in name and t.abs().sum() > 0 for name, t in adapter.items())
     assert not (out / "model.safetensors").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_model)
+
+
+@pytest.mark.parametrize("config", RANK_CONFIGS)
+def test_the_two_rank_adapter_is_scored_by_reasoner_eval(ranked, config, tiny_model, tmp_path):
+    out, _ = ranked[config]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    scored = cli_run(["eval", "--model", str(out), "--recipe", "tiny-cpu", "--limit", "2", "--max-new-tokens", "4",
+                      "--output", str(tmp_path)], env)
+    assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-3000:]
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["adapter_base"]["id"] == str(tiny_model)
 
 
 def test_zero2_and_zero3_train_the_same_adapter(ranked):
@@ -164,3 +208,15 @@ def test_zero2_and_zero3_train_the_same_adapter(ranked):
     assert adapters[0].keys() == adapters[1].keys()
     for name in adapters[0]:
         torch.testing.assert_close(adapters[0][name], adapters[1][name], atol=1e-5, rtol=1e-4)
+
+
+def test_the_evaluated_model_is_the_base_with_the_trained_adapter_merged(ranked, tiny_model):
+    """What ``reasoner eval`` loads for an adapter folder: its base with the adapter merged (the two-rank adapter,
+    whose lora_B trained; a 2-step single-rank run on the tiny model can see equal rewards and no gradient)."""
+    from reasoner.eval.models import load_model, resolve_model
+
+    ref = resolve_model(str(ranked["cpu_zero3"][0]), None)
+    assert ref.base is not None and ref.base.id == str(tiny_model)
+    evaluated, base = load_model(ref, "cpu").state_dict(), load_model(ref.base, "cpu").state_dict()
+    changed = [name for name in base if not torch.equal(evaluated[name], base[name])]
+    assert changed and all(re.search(r"\.(q_proj|v_proj)\.weight$", name) for name in changed), changed

@@ -114,6 +114,8 @@ def _settings(sources: list[TaskSource], items: list[dict], *, data_seed: int, l
         "top_p": decoding.top_p if decoding.sampling else None, "samples": decoding.samples,
         "seed": decoding.seed, "device": device, "backend": backend, "model_kind": ref.kind,
         "system": system_text, "few_shot": examples, "questions_sha256": questions_fingerprint(items),
+        # a LoRA adapter's scores belong to the adapter on this base: which one, pinned
+        "adapter_base": None if ref.base is None else {"id": ref.base.id, "commit": ref.base.commit},
     }
 
 
