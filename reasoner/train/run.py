@@ -27,8 +27,8 @@ from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
 from reasoner.train.taskdata import load_training_data, materialize_source, pin_source, refuse_missing_paths
 from reasoner.launch.noproxy import bypass_proxy_for
-from reasoner.lora.config import build_lora_config
 from reasoner.lora.config import enabled as lora_enabled
+from reasoner.lora.training import adapter_config, name_base
 from reasoner.tasks.spec import task_sources
 from reasoner.topology.server import server_settings
 from reasoner.train.vllm_support import check_vllm
@@ -231,10 +231,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, *dataset_srcs), stats=stats,
                                                  time_budget_s=time_budget_s)
-    if lora_enabled(recipe.peft):
-        from reasoner.lora.adapter import base_naming_callback
-
-        callbacks.insert(0, base_naming_callback(recipe.model["id"], model_src.commit, state.is_main_process))
+    peft_config = adapter_config(recipe.peft, recipe.model["id"], model_src.commit, state.is_main_process, callbacks)
     trainer = GRPOTrainer(
         model=str(model_src.path),
         reward_funcs=reward_funcs,
@@ -242,7 +239,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         train_dataset=train_dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
-        peft_config=build_lora_config(recipe.peft) if lora_enabled(recipe.peft) else None,
+        peft_config=peft_config,
     )
     for callback in callbacks:
         if hasattr(callback, "attach"):
@@ -261,10 +258,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         trainer.save_model(str(output_dir))
         if state.is_main_process:
             tokenizer.save_pretrained(str(output_dir))
-            if lora_enabled(recipe.peft):
-                from reasoner.lora.adapter import record_base
-
-                record_base(output_dir, recipe.model["id"], model_src.commit)  # a base any machine loads, pinned
+            name_base(recipe.peft, output_dir, recipe.model["id"], model_src.commit)
     state.wait_for_everyone()
     finish(trainer)
     return output_dir

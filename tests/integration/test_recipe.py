@@ -22,7 +22,8 @@ def test_packaged_recipes_load_and_validate():
         recipe = load_recipe(name)
         assert recipe.name == name
         assert recipe.model["id"] and recipe.grpo["output_dir"]
-        assert set(recipe.rewards) <= {"correctness", "integer", "strict_format", "soft_format", "xml_count", "brevity"}
+        assert set(recipe.rewards) <= {"correctness", "integer", "strict_format", "soft_format", "xml_count", "brevity",
+                                     "get_soft_overlong_punishment"}  # TRL's DAPO reward (qwen2.5-7b-math)
 
 
 def test_reference_recipe_states_what_trl_1x_changed():
