@@ -15,7 +15,7 @@ from reasoner.plan.lora import adapter_params
 from reasoner.plan.shapes import model_shape
 from reasoner.recipe.load import load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ from reasoner_hub.auth import Token
 from reasoner_hub.server import HubServer
 from training_run import TrainingRun, step_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WRITE_TOKEN = "hf_lora_write_0123456789abcdef01"
 TOKENS = [Token("trainer", WRITE_TOKEN, "write")]
 BASE_REPO, ADAPTER_REPO = "org/tiny-base", "org/tiny-lora"
