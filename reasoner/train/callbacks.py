@@ -97,7 +97,7 @@ class CompleteCheckpointCallback(TrainerCallback):
 
 
 def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, time_budget_s: float | None = None):
-    """The callbacks for one run, the function that finishes it (card, final push, report of failures),
+    """The callbacks for one run, the RunFinisher that ends it (card, final push, report of failures),
     and the preemption watcher whose ``stopped`` flag tells a finished run from an interrupted one."""
     callbacks: list[TrainerCallback] = [MetricsFileCallback(output_dir / "metrics.jsonl"), StepLineCallback()]
     if time_budget_s:
@@ -124,62 +124,8 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
     preemption = PreemptionCallback()
     callbacks.append(preemption)
 
-    def finish(trainer, *, preempted: bool = False) -> None:
-        if not state.is_main_process:
-            return
-        if preempted:
-            if pusher is not None:
-                from reasoner.publish.push import preempted_drain_s
+    from reasoner.train.finish import RunFinisher
 
-                pusher.drain(timeout=preempted_drain_s())  # the scheduler's kill is near
-                pusher.close()
-                for command in pusher.unfinished_commands():
-                    log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
-            return
-        from reasoner.publish.card import write_model_card
-        from reasoner.train.pinned import pinned_recipe
+    finisher = RunFinisher(recipe, output_dir, is_main=state.is_main_process, pusher=pusher, sources=sources, stats=stats)
+    return callbacks, finisher, preemption
 
-        ran = pinned_recipe(recipe, sources[0], sources[1:])  # main may have moved since the run pinned it
-        (output_dir / "recipe.yaml").write_text(ran.to_yaml())
-        if recipe.peft.get("push_merged"):
-            from reasoner.lora.adapter import write_merged
-
-            write_merged(output_dir, str(sources[0].path or sources[0].id), dtype=recipe.model["dtype"])
-        eval_section = None
-        if recipe.eval["after_training"]:
-            from reasoner.train.aftereval import evaluate_after_training
-
-            eval_section = evaluate_after_training(ran, output_dir, base_model=sources[0])
-        write_model_card(output_dir, ran, sources=sources, stats=stats, log_history=trainer.state.log_history,
-                         eval_section=eval_section)
-        if pusher is None:
-            return
-        from reasoner.publish.push import final_job, finish_command
-        from reasoner.publish.checks import verify_upload
-
-        pusher.drain()
-        job = final_job(output_dir)
-        landed = pusher.push_now(job)
-        pusher.close()
-        if landed:
-            problems = verify_upload(pusher.repo_id, output_dir, job)
-            if problems:
-                log.error("final push did not verify: %s", "; ".join(problems[:3]))
-                pusher.failed.append(job)
-            else:
-                log.info("final model pushed and verified: %s/%s", _endpoint(), pusher.repo_id)
-        for command in pusher.unfinished_commands():
-            log.error("not on the hub yet (everything is on local disk); finish with: %s", command)
-        if pusher.failed:
-            from reasoner.errors import UserError
-
-            raise UserError(f"training finished but {len(pusher.failed)} push(es) to {pusher.repo_id} did not land; "
-                            f"the model is in {output_dir}: run the 'reasoner push' command(s) above")
-
-    return callbacks, finish, preemption
-
-
-def _endpoint() -> str:
-    from reasoner.hubclient.calls import endpoint
-
-    return endpoint()
