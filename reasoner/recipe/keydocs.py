@@ -89,5 +89,7 @@ def key_lines() -> list[str]:
 
 def help_epilog() -> str:
     return ("recipe keys (set in the YAML or as --key value; lists as a comma list):\n" + "\n".join(key_lines())
+            + "\n  --peft.<LoraConfig field>            a LoRA adapter instead of full fine-tuning, e.g. --peft.r 8 "
+              "(PEFT's LoraConfig; docs/lora.md)"
             + "\n  --<GRPOConfig field>                 any TRL GRPOConfig field, e.g. --max_steps 100 "
               "--learning_rate 1e-6 (TRL's documentation)")

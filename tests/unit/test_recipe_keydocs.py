@@ -24,4 +24,4 @@ def test_train_help_lists_every_key_with_its_type_and_default(capsys):
         assert f"  --{key} " in text, key
     assert "--generation.backend" in text and "one of transformers, vllm" in text
     assert "--eval.samples" in text and "default 1" in text
-    assert "any TRL GRPOConfig field" in text
+    assert "any TRL GRPOConfig field" in text and "--peft.<LoraConfig field>" in text
