@@ -76,6 +76,7 @@ def recipe_settings(recipe: Recipe) -> dict[str, Any]:
     dataset = recipe.dataset
     return dict(
         system=recipe.prompt.get("system", "default"), few_shot=list(recipe.prompt.get("few_shot") or []),
+        chat_template=recipe.prompt.get("chat_template"),
         data_source=dataset["id"], data_config=dataset.get("config"), data_revision=dataset.get("revision"),
         question_column=dataset.get("question_column", "question"), answer_column=dataset.get("answer_column", "answer"),
         system_column=dataset.get("system_column"), answer=dict(recipe.answer), mixture=dataset.get("mix") or None,

@@ -56,8 +56,10 @@ class Decoding:
 
 
 def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]], decoding: Decoding,
-              label: str) -> list[tuple[str, int]]:
-    tokenizer = load_tokenizer(ref)
+              label: str, chat_template: str | None = None) -> list[tuple[str, int]]:
+    from reasoner.recipe.chattemplate import use_chat_template
+
+    tokenizer = use_chat_template(load_tokenizer(ref), chat_template)
     texts = chat_texts(tokenizer, prompts)
     options = dict(max_new_tokens=decoding.max_new_tokens, sampling=decoding.sampling,
                    temperature=decoding.temperature, seed=decoding.seed, samples=decoding.samples,
@@ -140,13 +142,15 @@ def evaluate(
     few_shot: Sequence[Mapping[str, Any]] = (), max_new_tokens: int = 256, sampling: bool = False,
     temperature: float = 0.7, seed: int = 0, device: str | None = None, backend: str = "auto", output_dir: Path,
     samples: int = 1, top_p: float = 1.0, holdout: float | None = None, choices: Mapping[str, Any] | None = None,
+    chat_template: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on a task's questions and write ``results.json`` and ``completions.jsonl``.
 
     ``model`` is a hub repo id (pinned to the commit ``revision`` points at, loaded through ``HF_ENDPOINT``),
     a local folder, or a builtin id (``tiny``, ``smollm2``). The questions are ``data_source`` read with the
     columns and ``answer`` format given (GSM8K's by default), or a recipe's ``mixture`` of data sets.
-    ``system`` and ``few_shot`` are a recipe's prompt, so the model is asked exactly as it was trained.
+    ``system``, ``few_shot`` and ``chat_template`` are a recipe's prompt, so the model is asked exactly as it was
+    trained.
     ``samples`` > 1 samples that many completions per question (at ``temperature`` and ``top_p``) and adds
     pass@1 (mean over samples, with its standard error), pass@K and maj@K, overall and per data set. A data set
     without the split asked for gives its ``holdout`` slice (the rows training left out); without ``holdout``
@@ -177,7 +181,7 @@ def evaluate(
         raise UserError(f"no question of {', '.join(s.describe() for s in sources)} split '{split}' has a gold answer "
                         f"its answer format can read in column '{sources[0].answer_column}': check --data and the columns")
     prompts = [build_prompt(item["question"], item["system"] or system_text, examples) for item in items]
-    generations = _generate(ref, chosen_backend, device_name, prompts, decoding, model)
+    generations = _generate(ref, chosen_backend, device_name, prompts, decoding, model, chat_template)
 
     records = _score(items, generations, decoding.samples)
     metrics = aggregate(records, [r["completion_tokens"] for r in records])
@@ -187,7 +191,8 @@ def evaluate(
         metrics.update(sampled_metrics(groups, decoding.samples))
     settings = _settings(sources, items, data_seed=data_seed, limit=limit, decoding=decoding, device=device_name,
                          backend=chosen_backend, ref=ref, system_text=system_text, examples=examples)
-    settings.update(data_commits=commits, holdout=holdout, training_rows=training_rows)
+    settings.update(data_commits=commits, holdout=holdout, training_rows=training_rows,
+                    chat_template="the recipe's" if chat_template else "the tokenizer's")
     result = EvalResult(
         model=model, revision=revision, commit=ref.commit, split=split, n=len(items), metrics=metrics,
         settings=settings, started_at=started, finished_at=now(),

@@ -41,6 +41,7 @@ KEY_DOCS: dict[str, str] = {
     "answer.read_from": "where a completion's answer is read: tags, boxed, or either",
     "prompt.system": "system prompt: 'default' (the answer-tag instructions), 'none', or the text itself",
     "prompt.few_shot": "worked examples put before each question ({question, answer} pairs)",
+    "prompt.chat_template": "a chat template (Jinja text, or a .jinja file beside the recipe) instead of the tokenizer's",
     "generation.backend": "what generates completions: transformers in the training process, or vLLM",
     "generation.placement": "where vLLM runs: auto, colocate, dedicated-gpu, dedicated-node",
     "generation.tensor_parallel_size": "GPUs per vLLM engine",

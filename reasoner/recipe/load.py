@@ -21,6 +21,7 @@ from reasoner.recipe.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
 from reasoner.recipe.values import check_eval_sampling, check_grpo_values, check_push_repo_id
 from reasoner.recipe.base import resolve_base
+from reasoner.recipe.chattemplate import read_chat_template
 from reasoner.lora.config import check_peft
 from reasoner.lora.layout import check_lora_layout
 from reasoner.rewards import REWARDS
@@ -155,6 +156,7 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         if key not in SECTIONS and key not in TOP_LEVEL_SCALARS:
             raise unknown_top_level_key(key, fields, f" in {path.name}")
     sections = {s: check_section(s, data.get(s), schema) for s, schema in SECTION_SCHEMAS.items()}
+    sections["prompt"]["chat_template"] = read_chat_template(sections["prompt"]["chat_template"], path.parent)
     scalars = {}
     for key, (types, default) in TOP_LEVEL_SCALARS.items():
         value = data.get(key, default)

@@ -54,6 +54,7 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "prompt": {
         "system": (STR, "default"),
         "few_shot": (LIST, []),
+        "chat_template": (OPT_STR, None),  # Jinja text or a file beside the recipe (reasoner.recipe.chattemplate)
     },
     "generation": {
         "backend": (STR, "transformers"),

@@ -211,7 +211,9 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     model_src, dataset_srcs = resolve_sources(recipe, state, found)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_src.path))
+    from reasoner.recipe.chattemplate import use_chat_template
+
+    tokenizer = use_chat_template(AutoTokenizer.from_pretrained(str(model_src.path)), recipe.prompt.get("chat_template"))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_dataset, stats = load_training_data(recipe, dataset_srcs, tokenizer)
