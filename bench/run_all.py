@@ -32,6 +32,7 @@ QUICK = {
     "memory": ["--models", "tiny", "--steps", "1", "--no-reasoner"],
     "gpu": [],
     "hub_latency": ["--rounds", "1", "--requests", "5"],
+    "eval_sampling": ["--rounds", "1", "--questions", "4", "--max-new-tokens", "8"],
 }
 ORDER = list(QUICK)
 
@@ -104,6 +105,14 @@ def _rows(name: str, data: dict) -> list[str]:
             out.append(f"| {r['operation']} | {r['client']} | {lg['requests_per_s']:.1f} | {lg['p50_ms']:.1f} / "
                        f"{lg['p99_ms']:.1f} | {nw['requests_per_s']:.1f} | {nw['p50_ms']:.1f} / {nw['p99_ms']:.1f} | "
                        f"**{f(r['p50_ratio'])}** |")
+        return out
+    if name == "eval_sampling":
+        out = ["| model | K | questions | --samples K s | K runs s | ratio (median) | ratio min..max |",
+               "|---|---|---|---|---|---|---|"]
+        for r in data["rows"]:
+            out.append(f"| {r['model']} | {r['samples']} | {r['questions']} | {f(r['sampled_s']['median'])} | "
+                       f"{f(r['k_runs_s']['median'])} | **{f(r['ratio']['median'])}** | {f(r['ratio']['min'])}.."
+                       f"{f(r['ratio']['max'])} |")
         return out
     return ["```", json.dumps(data.get("rows"), indent=1), "```"]
 

@@ -25,10 +25,11 @@ SMALLEST = {
     "memory": ["--models", "tiny", "--steps", "1", "--no-reasoner"],
     "gpu": ["--skip-install"],  # a test never installs packages: on a GPU machine the environment must be complete
     "hub_latency": ["--rounds", "1", "--requests", "5"],
+    "eval_sampling": ["--rounds", "1", "--questions", "4", "--max-new-tokens", "8"],
 }
 # What each table's header line starts with, and the keys each JSON result must hold.
 TABLE_HEADS = {"step_time": "model", "startup": "cache", "hub_traffic": "who", "push_cost": "measure", "memory": "model",
-               "hub_latency": "operation"}
+               "hub_latency": "operation", "eval_sampling": "model"}
 KEYS = {
     "step_time": {"rows": {"model", "ratio", "reasoner_step_s", "plain_step_s", "wall_ratio", "same_completions"}},
     "startup": {"rows": {"mode", "reasoner_s", "plain_s", "ratio"}},
@@ -36,6 +37,7 @@ KEYS = {
     "push_cost": {"rows": {"measure", "push_s", "none_s", "ratio_of_medians"}, "top": {"save_step_pairs", "pushes"}},
     "memory": {"rows": {"model", "measured_growth_mib", "estimated_mib", "estimate_over_measured"}},
     "hub_latency": {"rows": {"operation", "client", "legacy", "new", "p50_ratio", "throughput_ratio"}},
+    "eval_sampling": {"rows": {"model", "samples", "sampled_s", "k_runs_s", "ratio", "completions"}},
 }
 
 
