@@ -1,16 +1,15 @@
 """Model shapes: the architecture numbers that decide memory, from a config.json or a built-in table.
 
-A model's shape comes from its ``config.json`` when one is available locally (a local folder, a built-in model
-already built, or the hub cache), else from a built-in table of Qwen2.5 Instruct configurations whose values are
-copied from the models' published ``config.json`` files, so ``reasoner plan`` sizes the packaged recipes on a
-machine that has downloaded nothing.
+A model's shape comes from its ``config.json``: a local folder's, a built-in model's, or the hub's (one small
+request at the pinned revision, kept in the hub cache: reasoner.plan.modelconfig). Only when the hub cannot be
+asked does a built-in table of Qwen2.5 Instruct configurations (copied from the models' published
+``config.json`` files) stand in, and the shape's ``source`` says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +33,7 @@ class ModelShape:
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False
+    qk_norm: bool = False  # Qwen3: an RMSNorm over each head's q and k (head_dim weights each)
     torch_dtype: str = "bfloat16"
     source: str = ""
 
@@ -54,7 +54,8 @@ class ModelShape:
         if self.o_bias:
             attention += h
         mlp = 3 * h * i + (2 * i + h if self.mlp_bias else 0)
-        return attention + mlp + 2 * h  # two RMSNorm weights
+        norms = 2 * h + (2 * self.head_dim if self.qk_norm else 0)  # two RMSNorm weights (+ q/k norms)
+        return attention + mlp + norms
 
     @property
     def embedding_params(self) -> int:
@@ -112,6 +113,7 @@ def shape_from_config(config: Mapping[str, Any], *, name: str = "", source: str 
             qkv_bias=(config.get("model_type") == "qwen2") or bool(config.get("attention_bias", False)),
             o_bias=bool(config.get("attention_bias", False)) and config.get("model_type") != "qwen2",
             mlp_bias=bool(config.get("mlp_bias", False)),
+            qk_norm=str(config.get("model_type", "")).startswith("qwen3"),
             torch_dtype=str(config.get("torch_dtype") or config.get("dtype") or "float32"),
             source=source,
         )
@@ -156,20 +158,6 @@ def _builtin_shape(model_id: str) -> ModelShape:
     return built or shape_from_config(SMOLLM2_CONFIG, name="smollm2", source="SmolLM2-135M-Instruct published config.json")
 
 
-def _cached_hub_config(model_id: str, revision: str | None) -> ModelShape | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
-        return None
-    try:
-        found = try_to_load_from_cache(model_id, "config.json", revision=revision or "main")
-    except Exception:  # noqa: BLE001 - a malformed id or cache means "not cached"
-        return None
-    if isinstance(found, str) and os.path.isfile(found):
-        return _read_config(Path(found).parent, model_id)
-    return None
-
-
 def qwen25_size(model_id: str) -> str | None:
     """``Qwen/Qwen2.5-7B-Instruct`` -> ``7b`` (None when the id names no Qwen2.5 size in the table)."""
     name = model_id.rstrip("/").rsplit("/", 1)[-1].lower()
@@ -192,7 +180,8 @@ def table_shape(size: str) -> ModelShape:
 
 
 def model_shape(model_id: str, revision: str | None = None) -> ModelShape:
-    """Architecture of ``model_id``: local config.json first (folder, built-in build, hub cache), then the table."""
+    """Architecture of ``model_id``: a local folder's config.json, else the hub's (one small request, cached),
+    else, only when the hub cannot be asked, the built-in table. The shape's ``source`` says which was used."""
     if model_id in ("tiny", "smollm2"):
         return _builtin_shape(model_id)
     folder = Path(model_id).expanduser()
@@ -201,13 +190,16 @@ def model_shape(model_id: str, revision: str | None = None) -> ModelShape:
         if shape is None:
             raise UserError(f"{folder} holds no config.json: point model.id at a model folder")
         return shape
-    cached = _cached_hub_config(model_id, revision)
-    if cached is not None:
-        return cached
-    size = qwen25_size(model_id)
-    if size is not None:
-        return dataclasses.replace(table_shape(size), name=model_id)
-    raise UserError(
-        f"cannot size model '{model_id}': no config.json for it in the local cache and it is not a Qwen2.5 size "
-        f"the planner knows ({', '.join(QWEN25_CONFIGS)}); run 'reasoner prefetch' first or give a local folder"
-    )
+    from reasoner.plan.modelconfig import HubUnreachable, fetch_config
+
+    try:
+        config, source = fetch_config(model_id, revision)
+    except HubUnreachable as exc:
+        size = qwen25_size(model_id)
+        if size is not None:
+            table = table_shape(size)
+            return dataclasses.replace(table, name=model_id, source=f"{table.source}; the hub was unreachable ({exc})")
+        raise UserError(
+            f"cannot size model '{model_id}': the hub is unreachable ({exc}) and its config.json is not cached; "
+            "start the hub or fix HF_ENDPOINT, run 'reasoner prefetch' first, or give a local folder") from None
+    return shape_from_config(config, name=model_id, source=source)
