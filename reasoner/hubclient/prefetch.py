@@ -42,7 +42,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--pin-only", action="store_true", help="resolve commits, download nothing")
     ns, overrides = parser.parse_known_args(list(argv))
     pinned = shlex.split(ns.pins.read_text()) if ns.pins else []
-    recipe = load_recipe(ns.recipe, [*overrides, *pinned])
+    recipe = load_recipe(ns.recipe, [*overrides, *pinned], planned=True)
     model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
     datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
     asks_hub = not hub.is_offline() and any(source.kind == "hub" for source in (model, *datasets))

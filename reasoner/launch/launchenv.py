@@ -103,7 +103,7 @@ def plan_environment(request: Request, env: Mapping[str, str]) -> dict[str, str]
 
 def plan_for_launch(request: Request, env: Mapping[str, str]) -> tuple[Any, RunPlan]:
     """The recipe (with the pins) and its run plan on this machine or allocation; UserError when it cannot run."""
-    recipe = load_recipe(request.recipe, [*recipe_overrides(request.recipe, request.args), *read_pins(request.pins)])
+    recipe = load_recipe(request.recipe, [*recipe_overrides(request.recipe, request.args), *read_pins(request.pins)], planned=True)
     machine = this_machine(env)
     gpus = env_int(env, "REASONER_GPUS_PER_NODE")
     if gpus is None:

@@ -59,6 +59,7 @@ class MemoryPlan:
     generation: Budget | None
     notes: tuple[str, ...] = ()
     generation_queued: bool = False  # vLLM's KV cache holds only part of the generation batch at once
+    generation_at_once: int = 0  # sequences one vLLM engine's KV cache holds together
     host: Budget | None = None  # host memory of rank zero's node (loading, and the gather when saving)
 
     @property

@@ -7,8 +7,9 @@ ZeRO-3 checkpoint of a 32B model is about 460 GB (16-bit weights gathered on ran
 and fp32 optimizer shards).
 
 The estimate is arithmetic on stated assumptions, printed beside it: the recipe's ``resources.checkpoint_write_gbps``
-(what one node writes per second to the output folder) and ``resources.gpu_tflops`` (effective training throughput
-per GPU), and ``resources.signal_lead_s`` (the lead the recipe is sized for, which ``sbatch --signal`` must give).
+(what one node writes per second to the output folder), the step time of reasoner.plan.throughput (its own
+``resources.*`` assumptions), and ``resources.signal_lead_s`` (the lead the recipe is sized for, which ``sbatch
+--signal`` must give). It also states the run's wall time and the disk its checkpoints take.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from reasoner.topology import Plan
 MIN_SAVES = 4  # fewer checkpoints than this over a run: a preemption can cost a quarter of it
 EXIT_MARGIN_S = 20.0  # the job script's own work after the ranks exit: stop the server, requeue
 DEFAULT_WRITE_GBPS = 1.0
-DEFAULT_GPU_TFLOPS = 100.0
 DEFAULT_SIGNAL_LEAD_S = 120.0
 # Rows of public data sets the packaged recipes use, so steps are counted without downloading them.
 KNOWN_ROWS = {("openai/gsm8k", "main", "train"): 7473, ("openai/gsm8k", "main", "test"): 1319,
@@ -52,8 +52,15 @@ class CheckpointPlan:
     push_wait_s: float
     lead_s: float
     write_gbps: float
-    gpu_tflops: float
     warnings: tuple[str, ...] = ()
+    disk_bytes: int = 0  # every checkpoint the run keeps at once, on all nodes together, plus the final model
+
+    @property
+    def wall_s(self) -> float | None:
+        """The run's estimated wall time: its steps plus its saves (None when either is unknown)."""
+        if self.step_s is None or self.steps is None:
+            return None
+        return self.steps * self.step_s + (self.saves or 0) * self.save_s
 
     @property
     def lead_needed_s(self) -> float:
@@ -130,29 +137,23 @@ def checkpoint_bytes(shape: ModelShape, precision: Precision, *, zero_stage: int
     return int(rank_zero_extra + layout.processes_per_node * shards_per_rank)
 
 
-def step_seconds(recipe: Any, shape: ModelShape, layout: Plan, gpu_tflops: float) -> float | None:
-    """One optimizer step on GPUs at ``gpu_tflops`` each: generating its completions, then training on them."""
-    if layout.gpus_per_node == 0:
-        return None
-    grpo = recipe.grpo
-    completions = (int(grpo.get("per_device_train_batch_size", 8)) * layout.num_processes
-                   * int(grpo.get("gradient_accumulation_steps", 1)))
-    seq = int(recipe.dataset.get("max_prompt_tokens") or 512) + int(grpo.get("max_completion_length", 256))
-    passes = 6 + (2 if activation_checkpointing(grpo) else 0) + (2 if float(grpo.get("beta", 0) or 0) > 0 else 0)
-    if lora_enabled(getattr(recipe, "peft", None)):
-        passes -= 2  # a frozen base needs no weight gradients: the backward pass is half its usual cost
-    train_flops = passes * shape.params * completions * seq
-    generate_flops = 2 * shape.params * completions * seq
-    generators = layout.tensor_parallel_size if layout.generation_node else layout.num_processes
-    rate = gpu_tflops * 1e12
-    return train_flops / (layout.num_processes * rate) + generate_flops / (max(1, generators) * rate)
+def checkpoint_disk_bytes(shape: ModelShape, precision: Precision, *, zero_stage: int, kept: int) -> int:
+    """Disk all nodes together use for ``kept`` checkpoints and the final 16-bit model."""
+    p = shape.params
+    weights = 2 if precision.mixed else precision.param_bytes
+    if zero_stage == 0:
+        one = 3 * precision.param_bytes * p
+    else:  # the gathered 16-bit model, every rank's optimizer partition, ZeRO-2's module state, ZeRO-3's shards
+        one = weights * p + 12 * p + weights * p
+    return kept * one + weights * p
 
 
-def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Precision, *, zero_stage: int) -> CheckpointPlan:
-    """The recipe's checkpoints on ``layout``: how many, how long each takes, and whether the lead covers one."""
+def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Precision, *, zero_stage: int,
+                     step_s: float | None = None) -> CheckpointPlan:
+    """The recipe's checkpoints on ``layout``: how many, how long each takes, whether the lead covers one, and
+    the disk they take. ``step_s`` is the throughput model's step time (None: not estimated, e.g. on CPU)."""
     resources, grpo, hub = recipe.resources or {}, recipe.grpo, recipe.hub or {}
     write_gbps = float(resources.get("checkpoint_write_gbps") or DEFAULT_WRITE_GBPS)
-    tflops = float(resources.get("gpu_tflops") or DEFAULT_GPU_TFLOPS)
     rows = dataset_rows(recipe.dataset)
     steps, steps_note = optimizer_steps(grpo, rows, layout.num_processes)
     every = save_interval(grpo, steps)
@@ -163,10 +164,17 @@ def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Pr
     pushes = bool(hub.get("push") and hub.get("push_checkpoints"))
     result = CheckpointPlan(
         rows=rows, steps=steps, steps_note=steps_note, save_every=every, saves=saves, save_bytes=size,
-        save_s=size / (write_gbps * 1e9), step_s=step_seconds(recipe, shape, layout, tflops),
+        save_s=size / (write_gbps * 1e9), step_s=step_s if layout.gpus_per_node else None,
         push_wait_s=preempted_drain_s() if pushes else 0.0,
-        lead_s=float(resources.get("signal_lead_s") or DEFAULT_SIGNAL_LEAD_S), write_gbps=write_gbps, gpu_tflops=tflops)
+        lead_s=float(resources.get("signal_lead_s") or DEFAULT_SIGNAL_LEAD_S), write_gbps=write_gbps,
+        disk_bytes=checkpoint_disk_bytes(shape, precision, zero_stage=zero_stage, kept=_kept(grpo, saves)))
     return dataclasses.replace(result, warnings=_warnings(result))
+
+
+def _kept(grpo: Any, saves: int | None) -> int:
+    """Checkpoints on disk at once: ``save_total_limit`` when set, else every save."""
+    limit = grpo.get("save_total_limit")
+    return min(int(limit), saves or 0) if limit else (saves or 0)
 
 
 def _warnings(cp: CheckpointPlan) -> tuple[str, ...]:
@@ -188,12 +196,15 @@ def _warnings(cp: CheckpointPlan) -> tuple[str, ...]:
 def format_checkpoints(cp: CheckpointPlan) -> str:
     """The checkpoint plan as the lines ``reasoner plan`` prints under the memory table."""
     saves = "unknown" if cp.saves is None else f"{cp.saves}" + (f" (every {cp.save_every} steps)" if cp.save_every else "")
-    step = "not estimated on CPU" if cp.step_s is None else f"~{cp.step_s:.0f} s at {cp.gpu_tflops:g} TFLOP/s per GPU"
+    step = "not estimated on CPU" if cp.step_s is None else f"~{cp.step_s:.0f} s (the throughput model's estimate)"
+    wall = "not estimated" if cp.wall_s is None else f"~{cp.wall_s / 3600:.1f} h ({cp.steps} steps + {cp.saves or 0} saves)"
     lines = [
         f"checkpoints: {saves} in {cp.steps if cp.steps is not None else '?'} optimizer steps ({cp.steps_note})",
         f"  one save: {cp.save_bytes / 1e9:,.1f} GB on the busiest node, ~{cp.save_s:.0f} s at {cp.write_gbps:g} GB/s "
         "(resources.checkpoint_write_gbps)",
-        f"  one step: {step} (resources.gpu_tflops)",
+        f"  one step: {step}",
+        f"  wall time: {wall}",
+        f"  disk: {cp.disk_bytes / 1e9:,.1f} GB for the checkpoints kept at once and the final model, all nodes",
         f"  signal lead: {cp.lead_s:g} s (resources.signal_lead_s) for ~{cp.lead_needed_s:.0f} s = step + save"
         + (f" + up to {cp.push_wait_s:g} s of queued pushes" if cp.push_wait_s else "")
         + f" + {EXIT_MARGIN_S:g} s to exit: " + ("covered" if cp.lead_covers else "TOO SHORT"),

@@ -8,12 +8,14 @@ plan are made for that layout. ``--format env`` prints shell-quoted ``KEY=value`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from typing import Sequence
 
 from reasoner.errors import UserError
 from reasoner.plan.hardware import parse_gb, this_machine
 from reasoner.plan.run import describe, plan_run, refusal
+from reasoner.plan.summary import plan_json
 from reasoner.recipe.load import load_recipe
 from reasoner.topology import format_env, gpus_from_env
 
@@ -27,18 +29,23 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--gpu-memory", default=None,
                         help="memory per GPU, e.g. 80GB (default: REASONER_GPU_MEMORY_GB, this machine's GPUs when "
                              "planning for them, else the recipe's resources)")
-    parser.add_argument("--format", choices=("table", "env"), default="table")
+    parser.add_argument("--format", choices=("table", "env", "json"), default="table")
+    parser.add_argument("--json", action="store_const", const="json", dest="format",
+                        help="print the chosen plan as one JSON object (same as --format json)")
     parser.add_argument("--no-memory", action="store_true", help="print the layout only")
     ns, overrides = parser.parse_known_args(list(argv))
-    recipe = load_recipe(ns.recipe, overrides)
+    recipe = load_recipe(ns.recipe, overrides, planned=True)
     env = dict(os.environ)
     given = parse_gb(ns.gpu_memory) if ns.gpu_memory else None
     found = this_machine(env)
     here = ns.gpus_per_node is None and ns.nodes is None and (gpus_from_env(env) is not None or bool(found.gpus))
     run = plan_run(recipe, env=env, nodes=ns.nodes, gpus_per_node=ns.gpus_per_node, gpu_memory_gb=given,
-                   machine=found if here else None, memory=ns.format == "table" and not ns.no_memory)
+                   machine=found if here else None, memory=ns.format != "env" and not ns.no_memory)
     if ns.format == "env":
         print(format_env(run.layout))
+        return 0
+    if ns.format == "json":
+        print(json.dumps(plan_json(run), indent=2))
         return 0
     print(describe(run))
     reason = refusal(run)

@@ -86,10 +86,9 @@ def estimate_for_layout(recipe: Any, layout: Plan, *, gpu_memory_gb: float = DEF
     items = _state_items(run, ranks)
     phase, other = _transient_item(run, layout)
     items.append(phase)
-    generation, queued = _generation_budget(run, recipe, layout, gpu_memory_gb)
+    generation, queued, at_once = _generation_budget(run, recipe, layout, gpu_memory_gb)
     if generation is not None and layout.placement == "colocate":
-        items.append(Item("colocated vLLM", generation.capacity or 0,
-                          f"gpu_memory_utilization {generation.capacity / (gpu_memory_gb * GIB):g} reserved by vLLM"))
+        items.append(_colocated_item(generation, phase, gpu_memory_gb, bool(recipe.grpo.get("vllm_enable_sleep_mode"))))
     if run.on_gpu:
         base = sum(item.bytes for item in items)
         items.append(Item("CUDA context + workspaces + fragmentation",
@@ -105,7 +104,7 @@ def estimate_for_layout(recipe: Any, layout: Plan, *, gpu_memory_gb: float = DEF
         training_ranks=ranks, activation_checkpointing=run.checkpointing, activations_other_mode=other,
         training=training, generation=generation,
         notes=(f"model {run.shape.name}: {run.shape.params / 1e6:,.1f}M parameters ({run.shape.source})",),
-        generation_queued=queued, host=_host_budget(run, layout, host_memory_gb) if run.on_gpu else None,
+        generation_queued=queued, generation_at_once=at_once, host=_host_budget(run, layout, host_memory_gb) if run.on_gpu else None,
     )
 
 
@@ -194,10 +193,24 @@ def _transient_item(run: _Run, layout: Plan) -> tuple[Item, int]:
     return Item(label, size, note), other
 
 
-def _generation_budget(run: _Run, recipe: Any, layout: Plan, gpu_memory_gb: float) -> tuple[Budget | None, bool]:
-    """The vLLM engine's budget (server GPU or colocated share), and whether its KV cache queues sequences."""
+def _colocated_item(generation: Budget, phase: Item, gpu_memory_gb: float, sleep: bool) -> Item:
+    """What a colocated vLLM adds to a training GPU: its whole reservation, or, in sleep mode (TRL's
+    ``vllm_enable_sleep_mode``: weights and KV cache released while training), only what it needs beyond the
+    training phase's transient memory, since the two phases never hold memory at once."""
+    reserved = generation.capacity or 0
+    note = f"gpu_memory_utilization {reserved / (gpu_memory_gb * GIB):g} reserved by vLLM"
+    if not sleep:
+        return Item("colocated vLLM", reserved, note)
+    return Item("colocated vLLM (sleep mode)", max(0, reserved - phase.bytes),
+                note + f" while generating; released while training, so only its excess over {phase.name} counts")
+
+
+def _generation_budget(run: _Run, recipe: Any, layout: Plan,
+                       gpu_memory_gb: float) -> tuple[Budget | None, bool, int]:
+    """The vLLM engine's budget (server GPU or colocated share), whether its KV cache queues sequences, and how
+    many sequences it holds at once."""
     if layout.backend != "vllm":
-        return None, False
+        return None, False, 0
     colocated = layout.placement == "colocate"
     tp = max(1, layout.tensor_parallel_size)
     if colocated:
@@ -225,7 +238,8 @@ def _generation_budget(run: _Run, recipe: Any, layout: Plan, gpu_memory_gb: floa
                      "tensor_parallel_size to generate it in one wave")
     notes.append(f"vLLM gpu_memory_utilization {utilization:g} of {gpu_memory_gb:g} GiB")
     role = "colocated vLLM" if colocated else "generation GPU"
-    return Budget(role, tuple(items), capacity, tuple(notes)), queued
+    at_once = sequences if not queued else max(0, room // one_sequence)
+    return Budget(role, tuple(items), capacity, tuple(notes)), queued, at_once
 
 
 def _host_budget(run: _Run, layout: Plan, host_memory_gb: float | None) -> Budget:

@@ -12,13 +12,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from reasoner.plan.budget import MemoryPlan
+from reasoner.plan.candidates import Candidate, choose, enumerate_candidates, time_step, why, with_overrides
 from reasoner.plan.checkpoints import CheckpointPlan, format_checkpoints, plan_checkpoints
 from reasoner.plan.estimate import estimate_for_layout
 from reasoner.plan.hardware import Machine
 from reasoner.plan.report import report_of
 from reasoner.plan.search import refusal_of
 from reasoner.plan.settings import precision, zero_stage_of
+from reasoner.plan.shapes import model_shape
+from reasoner.plan.throughput import Hardware
 from reasoner.topology import Plan, format_plan, gpus_from_env, plan_for_recipe
+from reasoner.topology.environment import env_int, read_nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,9 @@ class RunPlan:
     gpu_memory_source: str
     memory: MemoryPlan | None = None
     checkpoints: CheckpointPlan | None = None
+    candidates: tuple[Candidate, ...] = ()
+    chosen: Candidate | None = None
+    why: str = ""
 
 
 def gpu_memory(recipe: Any, *, given: float | None, machine: Machine | None) -> tuple[float, str]:
@@ -58,21 +65,39 @@ def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, g
     if gpus_per_node is None and not env.get("REASONER_GPUS_PER_NODE"):
         gpus_per_node = resources.get("gpus_per_node")
     size, source = gpu_memory(recipe, given=gpu_memory_gb, machine=machine)
-    layout = plan_for_recipe(recipe, env=env, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gb=size)
-    run = RunPlan(recipe=recipe, layout=layout, gpu_memory_gb=size, gpu_memory_source=source)
+    host = machine.host_memory_gb if machine is not None else None
+    gpus = gpus_per_node if gpus_per_node is not None else (env_int(env, "REASONER_GPUS_PER_NODE") or 0)
+    found: list[Candidate] = []
+    if recipe.generation.get("backend", "vllm") == "vllm" and gpus > 0:
+        shape = model_shape(recipe.model["id"], recipe.model.get("revision"))
+        found = enumerate_candidates(recipe, env=env, nodes=nodes or len(read_nodes(env, nodes).names),
+                                     gpus_per_node=gpus, gpu_memory_gb=size, shape=shape, host_memory_gb=host)
+    chosen = choose(found)
+    if chosen is not None:
+        recipe, layout = with_overrides(recipe, chosen.overrides), chosen.layout
+    else:
+        layout = plan_for_recipe(recipe, env=env, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gb=size)
+    run = RunPlan(recipe=recipe, layout=layout, gpu_memory_gb=size, gpu_memory_source=source, candidates=tuple(found),
+                  chosen=chosen, why=why(chosen, found) if chosen is not None else "")
     if not memory:
         return run
     stage = zero_stage_of(layout.accelerate_config)
-    host = machine.host_memory_gb if machine is not None else None
-    estimate = estimate_for_layout(recipe, layout, gpu_memory_gb=size, zero_stage=stage, host_memory_gb=host)
+    estimate = chosen.memory if chosen is not None else estimate_for_layout(
+        recipe, layout, gpu_memory_gb=size, zero_stage=stage, host_memory_gb=host)
+    assert estimate is not None
     prec = precision(recipe.model, recipe.grpo, estimate.model, zero_stage=stage, on_gpu=layout.gpus_per_node > 0)
-    return dataclasses.replace(run, memory=estimate,
-                               checkpoints=plan_checkpoints(recipe, layout, estimate.model, prec, zero_stage=stage))
+    step = chosen.step if chosen is not None else (
+        time_step(recipe, layout, estimate, Hardware.from_resources(recipe.resources)) if layout.gpus_per_node else None)
+    return dataclasses.replace(run, memory=estimate, checkpoints=plan_checkpoints(
+        recipe, layout, estimate.model, prec, zero_stage=stage, step_s=step.total_s if step is not None else None))
 
 
 def describe(run: RunPlan) -> str:
     """The layout table, then the memory table and the checkpoint plan."""
-    text = format_plan(run.layout)
+    from reasoner.plan.summary import describe_choice
+
+    text = describe_choice(run)
+    text += ("\n" if text else "") + format_plan(run.layout)
     if run.memory is not None:
         text += f"\ngpu memory: {run.gpu_memory_gb:g} GiB ({run.gpu_memory_source})\n"
         text += report_of(run.recipe, run.memory) + "\n"

@@ -124,7 +124,7 @@ def check_batch_layout(grpo: Mapping[str, Any], world_size: int) -> None:
     check_generation_batch(BatchShape.from_grpo(grpo), world_size)
 
 
-def _check_combinations(recipe: Recipe) -> None:
+def _check_combinations(recipe: Recipe, planned: bool) -> None:
     if recipe.hub["push"] and not recipe.hub["repo_id"]:
         raise UserError("hub.push is true but hub.repo_id is empty: set --hub.repo_id ORG/NAME or --hub.push false")
     if recipe.model["id"] in (None, ""):
@@ -134,7 +134,10 @@ def _check_combinations(recipe: Recipe) -> None:
     for i, shot in enumerate(recipe.prompt["few_shot"]):
         if not isinstance(shot, dict) or not {"question", "answer"} <= set(shot):
             raise UserError(f"prompt.few_shot[{i}] must be a mapping with 'question' and 'answer' (the answer in the exact format)")
-    check_batch_layout(recipe.grpo, world_size_from_env())
+    if planned:  # the layout checks the batch with the processes it plans (reasoner.topology)
+        BatchShape.from_grpo(recipe.grpo)
+    else:
+        check_batch_layout(recipe.grpo, world_size_from_env())
     check_grpo_values(recipe.grpo)
     check_push_repo_id(recipe.hub)
     check_task(recipe.dataset, recipe.answer)
@@ -143,8 +146,13 @@ def _check_combinations(recipe: Recipe) -> None:
     check_lora_layout(recipe)
 
 
-def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = ()) -> Recipe:
-    """Load, override and validate a recipe; raise UserError with the fix on any problem."""
+def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = (), *,
+                planned: bool = False) -> Recipe:
+    """Load, override and validate a recipe; raise UserError with the fix on any problem.
+
+    The batch rule is checked for the processes the launcher started (``WORLD_SIZE``, 1 without a launcher),
+    unless ``planned``: the planner and the launchers check it for the processes of the layout they plan.
+    """
     path = recipe_path(name_or_path)
     data = resolve_base(path, read_yaml(path), read=read_yaml, find=recipe_path, localize=localize_rewards)
     fields = grpo_fields()
@@ -173,5 +181,5 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         **sections,
         **scalars,
     )
-    _check_combinations(recipe)
+    _check_combinations(recipe, planned)
     return recipe

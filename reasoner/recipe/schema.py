@@ -74,7 +74,14 @@ SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "gpu_memory_gb": (NUM, 80),
         "signal_lead_s": (NUM, 120),  # seconds SLURM's warning comes before the kill (sbatch --signal=B:USR1@N)
         "checkpoint_write_gbps": (NUM, 1.0),  # GB/s one node writes to the output folder
-        "gpu_tflops": (NUM, 100),  # effective training TFLOP/s per GPU, for the step time
+        # the throughput model's assumptions (reasoner.plan.throughput), printed with every plan
+        "gpu_peak_tflops": (NUM, 989.0),  # dense bf16 TFLOP/s per GPU
+        "train_mfu": (NUM, 0.35),  # share of peak the training passes reach
+        "gpu_memory_bandwidth_gbps": (NUM, 3350.0),  # HBM GB/s per GPU
+        "decode_bandwidth_share": (NUM, 0.6),  # share of HBM bandwidth a decode step reaches
+        "intra_node_gbps": (NUM, 300.0),  # GB/s between GPUs of a node
+        "inter_node_gbps": (NUM, 50.0),  # GB/s per GPU between nodes
+        "allreduce_latency_us": (NUM, 15.0),  # one small all-reduce of a tensor-parallel decode step
     },
     "tracking": {
         "samples_every": (INT, 10),
