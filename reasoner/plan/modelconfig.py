@@ -30,7 +30,7 @@ def fetch_config(model_id: str, revision: str | None) -> tuple[dict[str, Any], s
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors
 
-    from reasoner import hub
+    from reasoner.hubclient import calls as hub
 
     try:
         path = hf_hub_download(model_id, "config.json", revision=revision or "main")

@@ -80,7 +80,7 @@ def config_hub(tmp_path_factory):
     """A real hub over HTTP whose model repos hold only a config.json."""
     from huggingface_hub import HfApi
 
-    from reasoner.localhub.server import HubServer
+    from reasoner_hub.server import HubServer
 
     with HubServer(tmp_path_factory.mktemp("hub") / "bucket") as server:
         api = HfApi(endpoint=server.url, token="hf_plan_0123456789")
