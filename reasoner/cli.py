@@ -6,6 +6,7 @@ and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -35,9 +36,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def run_guarded(fn: Callable[[], int]) -> int:
-    """Run a command; user errors become one line and exit code 2."""
+    """Run a command; user errors become one line and exit code 2; a reader that stops early (``| head``) ends
+    the command quietly, as it ends ``cat``."""
     try:
-        return fn()
+        code = fn()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # what a shell reports for a command that SIGPIPE stopped
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -1,19 +1,25 @@
-"""Every layout that can run a recipe on an allocation, each sized and timed, and the one with the best throughput.
+"""Every layout this project can launch for a recipe on an allocation, each sized and timed, and the fastest.
 
-The candidates (backend vLLM on GPUs):
+The candidates (backend vLLM on GPUs), all of which ``reasoner launch-env`` starts as planned:
 
 * ``colocate``: vLLM inside every training rank (TRL ``vllm_mode: colocate``), tensor parallel 1, 2, 4 or 8
   where the model's heads split that way, in sleep mode (``vllm_enable_sleep_mode``: its weights and KV cache
-  are released while training) at a few ``gpu_memory_utilization`` shares: every GPU trains and generates;
-* ``dedicated-gpu``: a vLLM server on k GPUs of the first node (tensor parallel k) and training on every
-  other GPU of the allocation, the rest of that node included: no GPU idle;
+  are released while training) at a few ``gpu_memory_utilization`` shares, on any number of nodes: every GPU
+  trains and generates;
+* ``dedicated-gpu`` on one node: a vLLM server on k GPUs (tensor parallel k) and training on the node's other
+  GPUs: no GPU idle;
 * ``dedicated-node``: a whole generation node, only when the recipe or the user asks for it (TRL's client
-  talks to one server and TRL refuses data parallelism for dense models, so most of that node idles).
+  talks to one server and TRL has no vLLM data parallelism for dense models, so most of that node idles).
+
+A server on part of one node with training on the rest of it and on other nodes would leave no GPU idle either,
+but its nodes run different numbers of training processes, which ``accelerate launch`` cannot start (it runs
+``num_processes / num_machines`` on every node): the table lists it as not launchable, untimed.
 
 Each candidate is laid out by reasoner.topology (which refuses what cannot work, the batch rule included),
-sized by reasoner.plan.estimate and timed by reasoner.plan.throughput. The winner fits and generates and trains
-the most completions per second; the recipe's own placement and tensor-parallel size, when it states them,
-restrict the search instead of being overruled.
+sized by reasoner.plan.estimate and timed by reasoner.plan.throughput. The winner fits and has the shortest
+time per completion (its step time over the completions the step trains on: layouts differ in batch size);
+the recipe's own placement and tensor-parallel size, when it states them, restrict the search instead of being
+overruled.
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ from reasoner.errors import UserError
 from reasoner.lora.config import enabled as lora_enabled
 from reasoner.plan.budget import MemoryPlan
 from reasoner.plan.estimate import estimate_for_layout
-from reasoner.plan.settings import activation_checkpointing, precision
-from reasoner.plan.shapes import ModelShape
+from reasoner.plan.settings import activation_checkpointing, precision, zero_stage_of
+from reasoner.plan.shapes import ModelShape, model_shape
 from reasoner.plan.throughput import Engines, Hardware, StepEstimate, Work, step_estimate
 from reasoner.topology import Plan, plan_for_recipe
 
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
 COLOCATE_UTILIZATIONS = (0.3, 0.5, 0.7)  # shares of a GPU a colocated vLLM may take while generating
 SERVER_UTILIZATION = 0.9  # a server has its GPUs to itself
+NOT_LAUNCHABLE = "not launchable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +56,23 @@ class Candidate:
     memory: MemoryPlan | None = None
     step: StepEstimate | None = None
     refused: str | None = None
+    split: tuple[int, int] | None = None  # (training, generating) GPUs of a layout that is refused as a whole
 
     @property
-    def gpus(self) -> dict[str, int]:
-        """GPUs training, generating and idle (colocated GPUs count as both training and generating)."""
+    def launchable(self) -> bool:
+        return self.refused is None or not self.refused.startswith(NOT_LAUNCHABLE)
+
+    @property
+    def gpus(self) -> dict[str, int] | None:
+        """GPUs training, generating and idle (colocated GPUs count as both training and generating); None for
+        a layout refused before its GPUs were split."""
         if self.layout is None:
-            return {"total": self.total_gpus, "training": 0, "generation": 0, "idle": self.total_gpus}
-        training = self.layout.num_processes if self.layout.gpus_per_node else 0
-        generation = self.total_gpus if self.placement == "colocate" else len(self.layout.generation_gpus)
-        busy = training if self.placement == "colocate" else training + generation
-        return {"total": self.total_gpus, "training": training, "generation": generation,
-                "idle": max(0, self.total_gpus - busy)}
+            if self.split is None:
+                return None
+            training, generation = self.split
+            return {"total": self.total_gpus, "training": training, "generation": generation,
+                    "idle": self.total_gpus - training - generation}
+        return gpu_split(self.layout)
 
     @property
     def fits(self) -> bool:
@@ -69,6 +82,16 @@ class Candidate:
     def rate(self) -> float:
         """Completions per second (0 when it cannot run or is not timed)."""
         return self.step.completions_per_s if self.step is not None and self.fits else 0.0
+
+
+def gpu_split(layout: Plan) -> dict[str, int]:
+    """A layout's GPUs: total, training, generating (colocated GPUs do both) and idle (neither)."""
+    total = layout.nodes * layout.gpus_per_node
+    training = layout.num_processes if layout.gpus_per_node else 0
+    colocated = layout.placement == "colocate"
+    generation = training if colocated else len(layout.generation_gpus)
+    busy = training if colocated else training + generation
+    return {"total": total, "training": training, "generation": generation, "idle": max(0, total - busy)}
 
 
 def allowed_placements(recipe: Any, env: Mapping[str, str]) -> tuple[list[str], int | None]:
@@ -134,6 +157,11 @@ def enumerate_candidates(recipe: Any, *, env: Mapping[str, str], nodes: int | No
     found: list[Candidate] = []
     total = (nodes or 1) * gpus_per_node
     for where, tp, tries in _variants(placements, sizes, recipe):
+        if where == "dedicated-gpu" and len(placements) > 1 and tp >= gpus_per_node:
+            continue  # the server would take the whole node: nothing left to train beside it
+        if where == "dedicated-gpu" and len(placements) > 1 and (nodes or 1) > 1:
+            found.append(uneven_candidate(tp, nodes or 1, gpus_per_node))
+            continue
         tried = [_candidate(recipe, where, tp, extra, total, env=env, nodes=nodes, gpus_per_node=gpus_per_node,
                             gpu_memory_gb=gpu_memory_gb, shape=shape, host_memory_gb=host_memory_gb, hw=hw)
                  for extra in tries]
@@ -141,6 +169,15 @@ def enumerate_candidates(recipe: Any, *, env: Mapping[str, str], nodes: int | No
         fitting = [c for c in tried if c.fits]
         found.append((whole or fitting or tried)[0])
     return found
+
+
+def uneven_candidate(tp: int, nodes: int, gpus_per_node: int) -> Candidate:
+    """A server on ``tp`` GPUs of the first node, training on every other GPU: listed, never chosen."""
+    total = nodes * gpus_per_node
+    reason = (f"{NOT_LAUNCHABLE}: the first node would train on {gpus_per_node - tp} GPUs and the other "
+              f"{nodes - 1} on {gpus_per_node}, and accelerate launch starts num_processes / num_machines on every node")
+    return Candidate(f"server tp{tp} + train elsewhere", "dedicated-gpu", tp, (), total, refused=reason,
+                     split=(total - tp, tp))
 
 
 def _candidate(recipe: Any, where: str, tp: int, extra: tuple[str, ...], total: int, *, env: Mapping[str, str],
@@ -155,7 +192,7 @@ def _candidate(recipe: Any, where: str, tp: int, extra: tuple[str, ...], total: 
         layout = plan_for_recipe(variant, env=env, gpus_per_node=gpus_per_node, nodes=nodes,
                                  gpu_memory_gb=gpu_memory_gb, placement=where, tensor_parallel_size=tp)
         memory = estimate_for_layout(variant, layout, gpu_memory_gb=gpu_memory_gb, host_memory_gb=host_memory_gb,
-                                     shape=shape)
+                                     shape=shape, zero_stage=zero_stage_of(layout.accelerate_config))
     except UserError as exc:
         return dataclasses.replace(base, refused=str(exc))
     layout = dataclasses.replace(layout, train_args=(*layout.train_args, *extra))
@@ -182,12 +219,44 @@ def time_step(recipe: Any, layout: Plan, memory: MemoryPlan, hw: Hardware) -> St
 
 
 def choose(found: list[Candidate]) -> Candidate | None:
-    """The fitting candidate with the most completions per second; ties go to fewer idle GPUs, then the
-    candidate listed first. None when nothing fits."""
-    fitting = [c for c in found if c.fits and c.step is not None]
+    """The fitting candidate with the most completions per second (the least step time per completion trained
+    on); ties go to fewer idle GPUs, then the candidate listed first. None when nothing fits."""
+    fitting = [c for c in found if c.fits and c.step is not None and c.gpus is not None]
     if not fitting:
         return None
-    return max(fitting, key=lambda c: (round(c.rate, 6), -c.gpus["idle"], -found.index(c)))
+    return max(fitting, key=lambda c: (round(c.rate, 6), -(c.gpus or {}).get("idle", 0), -found.index(c)))
+
+
+def closest(found: list[Candidate]) -> Candidate | None:
+    """When nothing fits: the launchable candidate that misses its memory by the least (its refusal is the one
+    to show), else None (every candidate was refused before it could be sized)."""
+    sized = [c for c in found if c.refused is None and c.memory is not None]
+    return min(sized, key=_overshoot, default=None)
+
+
+def first_refusal(found: list[Candidate]) -> str | None:
+    """The reason the first launchable candidate was refused (its layout's own numbers, e.g. its processes)."""
+    return next((c.refused for c in found if c.refused is not None and c.launchable), None)
+
+
+def chosen_memory(recipe: Any, *, nodes: int, gpus_per_node: int, gpu_memory_gb: float) -> MemoryPlan | None:
+    """For a recipe that leaves its layout to the planner (vLLM on GPUs, placement auto): the memory plan of the
+    layout ``reasoner plan`` chooses, else of the launchable one nearest to fitting (UserError when every layout
+    is refused). None for a recipe that names its placement: reasoner.topology lays that out alone."""
+    generation = recipe.generation
+    if generation.get("backend", "vllm") != "vllm" or gpus_per_node < 1 or (generation.get("placement") or "auto") != "auto":
+        return None
+    found = enumerate_candidates(recipe, env={}, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb,
+                                 shape=model_shape(recipe.model["id"], recipe.model.get("revision")), host_memory_gb=None)
+    shown = choose(found) or closest(found)
+    if shown is None:
+        raise UserError(first_refusal(found) or "no layout can run this recipe")
+    return shown.memory
+
+
+def _overshoot(c: Candidate) -> float:
+    assert c.memory is not None
+    return max((b.total / b.capacity for b in c.memory.budgets if b.capacity), default=0.0)
 
 
 def why(winner: Candidate, found: list[Candidate]) -> str:
@@ -198,5 +267,8 @@ def why(winner: Candidate, found: list[Candidate]) -> str:
         return f"the only candidate that fits ({refused} other(s) refused or out of memory)"
     best = max(others, key=lambda c: c.rate)
     gain = winner.rate / best.rate - 1 if best.rate else 0.0
-    return (f"{winner.rate:.1f} completions/s, {gain:+.0%} over the next best ({best.name}, {best.rate:.1f}/s), "
-            f"{winner.gpus['idle']} GPU(s) idle")
+    assert winner.step is not None and best.step is not None
+    idle = (winner.gpus or {}).get("idle", 0)
+    return (f"the fastest launchable layout that fits: {winner.rate:.1f} completions/s "
+            f"({winner.step.completions} in an estimated {winner.step.total_s:.1f} s step), {gain:+.0%} over the "
+            f"next best ({best.name}: {best.rate:.1f}/s, {best.step.total_s:.1f} s), {idle} GPU(s) idle")

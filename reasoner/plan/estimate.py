@@ -201,8 +201,9 @@ def _colocated_item(generation: Budget, phase: Item, gpu_memory_gb: float, sleep
     note = f"gpu_memory_utilization {reserved / (gpu_memory_gb * GIB):g} reserved by vLLM"
     if not sleep:
         return Item("colocated vLLM", reserved, note)
-    return Item("colocated vLLM (sleep mode)", max(0, reserved - phase.bytes),
-                note + f" while generating; released while training, so only its excess over {phase.name} counts")
+    return Item("colocated vLLM", max(0, reserved - phase.bytes),
+                note + f" while generating, released while training (sleep mode): only its excess over "
+                       f"{phase.name} counts")
 
 
 def _generation_budget(run: _Run, recipe: Any, layout: Plan,

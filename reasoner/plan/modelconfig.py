@@ -21,12 +21,33 @@ class HubUnreachable(Exception):
     """The hub could not be asked (offline mode, no network, hub down): not a verdict on the model."""
 
 
+# (endpoint, model, revision) -> the answer: one plan weighs many layouts of one model, and an unreachable hub
+# costs huggingface_hub's retries (seconds) each time it is asked, so a process asks once.
+_ANSWERS: dict[tuple[str, str, str], tuple[dict[str, Any], str] | HubUnreachable] = {}
+
+
 def fetch_config(model_id: str, revision: str | None) -> tuple[dict[str, Any], str]:
-    """``config.json`` of ``model_id`` at ``revision`` (cache first), and where it came from.
+    """``config.json`` of ``model_id`` at ``revision`` (cache first), and where it came from; asked once per
+    process (the answer, or the hub being unreachable, is remembered).
 
     UserError when the hub answers that the model, the revision or its ``config.json`` does not exist;
     HubUnreachable when the hub cannot be asked and the file is not cached.
     """
+    from reasoner.hubclient import calls as hub
+
+    key = (hub.endpoint(), model_id, revision or "main")
+    if key not in _ANSWERS:
+        try:
+            _ANSWERS[key] = _ask_hub(model_id, revision)
+        except HubUnreachable as exc:
+            _ANSWERS[key] = exc
+    answer = _ANSWERS[key]
+    if isinstance(answer, HubUnreachable):
+        raise HubUnreachable(str(answer))
+    return answer
+
+
+def _ask_hub(model_id: str, revision: str | None) -> tuple[dict[str, Any], str]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors
 

@@ -49,9 +49,13 @@ def _budget_lines(budget: Budget, per: str, unit: str, scale: int) -> list[str]:
 
 
 def memory_report(recipe: Any, nodes: int, gpus_per_node: int, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB) -> str:
-    """The memory table for a hypothetical layout, the verdict, and a fix when it does not fit."""
+    """The memory table for a hypothetical layout (the planner's choice when the recipe leaves it the placement),
+    the verdict, and a fix when it does not fit."""
+    from reasoner.plan.candidates import chosen_memory
+
     try:
-        plan = estimate(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb)
+        plan = chosen_memory(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb) or \
+            estimate(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb)
     except UserError as exc:
         return f"memory: not estimated: {exc}"
     return report_of(recipe, plan)

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from reasoner.plan.budget import MemoryPlan
-from reasoner.plan.candidates import Candidate, choose, enumerate_candidates, time_step, why, with_overrides
+from reasoner.errors import UserError
+from reasoner.plan.candidates import (Candidate, choose, closest, enumerate_candidates, first_refusal, time_step,
+                                       why, with_overrides)
 from reasoner.plan.checkpoints import CheckpointPlan, format_checkpoints, plan_checkpoints
 from reasoner.plan.estimate import estimate_for_layout
 from reasoner.plan.hardware import Machine
@@ -73,8 +75,12 @@ def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, g
         found = enumerate_candidates(recipe, env=env, nodes=nodes or len(read_nodes(env, nodes).names),
                                      gpus_per_node=gpus, gpu_memory_gb=size, shape=shape, host_memory_gb=host)
     chosen = choose(found)
-    if chosen is not None:
-        recipe, layout = with_overrides(recipe, chosen.overrides), chosen.layout
+    shown = chosen or closest(found)  # nothing fits: the launchable layout nearest to fitting, with its refusal
+    if shown is not None:
+        assert shown.layout is not None
+        recipe, layout = with_overrides(recipe, shown.overrides), shown.layout
+    elif found:  # every layout was refused before it could be sized: the first launchable one's reason
+        raise UserError(first_refusal(found) or found[0].refused or "no layout can run this recipe")
     else:
         layout = plan_for_recipe(recipe, env=env, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gb=size)
     run = RunPlan(recipe=recipe, layout=layout, gpu_memory_gb=size, gpu_memory_source=source, candidates=tuple(found),
@@ -82,11 +88,11 @@ def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, g
     if not memory:
         return run
     stage = zero_stage_of(layout.accelerate_config)
-    estimate = chosen.memory if chosen is not None else estimate_for_layout(
+    estimate = shown.memory if shown is not None else estimate_for_layout(
         recipe, layout, gpu_memory_gb=size, zero_stage=stage, host_memory_gb=host)
     assert estimate is not None
     prec = precision(recipe.model, recipe.grpo, estimate.model, zero_stage=stage, on_gpu=layout.gpus_per_node > 0)
-    step = chosen.step if chosen is not None else (
+    step = shown.step if shown is not None else (
         time_step(recipe, layout, estimate, Hardware.from_resources(recipe.resources)) if layout.gpus_per_node else None)
     return dataclasses.replace(run, memory=estimate, checkpoints=plan_checkpoints(
         recipe, layout, estimate.model, prec, zero_stage=stage, step_s=step.total_s if step is not None else None))

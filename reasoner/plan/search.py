@@ -59,10 +59,16 @@ def smallest_layout(recipe: Any, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, m
 
 def refusal(recipe: Any, nodes: int, gpus_per_node: int, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB,
             zero_stage: int | None = None) -> str | None:
-    """One line saying why ``nodes`` x ``gpus_per_node`` cannot run the recipe and what would, or None when it fits."""
+    """One line saying why ``nodes`` x ``gpus_per_node`` cannot run the recipe and what would, or None when it fits.
+
+    A recipe that leaves its layout to the planner is judged on the layout ``reasoner plan`` chooses."""
+    from reasoner.plan.candidates import chosen_memory
+
     try:
-        plan = estimate(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb,
-                        zero_stage=zero_stage)
+        plan = chosen_memory(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb) \
+            if zero_stage is None else None
+        plan = plan or estimate(recipe, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb,
+                                zero_stage=zero_stage)
     except UserError as exc:
         return str(exc)
     return refusal_of(recipe, plan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoner.plan.candidates import Candidate
+from reasoner.plan.candidates import Candidate, gpu_split
 from reasoner.plan.throughput import Hardware
 
 
@@ -21,9 +21,9 @@ def candidate_table(found: list[Candidate] | tuple[Candidate, ...], chosen: Cand
     """One row per candidate: GPUs training / generating / idle, memory verdict, step time, completions/s."""
     rows = [("", "candidate", "train", "gen", "idle", "step s", "gen/train/sync s", "compl/s", "memory")]
     for c in found:
-        g = c.gpus
+        g = c.gpus or {}
         timed = c.step is not None and c.refused is None
-        rows.append(("*" if c is chosen else "", c.name, str(g["training"]), str(g["generation"]), str(g["idle"]),
+        rows.append(("*" if c is chosen else "", c.name, *(str(g.get(k, "-")) for k in ("training", "generation", "idle")),
                      f"{c.step.total_s:.1f}" if timed and c.step else "-",
                      f"{c.step.generate_s:.1f}/{c.step.train_s:.1f}/{c.step.sync_s:.1f}" if timed and c.step else "-",
                      f"{c.rate:.1f}" if c.fits else "-", _verdict(c)))
@@ -40,7 +40,7 @@ def describe_choice(run: Any) -> str:
     if run.chosen is not None:
         lines.append(f"chosen: {run.chosen.name}: {run.why}")
     else:
-        lines.append("chosen: none fits; the recipe's own layout is shown below with its refusal")
+        lines.append("chosen: none fits; the launchable layout nearest to fitting is shown below with its refusal")
     lines.append("throughput model (reasoner.plan.throughput), assumptions:")
     lines += ["  " + line for line in Hardware.from_resources(run.recipe.resources).lines()]
     return "\n".join(lines) + "\n"
@@ -48,7 +48,7 @@ def describe_choice(run: Any) -> str:
 
 def _candidate_json(c: Candidate) -> dict[str, Any]:
     return {"name": c.name, "placement": c.placement, "tensor_parallel_size": c.tensor_parallel_size,
-            "gpus": c.gpus, "fits": c.fits, "memory": _verdict(c),
+            "gpus": c.gpus, "launchable": c.launchable, "fits": c.fits, "memory": _verdict(c),
             "estimated_step_s": round(c.step.total_s, 2) if c.step is not None and c.refused is None else None,
             "completions_per_s": round(c.rate, 2), "overrides": list(c.overrides)}
 
@@ -56,21 +56,16 @@ def _candidate_json(c: Candidate) -> dict[str, Any]:
 def plan_json(run: Any) -> dict[str, Any]:
     """The chosen plan as one JSON object (``reasoner plan --json``)."""
     layout, memory, cp = run.layout, run.memory, run.checkpoints
-    total = layout.nodes * layout.gpus_per_node
-    if run.chosen is not None:
-        gpus = run.chosen.gpus
-    else:
-        training = layout.num_processes if layout.gpus_per_node else 0
-        generation = len(layout.generation_gpus)
-        gpus = {"total": total, "training": training, "generation": generation,
-                "idle": max(0, total - training - generation)}
+    gpus = gpu_split(layout)
     step = run.chosen.step if run.chosen is not None else None
     return {
         "recipe": run.recipe.name,
         "model": {"id": memory.model.name, "params": memory.model.params, "source": memory.model.source} if memory else None,
         "nodes": layout.nodes, "gpus_per_node": layout.gpus_per_node, "gpu_memory_gb": run.gpu_memory_gb,
         "gpus": gpus, "placement": layout.placement, "tensor_parallel_size": layout.tensor_parallel_size,
-        "processes_by_node": list(layout.processes_by_node), "zero_stage": memory.zero_stage if memory else None,
+        "training_processes": {"nodes": layout.num_machines, "per_node": layout.processes_per_node,
+                               "total": layout.num_processes},
+        "zero_stage": memory.zero_stage if memory else None,
         "fits": bool(memory.fits) if memory else None, "memory": memory.verdict() if memory else None,
         "estimated_step_s": round(cp.step_s, 2) if cp and cp.step_s is not None else None,
         "step": {"generate_s": round(step.generate_s, 2), "train_s": round(step.train_s, 2),

@@ -135,7 +135,19 @@ def known_keys(fields: Mapping[str, Any]) -> list[str]:
     return keys
 
 
+# keys people reach for that TRL does not have, and what to do instead (no did-you-mean: the near key is another thing)
+NOT_IN_TRL = {
+    "vllm_data_parallel_size": "TRL has no vLLM data parallelism for dense models; for more generation throughput "
+                               "let reasoner plan choose (colocated vLLM generates on every GPU) or raise "
+                               "generation.tensor_parallel_size",
+}
+
+
 def unknown_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserError:
+    name = key.replace("-", "_").rsplit(".", 1)[-1]
+    name = name if name in NOT_IN_TRL else f"vllm_{name}"
+    if name in NOT_IN_TRL:
+        return UserError(f"{key}: {NOT_IN_TRL[name]}")
     close = difflib.get_close_matches(key.replace("-", "_"), known_keys(fields), n=1, cutoff=0.7)
     hint = f"did you mean '{close[0]}'?" if close else "see the packaged recipes for the valid keys"
     return UserError(
@@ -215,6 +227,8 @@ def check_section(section: str, values: Any, schema: Mapping[str, tuple[tuple[ty
         raise UserError(f"recipe section '{section}' must be a mapping of keys, not {type(values).__name__}")
     checked: dict[str, Any] = {}
     for key, value in values.items():
+        if key not in schema and f"vllm_{key}" in NOT_IN_TRL:
+            raise UserError(f"{section}.{key}: {NOT_IN_TRL['vllm_' + key]}")
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema), n=1)
             hint = f"did you mean '{section}.{close[0]}'?" if close else f"valid keys: {', '.join(schema)}"

@@ -36,7 +36,7 @@ class Plan:
     vllm_command: tuple[str, ...]  # the server command (`env VLLM_SERVER_DEV_MODE=1 PYTHON -m vllm... serve`)
     training_nodes: tuple[str, ...]
     training_gpus: tuple[int, ...]  # GPU indices each training node trains on (empty on CPU)
-    processes_per_node: int  # on the busiest training node
+    processes_per_node: int
     num_machines: int
     num_processes: int
     machine_rank: int | None  # this node's rank among the training nodes; None if unknown / not training
@@ -52,12 +52,6 @@ class Plan:
     weight_sync_host: str | None = None  # VLLM_HOST_IP for the training ranks when a server runs
     server_args: tuple[str, ...] = ()  # the server as `trl vllm-serve` flags (what vllm_command is built from)
     notes: tuple[str, ...] = ()
-    processes_by_node: tuple[int, ...] = ()  # each training node's processes, in machine-rank order
-
-    @property
-    def uneven(self) -> bool:
-        """Whether training nodes run different process counts (the server's node trains on fewer GPUs)."""
-        return len(set(self.processes_by_node)) > 1
 
     @property
     def accelerate_args(self) -> tuple[str, ...]:
@@ -126,7 +120,7 @@ def plan(
     notes = [sized] if sized else []
     where = rules.choose_placement(backend, wanted, len(found.names), gpus)
     split = rules.split_devices(where, found.names, gpus, tp)
-    per_node, total, by_node = rules.training_processes(split, gpus=gpus, override=given.processes_per_node,
+    per_node, total = rules.training_processes(split, gpus=gpus, override=given.processes_per_node,
                                                    where=where, tp=tp)
     batch = check_generation_batch(shape, total)
     ports = environment.job_ports(env, given)
@@ -148,7 +142,6 @@ def plan(
         train_args=server.training_args(where, host=reach.host, port=ports.vllm, group_port=ports.group, tp=tp),
         accelerate_config=config, generation_batch_size=batch, slurm=found.slurm, group_port=ports.group,
         weight_sync_host=main if reach.command else None, server_args=reach.args, notes=tuple(notes),
-        processes_by_node=by_node,
     )
 
 
@@ -166,8 +159,7 @@ def _generation_server(env: Mapping[str, str], where: str, found: environment.No
     if where not in server.SERVER_PLACEMENTS:
         return _Reach()
     assert split.generation_node is not None
-    alone = where == "dedicated-gpu" and len(found.names) == 1  # one node: the trainers reach it locally
-    address = host or (server.LOCAL_SERVER_HOST if alone else found.address(split.generation_node))
+    address = host or (server.LOCAL_SERVER_HOST if where == "dedicated-gpu" else found.address(split.generation_node))
     served = model_path or model
     if not served:
         raise UserError("the generation server needs a model: give the recipe's model.id or REASONER_MODEL_PATH.")

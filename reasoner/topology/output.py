@@ -29,7 +29,6 @@ def plan_to_env(p: Plan) -> dict[str, str]:
         "REASONER_TRAIN_CUDA_VISIBLE_DEVICES": p.cuda_visible_devices.get("training", ""),
         "REASONER_NUM_MACHINES": str(p.num_machines),
         "REASONER_PROCS_PER_NODE": str(p.processes_per_node),
-        "REASONER_PROCS_BY_NODE": ",".join(str(n) for n in p.processes_by_node),
         "REASONER_NUM_PROCESSES": str(p.num_processes),
         "REASONER_MACHINE_RANK": "" if p.machine_rank is None else str(p.machine_rank),
         "REASONER_MAIN_IP": p.main_process_ip,
@@ -69,7 +68,7 @@ def _summary_rows(p: Plan) -> list[tuple[str, str]]:
         rows.append(("vLLM command", shlex.join(p.vllm_command)))
         rows.append(("weight sync", f"VLLM_HOST_IP={p.weight_sync_host}, group port {p.group_port}"))
     rows += [
-        ("training", training_summary(p)),
+        ("training", f"{p.num_machines} node(s) x {p.processes_per_node} process(es) = {p.num_processes}"),
         ("rendezvous", f"{p.main_process_ip}:{p.main_process_port}"),
         ("generation batch", str(p.generation_batch_size)),
         ("accelerate config", p.accelerate_config or "(none given)"),
@@ -82,14 +81,6 @@ def _summary_rows(p: Plan) -> list[tuple[str, str]]:
     return rows + [("note", note) for note in p.notes]
 
 
-def training_summary(p: Plan) -> str:
-    """``2 node(s) x 8 process(es) = 16``, or each node's count when they differ (``6 + 8 processes = 14``)."""
-    if p.uneven:
-        counts = " + ".join(str(n) for n in p.processes_by_node)
-        return f"{p.num_machines} node(s): {counts} processes = {p.num_processes}"
-    return f"{p.num_machines} node(s) x {p.processes_per_node} process(es) = {p.num_processes}"
-
-
 def _node_rows(p: Plan) -> list[tuple[str, ...]]:
     table: list[tuple[str, ...]] = [("node", "address", "role", "GPUs", "rank")]
     for name, addr in zip(p.node_names, p.node_addrs):
@@ -100,8 +91,7 @@ def _node_rows(p: Plan) -> list[tuple[str, ...]]:
         gpus = gpu_list(p.training_gpus) if p.training_gpus else "cpu"
         if name == p.generation_node:
             role = "vLLM + training"
-            own = tuple(range(len(p.generation_gpus), p.gpus_per_node))
-            gpus = f"{gpu_list(p.generation_gpus)} + {gpu_list(own)}"
+            gpus = f"{gpu_list(p.generation_gpus)} + {gpus}"
         elif p.placement == "colocate":
             role = "training + colocated vLLM"
         table.append((name, addr, role, gpus, str(p.machine_ranks.get(name, "-"))))

@@ -3,13 +3,9 @@
 Rules (backend ``vllm``; ``transformers`` generates inside the training ranks: placement ``none``):
 
 * one GPU: vLLM is colocated with the training process (``colocate``);
-* G GPUs on one or more nodes: vLLM gets its own GPU(s) on the first node (as many as its tensor-parallel
-  size), training runs on every other GPU of the allocation, the rest of that node included
-  (``dedicated-gpu``): the first node runs G - tp training processes, the others G each;
-* a whole generation node (``dedicated-node``: the last node serves, the other N-1 train) only when asked for.
-
-``reasoner plan`` (reasoner.plan.candidates) picks among these by estimated throughput; the rules here are the
-layout ``auto`` means when nothing chose.
+* one node of G GPUs: vLLM gets its own GPU(s) (as many as its tensor-parallel size), training runs on the
+  other ones (``dedicated-gpu``);
+* N nodes: the last node of the allocation serves generation, the other N-1 train (``dedicated-node``).
 
 The tensor-parallel size of the generation engine is sized to the model: the smallest power of two whose bf16
 weight shard fits a quarter of one GPU, unless the recipe or an override says otherwise.
@@ -110,6 +106,8 @@ def choose_placement(backend: str, wanted: str, nodes: int, gpus: int) -> str:
                         "dedicated-node.")
     if wanted != "auto":
         return wanted
+    if nodes > 1:
+        return "dedicated-node"
     return "dedicated-gpu" if gpus > 1 else "colocate"
 
 
@@ -120,29 +118,24 @@ class DeviceSplit:
     generation_node: str | None
     generation_gpus: tuple[int, ...]
     training_nodes: tuple[str, ...]
-    training_gpus: tuple[int, ...]  # GPUs of a training node that serves nothing (on one node: the node's)
-    gpus_by_node: tuple[tuple[int, ...], ...] = ()  # each training node's training GPUs, in rank order
-
-    def node_gpus(self, index: int) -> tuple[int, ...]:
-        return self.gpus_by_node[index] if self.gpus_by_node else self.training_gpus
+    training_gpus: tuple[int, ...]
 
 
 def split_devices(where: str, names: Sequence[str], gpus: int, tp: int) -> DeviceSplit:
     """Give the generation server its GPUs or node; refuse a split that leaves nothing to train."""
     count = len(names)
     if where == "dedicated-gpu":
-        if tp >= gpus and count == 1:
+        if count > 1:
+            raise UserError(
+                f"placement dedicated-gpu works on one node, and this run has {count}: use dedicated-node "
+                "(a generation node) or colocate."
+            )
+        if tp >= gpus:
             raise UserError(
                 f"no GPU left to train: the generation server takes {tp} of this node's {gpus} GPUs; lower "
                 "generation.tensor_parallel_size, use placement colocate, or add GPUs/nodes."
             )
-        if tp > gpus:
-            raise UserError(f"tensor_parallel_size {tp} is larger than a node's {gpus} GPUs; set "
-                            f"generation.tensor_parallel_size to at most {gpus}.")
-        first = tuple(range(tp, gpus))
-        by_node = ((first,) if first else ()) + tuple(tuple(range(gpus)) for _ in names[1:])
-        training = tuple(names) if first else tuple(names[1:])
-        return DeviceSplit(names[0], tuple(range(tp)), training, first if count == 1 else tuple(range(gpus)), by_node)
+        return DeviceSplit(names[0], tuple(range(tp)), tuple(names), tuple(range(tp, gpus)))
     if where == "dedicated-node":
         if count < 2:
             raise UserError(
@@ -163,30 +156,26 @@ def split_devices(where: str, names: Sequence[str], gpus: int, tp: int) -> Devic
     return DeviceSplit(None, (), tuple(names), tuple(range(gpus)))
 
 
-def training_processes(split: DeviceSplit, *, gpus: int, override: int | None, where: str,
-                       tp: int) -> tuple[int, int, tuple[int, ...]]:
-    """(processes on the busiest training node, total, processes of each training node): one per training GPU,
-    or the override on CPU nodes."""
+def training_processes(split: DeviceSplit, *, gpus: int, override: int | None, where: str, tp: int) -> tuple[int, int]:
+    """(processes per training node, total): one per training GPU, or the override on CPU nodes."""
     if gpus == 0:
         per_node = whole_number("processes per node", override if override is not None else 1, 1)
-        by_node = tuple(per_node for _ in split.training_nodes)
     else:
-        by_node = tuple(len(split.node_gpus(i)) for i in range(len(split.training_nodes)))
-        per_node = max(by_node, default=0)
-        if override is not None and len(set(by_node)) == 1 and int(override) != per_node:
+        per_node = len(split.training_gpus)
+        if override is not None and int(override) != per_node:
             raise UserError(
                 f"{override} processes per node asked, but the plan trains on {per_node} GPUs per node; unset "
                 "REASONER_PROCS_PER_NODE (it is for CPU nodes) or change the placement."
             )
     if per_node < 1:
         raise UserError("no GPU left to train; add GPUs or nodes, or use placement colocate.")
-    total = sum(by_node)
+    total = per_node * len(split.training_nodes)
     if where == "colocate" and total % tp:
         raise UserError(
             f"colocated vLLM with tensor_parallel_size {tp} needs a number of training processes divisible by it "
             f"({total} here); set generation.tensor_parallel_size to a divisor of {total}."
         )
-    return per_node, total, by_node
+    return per_node, total
 
 
 def map_gpus(indices: Sequence[int], visible: str | None) -> str:
@@ -198,16 +187,13 @@ def map_gpus(indices: Sequence[int], visible: str | None) -> str:
 
 
 def cuda_visible_devices(where: str, split: DeviceSplit, visible: str | None) -> dict[str, str]:
-    """Devices per role on the node that runs the server beside training (``dedicated-gpu``): the server's GPUs,
-    and that node's training GPUs. Other training nodes train on all their GPUs; a dedicated generation node
-    picks its first tensor-parallel-size GPUs itself, in its own task.
+    """Devices per role, only for a one-node split (there the plan runs on the node it describes).
+
+    A dedicated generation node picks its first tensor-parallel-size GPUs itself, in its own task.
     """
     if where != "dedicated-gpu":
         return {}
-    devices = {"generation": map_gpus(split.generation_gpus, visible)}
-    if split.training_nodes and split.training_nodes[0] == split.generation_node:
-        devices["training"] = map_gpus(split.node_gpus(0), visible)
-    return devices
+    return {"generation": map_gpus(split.generation_gpus, visible), "training": map_gpus(split.training_gpus, visible)}
 
 
 def accelerate_config(config: str | None, processes: int, notes: list[str]) -> str | None:

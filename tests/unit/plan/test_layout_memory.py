@@ -30,7 +30,8 @@ def test_estimate_uses_the_layout_the_environment_gives():
 
 
 def test_the_servers_utilization_comes_from_its_command():
-    recipe = load_recipe("qwen2.5-7b-gsm8k", ["--generation.gpu_memory_utilization", "0.5"])
+    recipe = load_recipe("qwen2.5-7b-gsm8k", ["--generation.gpu_memory_utilization", "0.5",
+                                              "--generation.placement", "dedicated-node"])
     layout = run.plan_run(recipe, env={}, memory=False).layout
     assert "--gpu-memory-utilization" in layout.vllm_command
     plan = estimate.estimate_for_layout(recipe, layout, gpu_memory_gb=80)
@@ -90,7 +91,10 @@ def test_deepspeeds_buffers_are_counted(stage, expected):
 
 def test_rank_zero_gathers_the_whole_16bit_model_on_the_host_to_save():
     """ZeRO-3 saves a whole 16-bit model (zero3_save_16bit_model): rank zero holds it on the CPU, ~61 GiB for 32B."""
-    recipe = load_recipe("qwen2.5-32b-gsm8k")
+    # the generation node this recipe used to name: its host holds what the colocated layout's does
+    recipe = load_recipe("qwen2.5-32b-gsm8k", ["--generation.placement", "dedicated-node",
+                                               "--generation.tensor_parallel_size", "4",
+                                               "--generation.gpu_memory_utilization", "0.9"])
     plan = estimate.estimate(recipe, nodes=8, gpus_per_node=8, host_memory_gb=64)
     saving = items(plan.host)["saving"]
     assert saving == 2 * shapes.table_shape("32b").params and saving / GIB > 60
