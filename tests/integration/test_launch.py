@@ -85,6 +85,7 @@ def test_local_full_pass_gives_the_server_and_training_commands(tmp_path):
     pins = tmp_path / "pins.txt"
     pins.write_text("--model.revision " + "a" * 40 + "\n")
     values, result = launch_env(tmp_path, "local", "--pins", str(pins), "tiny-cpu", "--generation.backend", "vllm",
+                                "--generation.placement", "dedicated-gpu",  # the planner colocates when left to it
                                 "--model.id", "Qwen/Qwen2.5-0.5B-Instruct", REASONER_GPUS_PER_NODE="3",
                                 REASONER_VLLM_PORT="8123")
     assert result.returncode == 0, result.stderr
@@ -102,6 +103,25 @@ def test_local_full_pass_gives_the_server_and_training_commands(tmp_path):
     assert launch[launch.index("--num_processes") + 1] == "2"
     assert launch[launch.index("-m") + 1:][:3] == ["reasoner.train", "--recipe", "tiny-cpu"]
     assert launch[-2:] == ["--model.revision", "a" * 40] and "--vllm_group_port" in launch
+
+
+def test_local_full_pass_starts_the_colocated_layout_the_planner_chose(tmp_path):
+    """Left to the planner, three GPUs train and generate in every rank: no server, three processes, and the
+    colocated engine's tensor-parallel size, memory share and sleep mode reach the ranks."""
+    pins = tmp_path / "pins.txt"
+    pins.write_text("--model.revision " + "a" * 40 + "\n")
+    values, result = launch_env(tmp_path, "local", "--pins", str(pins), "tiny-cpu", "--generation.backend", "vllm",
+                                "--model.id", "Qwen/Qwen2.5-0.5B-Instruct", REASONER_GPUS_PER_NODE="3")
+    assert result.returncode == 0, result.stderr
+    assert "chosen: colocate tp1" in result.stderr and "placement colocate" in result.stderr
+    assert not any(values["SERVER_COMMAND"]) and values["SERVER_URL"] == [""]
+    train = values["TRAIN_COMMAND"]
+    launch = train[train.index("--") + 1:]
+    assert launch[launch.index("--num_machines") + 1] == "1" and launch[launch.index("--num_processes") + 1] == "3"
+    args = launch[launch.index("-m") + 1:]
+    for flag, value in (("--generation.placement", "colocate"), ("--generation.tensor_parallel_size", "1"),
+                        ("--vllm_enable_sleep_mode", "true")):
+        assert args[args.index(flag) + 1] == value
 
 
 @pytest.mark.parametrize("extra,message", [
