@@ -48,13 +48,21 @@ def fetch_config(model_id: str, revision: str | None) -> tuple[dict[str, Any], s
 
 
 def _ask_hub(model_id: str, revision: str | None) -> tuple[dict[str, Any], str]:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub import errors
+    """The cached file, else one metadata request without retries (an unreachable hub answers at once instead of
+    after huggingface_hub's backoff), then the download."""
+    from huggingface_hub import errors, get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.constants import is_offline_mode
 
     from reasoner.hubclient import calls as hub
 
     try:
-        path = hf_hub_download(model_id, "config.json", revision=revision or "main")
+        try:
+            path = hf_hub_download(model_id, "config.json", revision=revision or "main", local_files_only=True)
+        except errors.LocalEntryNotFoundError:
+            if is_offline_mode():
+                raise
+            get_hf_file_metadata(hf_hub_url(model_id, "config.json", revision=revision or "main"), timeout=10)
+            path = hf_hub_download(model_id, "config.json", revision=revision or "main")
     except errors.LocalEntryNotFoundError as exc:  # offline, or the hub unreachable, and nothing cached
         raise HubUnreachable(f"{type(exc).__name__}") from None
     except errors.EntryNotFoundError:
