@@ -118,6 +118,7 @@ def test_the_local_launchers_environment_reaches_the_server_past_the_proxy(tmp_p
     env = proxied_env(proxy_url, NO_PROXY="registry.example.org", REASONER_LOG_DIR=str(tmp_path / "logs"),
                       REASONER_PYTHON=sys.executable, REASONER_GPUS_PER_NODE="3", REASONER_VLLM_PORT=str(port))
     values = launch_env(tmp_path, env, "local", "--pins", str(pins), "tiny-cpu", "--generation.backend", "vllm",
+                        "--generation.placement", "dedicated-gpu",  # a server; left to it, the planner colocates
                         "--model.id", "Qwen/Qwen2.5-0.5B-Instruct")
     assert values["NO_PROXY"] == values["no_proxy"]
     entries = values["NO_PROXY"][0].split(",")

@@ -153,11 +153,12 @@ def _cmdline(pid: int) -> bytes:
 
 
 def test_local_launcher_stops_on_a_generation_server_that_dies(tmp_path: Path):
-    """Two GPUs planned: the server goes on one; here vLLM's server fails (no vLLM), and the launcher
-    says so, points at the server log, and never starts training."""
+    """Two GPUs and a server asked for (left to it, the planner colocates): the server goes on one; here vLLM's
+    server fails (no vLLM), and the launcher says so, points at the server log, and never starts training."""
     port = _free_port()
     result = subprocess.run(
-        ["launch/grpo_local.sh", "tiny-cpu", "--generation.backend", "vllm", "--max_steps", "1",
+        ["launch/grpo_local.sh", "tiny-cpu", "--generation.backend", "vllm", "--generation.placement", "dedicated-gpu",
+         "--max_steps", "1",
          "--output_dir", str(tmp_path / "run")],
         cwd=ROOT, env=_launcher_env(tmp_path, REASONER_GPUS_PER_NODE="2", REASONER_VLLM_PORT=str(port)),
         capture_output=True, text=True, timeout=600,
