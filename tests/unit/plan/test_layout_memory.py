@@ -17,7 +17,7 @@ def items(budget) -> dict[str, int]:
 
 def test_estimate_uses_the_layout_the_environment_gives():
     """REASONER_* overrides change the layout; the estimate follows it (it is no longer re-planned without them)."""
-    recipe = load_recipe("qwen2.5-1.5b-gsm8k")
+    recipe = load_recipe("qwen2.5-1.5b-gsm8k", ["--generation.placement", "dedicated-gpu"])  # the recipe's former layout
     plain = run.plan_run(recipe, env={}, nodes=1, gpus_per_node=8)
     assert plain.layout.placement == "dedicated-gpu" and plain.memory.training_ranks == 7
     colocated = run.plan_run(recipe, env={"REASONER_PLACEMENT": "colocate"}, nodes=1, gpus_per_node=8)
