@@ -38,9 +38,11 @@ def _plan_in_job(launcher: list[str], script: str, cwd) -> dict[str, str]:
 
 
 def test_one_gpu_node_plan_reads_slurms_gpus(slurm_cluster, tmp_path):
-    """`--gres=gpu:4` on one node: the plan finds 4 GPUs and splits them 1 (vLLM) + 3 (training)."""
+    """`--gres=gpu:4` on one node with a server asked for (left to it, the planner colocates): the plan finds 4 GPUs
+    and splits them 1 (vLLM) + 3 (training)."""
     plan = _plan_in_job(["srun", "--nodes=1", "--gres=gpu:4"],
-                        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --format env", tmp_path)
+                        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --generation.placement dedicated-gpu "
+                        "--format env", tmp_path)
     assert plan["REASONER_GPUS_PER_NODE"] == "4"
     assert plan["REASONER_PLACEMENT"] == "dedicated-gpu"
     assert plan["REASONER_VLLM_CUDA_VISIBLE_DEVICES"] == "0"
@@ -49,12 +51,13 @@ def test_one_gpu_node_plan_reads_slurms_gpus(slurm_cluster, tmp_path):
 
 
 def test_two_gpu_nodes_plan_a_generation_node(slurm_cluster, tmp_path):
-    """Two nodes: the last serves generation, the first trains; addresses come from NodeAddr."""
+    """Two nodes and a generation node asked for (the planner never picks one itself): the last serves generation,
+    the first trains; addresses come from NodeAddr."""
     script = (
         'export REASONER_NODELIST="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"; '
         'export REASONER_NODE_ADDRS="$(for n in $REASONER_NODELIST; do scontrol show node "$n" '
         '| sed -n "s/.*NodeAddr=\\([^ ]*\\).*/\\1/p"; done)"; '
-        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --format env"
+        "PYTHON -m reasoner.cli plan --recipe qwen2.5-0.5b-gsm8k --generation.placement dedicated-node --format env"
     )
     # The plan runs once, on the first node of a two-node allocation, as in slurm/grpo.sbatch.
     plan = _plan_in_job(["salloc", "--nodes=2", "--gres=gpu:4", "srun", "--nodes=1", "--ntasks=1"], script, tmp_path)
