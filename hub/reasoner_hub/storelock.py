@@ -21,6 +21,7 @@ start (one line, exit 2) while the other holds it:
 
 from __future__ import annotations
 
+import abc
 import fcntl
 import json
 import logging
@@ -46,11 +47,12 @@ class _Busy(Exception):
     """The other side holds the storage; the text says who, for the operator."""
 
 
-class StorageHold:
+class StorageHold(abc.ABC):
     """A hold on a storage (``release()`` once done; releasing twice is fine)."""
 
+    @abc.abstractmethod
     def release(self) -> None:
-        raise NotImplementedError
+        """Let the other side have the storage."""
 
 
 class _FolderHold(StorageHold):
