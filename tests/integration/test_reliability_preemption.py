@@ -148,7 +148,10 @@ def test_two_ranks_stop_together_when_only_one_gets_sigterm(tiny_model, tmp_path
     assert launcher_rc == 1, (launcher_rc, log[-3000:])
     reported = {int(pid): int(code) for code, pid in re.findall(r"exitcode\s*: (-?\d+) \(pid: (\d+)\)", log)}
     assert reported and set(reported) <= set(ranks.values()), (reported, ranks, log[-3000:])
-    assert set(reported.values()) == {PREEMPTED}, (reported, log[-3000:])
+    # The first rank out exits 75; torch elastic then stops a rank still on its way out with SIGTERM (-15), a race
+    # of the launcher's, after that rank has saved and said so (both exit lines are asserted below).
+    assert PREEMPTED in reported.values() and set(reported.values()) <= {PREEMPTED, -signal.SIGTERM}, (
+        reported, log[-3000:])
     checkpoints = checkpoint_dirs(out)
     assert len(checkpoints) == 1, (checkpoints, log[-3000:])
     step = int(checkpoints[0].split("-")[1])
