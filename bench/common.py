@@ -330,8 +330,8 @@ def assert_same_config(recipe, kwargs: Mapping[str, Any]) -> None:
 
 def plain_settings(recipe, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the plain script needs besides model and data: GRPOConfig kwargs, prompt, rewards."""
-    return {"grpo": dict(kwargs), "system": recipe.prompt["system"], "few_shot": list(recipe.prompt["few_shot"]),
-            "rewards": dict(recipe.rewards), "max_prompt_tokens": recipe.dataset["max_prompt_tokens"]}
+    return {"grpo": dict(kwargs), "system": recipe.prompt.system, "few_shot": list(recipe.prompt.few_shot),
+            "rewards": dict(recipe.rewards), "max_prompt_tokens": recipe.dataset.max_prompt_tokens}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def step_rates(records: Sequence[Mapping[str, Any]], overrides: list[str], recip
         raise RuntimeError(f"the run logged {len(records)} step(s) with a step_time: too few to measure")
     times = [float(r["step_time"]) for r in measured]
     lengths = [float(r.get("completions/mean_length", 0.0)) for r in measured]
-    return {"backend": recipe.generation["backend"], "samples_per_step": per_step, "steps_measured": len(measured),
+    return {"backend": recipe.generation.backend, "samples_per_step": per_step, "steps_measured": len(measured),
             "step_s": common.spread(times), "samples_per_s": common.spread([per_step / t for t in times]),
             "tokens_per_s": common.spread([per_step * n / t for n, t in zip(lengths, times)]),
             "mean_completion_tokens": statistics.fmean(lengths)}

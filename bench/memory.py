@@ -40,9 +40,9 @@ def longest_prompt(model: str, recipe, limit: int) -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(str(common.builtin_model_path(model)))
     rows = [json.loads(line) for line in common.GSM8K_TRAIN.read_text().splitlines()[:limit]]
-    prompts = [build_prompt(r["question"], recipe.prompt["system"], recipe.prompt["few_shot"]) for r in rows]
+    prompts = [build_prompt(r["question"], recipe.prompt.system, recipe.prompt.few_shot) for r in rows]
     encoded = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=True, return_dict=True)
-    limit_tokens = recipe.dataset["max_prompt_tokens"] or 10**9
+    limit_tokens = recipe.dataset.max_prompt_tokens or 10**9
     return max(n for n in (len(ids) for ids in encoded["input_ids"]) if n <= limit_tokens)
 
 

@@ -163,7 +163,7 @@ def evaluate_both(model_repo: str, out_repo: str, data_repo: str, recipe_name: s
 
     recipe = load_recipe(recipe_name)
     common = dict(split="test", limit=limit, data_source=data_repo, data_config="main",
-                  system=resolve_system_prompt(recipe.prompt["system"]), few_shot=recipe.prompt["few_shot"],
+                  system=resolve_system_prompt(recipe.prompt.system), few_shot=recipe.prompt.few_shot,
                   max_new_tokens=int(recipe.grpo["max_completion_length"]))
     base = evaluate(model_repo, output_dir=workdir / "eval" / "base", **common)
     trained = evaluate(out_repo, output_dir=workdir / "eval" / "trained", **common)

@@ -39,7 +39,8 @@ def _without_holdout(rows, source: TaskSource, location: str, holdout: float | N
 
 
 def prepare_task(
-    sources: Sequence[TaskSource], locations: Sequence[str], *, prompt: Mapping[str, Any], tokenizer: Any = None,
+    sources: Sequence[TaskSource], locations: Sequence[str], *, system: str | None = "default",
+    few_shot: Sequence[Mapping[str, Any]] | None = None, tokenizer: Any = None,
     max_prompt_tokens: int | None = None, num_generated: int = 256, seed: int = 42, limit: int | None = None,
     holdout: float | None = None, eval_split: str = "test",
 ) -> "tuple[Dataset, PrepStats, list[PrepStats]]":
@@ -58,7 +59,7 @@ def prepare_task(
         if own_limit:
             rows = rows.select(range(min(own_limit, len(rows))))
         part, stats = prepare_dataset(
-            rows, system=prompt.get("system"), few_shot=prompt.get("few_shot"), question_column=source.question_column,
+            rows, system=system, few_shot=few_shot, question_column=source.question_column,
             answer_column=source.answer_column, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
             answer=source.answer, system_column=source.system_column, choices=source.choices)
         stats.held_out = held

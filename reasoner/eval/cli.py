@@ -73,19 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 def recipe_settings(recipe: Recipe) -> dict[str, Any]:
     """evaluate() keyword arguments a recipe supplies: its prompt, data sets, columns, answer format, eval split,
     hold-out, and decoding (samples, temperature, top_p, and the completion length training used)."""
-    dataset = recipe.dataset
+    dataset, prompt, section = recipe.dataset, recipe.prompt, recipe.eval
     return dict(
-        system=recipe.prompt.get("system", "default"), few_shot=list(recipe.prompt.get("few_shot") or []),
-        chat_template=recipe.prompt.get("chat_template"),
-        data_source=dataset["id"], data_config=dataset.get("config"), data_revision=dataset.get("revision"),
-        question_column=dataset.get("question_column", "question"), answer_column=dataset.get("answer_column", "answer"),
-        system_column=dataset.get("system_column"), answer=dict(recipe.answer), mixture=dataset.get("mix") or None,
-        num_generated=dataset.get("num_generated", 200), data_seed=int(recipe.grpo.get("seed", 42)),
-        split=recipe.eval.get("split", "test"), limit=recipe.eval.get("limit"), holdout=recipe.eval.get("holdout"),
-        choices={key: dataset.get(key) for key in CHOICE_KEYS}, samples=int(recipe.eval.get("samples") or 1),
-        temperature=float(_first(recipe.eval.get("temperature"), recipe.grpo.get("temperature"), DEFAULT_TEMPERATURE)),
-        top_p=float(_first(recipe.eval.get("top_p"), recipe.grpo.get("top_p"), 1.0)),
-        max_new_tokens=int(_first(recipe.eval.get("max_new_tokens"), recipe.grpo.get("max_completion_length"),
+        system=prompt.system, few_shot=list(prompt.few_shot), chat_template=prompt.chat_template,
+        data_source=dataset.id, data_config=dataset.config, data_revision=dataset.revision,
+        question_column=dataset.question_column, answer_column=dataset.answer_column,
+        system_column=dataset.system_column, answer=recipe.answer, mixture=dataset.mix or None,
+        num_generated=dataset.num_generated, data_seed=recipe.seed,
+        split=section.split, limit=section.limit, holdout=section.holdout,
+        choices={key: getattr(dataset, key) for key in CHOICE_KEYS}, samples=section.samples,
+        temperature=float(_first(section.temperature, recipe.grpo.get("temperature"), DEFAULT_TEMPERATURE)),
+        top_p=float(_first(section.top_p, recipe.grpo.get("top_p"), 1.0)),
+        max_new_tokens=int(_first(section.max_new_tokens, recipe.grpo.get("max_completion_length"),
                                   DEFAULT_MAX_NEW_TOKENS)),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,7 +24,8 @@ from reasoner.eval.results import EvalResult, now, questions_fingerprint, write_
 from reasoner.eval.sampling import per_task_metrics, sampled_metrics
 from reasoner.eval.scoring import aggregate, score_completion
 from reasoner.eval.tables import DEFAULT_DATA
-from reasoner.tasks.spec import TaskSource, task_sources
+from reasoner.tasks.formats import AnswerSpec
+from reasoner.tasks.spec import TaskSource, mixture_sources
 
 __all__ = ["DEFAULT_DATA_CONFIG", "Decoding", "evaluate"]
 
@@ -71,11 +73,11 @@ def _generate(ref: ModelRef, backend: str, device: str, prompts: list[list[dict]
 
 
 def _sources(data_source: str, data_config: str | None, data_revision: str | None, question_column: str,
-             answer_column: str, system_column: str | None, answer: Mapping[str, Any] | str | None,
+             answer_column: str, system_column: str | None, answer: AnswerSpec | Mapping[str, Any] | str | None,
              mixture: Sequence[Mapping[str, Any]] | None, choices: Mapping[str, Any] | None) -> list[TaskSource]:
-    answer_spec = {"format": answer} if isinstance(answer, str) else dict(answer or {})
+    answer_spec = AnswerSpec.of(answer)
     if mixture:
-        return task_sources({"mix": list(mixture)}, answer_spec)
+        return mixture_sources(list(mixture), answer_spec)
     return [TaskSource(id=data_source, config=data_config, revision=data_revision, question_column=question_column,
                        answer_column=answer_column, system_column=system_column, answer=answer_spec,
                        **{key: value for key, value in dict(choices or {}).items() if value is not None})]
@@ -108,8 +110,8 @@ def _settings(sources: list[TaskSource], items: list[dict], *, data_seed: int, l
         "data_config": first.config if len(sources) == 1 else None,
         "data_revision": first.revision if len(sources) == 1 else None,
         "data_seed": data_seed if any(source.id == "generated" for source in sources) or len(sources) > 1 else None,
-        "mixture": [vars(source) for source in sources] if len(sources) > 1 else None,
-        "answer_format": sorted({source.answer.get("format", "gsm8k") for source in sources}),
+        "mixture": [dataclasses.asdict(source) for source in sources] if len(sources) > 1 else None,
+        "answer_format": sorted({source.answer.format_name for source in sources}),
         "compare_as": sorted({item["compare_as"] for item in items}),
         "limit": limit, "batch_size": decoding.batch_size, "max_new_tokens": decoding.max_new_tokens,
         "sampling": decoding.sampling, "temperature": decoding.temperature if decoding.sampling else None,
@@ -137,7 +139,7 @@ def evaluate(
     model: str, *, revision: str | None = None, split: str = "test", limit: int | None = None, batch_size: int = 8,
     data_source: str = DEFAULT_DATA, data_config: str | None = DEFAULT_DATA_CONFIG, data_revision: str | None = None,
     question_column: str = "question", answer_column: str = "answer", system_column: str | None = None,
-    answer: Mapping[str, Any] | str | None = None, mixture: Sequence[Mapping[str, Any]] | None = None,
+    answer: AnswerSpec | Mapping[str, Any] | str | None = None, mixture: Sequence[Mapping[str, Any]] | None = None,
     num_generated: int = 200, data_seed: int = 42, system: str | None = "default",
     few_shot: Sequence[Mapping[str, Any]] = (), max_new_tokens: int = 256, sampling: bool = False,
     temperature: float = 0.7, seed: int = 0, device: str | None = None, backend: str = "auto", output_dir: Path,

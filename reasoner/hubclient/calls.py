@@ -198,6 +198,11 @@ class Source:
     commit: str | None = None
     path: Path | None = None
 
+    @property
+    def pinned(self) -> str | None:
+        """The commit a hub source is pinned to; None for a source not from the hub, or not pinned yet."""
+        return self.commit if self.kind == "hub" else None
+
     def describe(self) -> str:
         if self.kind == "hub":
             return f"{self.id}@{self.commit or self.revision}"
@@ -221,6 +226,19 @@ def classify_dataset(dataset_id: str, revision: str | None) -> Source:
     if Path(dataset_id).expanduser().exists():
         return Source("local", dataset_id, path=Path(dataset_id).expanduser())
     return Source("hub", dataset_id, revision=revision)
+
+
+def classify_recipe(recipe: Any) -> tuple[Source, list[Source]]:
+    """A recipe's model and its task's data sets (the one data set, or each ``dataset.mix`` entry), in recipe order,
+    as the sources every process pins and loads: the one reading of ``model.id``/``model.revision`` and the data
+    sets' ids and revisions."""
+    model = classify_model(recipe.model.id, recipe.model.revision)
+    return model, [classify_dataset(source.id, source.revision) for source in recipe.task_sources]
+
+
+def pinned_mix(mix: list[dict[str, Any]], sources: list[Source]) -> list[dict[str, Any]]:
+    """``dataset.mix`` entries with each hub data set's revision replaced by the commit it is pinned to."""
+    return [dict(entry, revision=source.pinned) if source.pinned else dict(entry) for entry, source in zip(mix, sources)]
 
 
 def pin(source: Source, repo_type: RepoType) -> Source:

@@ -17,19 +17,17 @@ from typing import Sequence
 
 from reasoner.hubclient import calls as hub
 from reasoner.recipe.load import load_recipe
-from reasoner.tasks.spec import task_sources
 
 log = logging.getLogger("reasoner.hubclient.prefetch")
 
 
-def mixture_pins(dataset: dict, sources: list[hub.Source]) -> list[str]:
+def mixture_pins(mix: list[dict], sources: list[hub.Source]) -> list[str]:
     """``--dataset.mix JSON`` with each hub data set's revision replaced by its pinned commit.
 
     The JSON has no spaces, so launchers that read the pins into a shell array (``read -ra``) keep it one word;
     a mixture with a space in an id or column is pinned by each process itself (returns nothing).
     """
-    entries = [dict(entry, revision=source.commit) if source.kind == "hub" and source.commit else dict(entry)
-               for entry, source in zip(dataset["mix"], sources)]
+    entries = hub.pinned_mix(mix, sources)
     text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
     return [] if any(char.isspace() for char in text) else ["--dataset.mix", text]
 
@@ -43,8 +41,7 @@ def main(argv: Sequence[str]) -> int:
     ns, overrides = parser.parse_known_args(list(argv))
     pinned = shlex.split(ns.pins.read_text()) if ns.pins else []
     recipe = load_recipe(ns.recipe, [*overrides, *pinned], planned=True)
-    model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
-    datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
+    model, datasets = hub.classify_recipe(recipe)
     asks_hub = not hub.is_offline() and any(source.kind == "hub" for source in (model, *datasets))
     if hub.is_offline():
         print("HF_HUB_OFFLINE is set: nothing to fetch; checking the local cache only")
@@ -61,8 +58,8 @@ def main(argv: Sequence[str]) -> int:
     for label, source in (("model", model), *[("dataset", dataset) for dataset in datasets]):
         where = f" -> {source.path}" if source.path else ""
         print(f"{label}: {source.describe()}{where}")
-    if recipe.dataset.get("mix"):
-        pins = hub.pins_as_overrides(model, None) + mixture_pins(recipe.dataset, datasets)
+    if recipe.dataset.mix:
+        pins = hub.pins_as_overrides(model, None) + mixture_pins(recipe.dataset.mix, datasets)
     else:
         pins = hub.pins_as_overrides(model, datasets[0])
     overrides_line = " ".join(pins)

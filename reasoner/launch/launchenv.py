@@ -177,7 +177,7 @@ def preempt_grace(recipe: Any, env: Mapping[str, str]) -> int:
     given = env_int(env, "REASONER_PREEMPT_GRACE")
     if given is not None:
         return given
-    lead = float((recipe.resources or {}).get("signal_lead_s") or DEFAULT_SIGNAL_LEAD_S)
+    lead = float(recipe.resources.signal_lead_s or DEFAULT_SIGNAL_LEAD_S)
     return max(1, int(lead - EXIT_MARGIN_S))
 
 

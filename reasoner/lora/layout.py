@@ -45,6 +45,6 @@ def check_lora_layout(recipe: Any) -> None:
     if recipe.grpo.get("sync_ref_model"):
         raise UserError("grpo.sync_ref_model cannot be used with LoRA: the reference model is the base with the "
                         "adapter disabled, so there is no separate model to sync (TRL 1.16); set --sync_ref_model false")
-    if recipe.generation.get("backend") == "vllm" and distributed_type(recipe.accelerate_config) == "FSDP":
+    if recipe.generation.uses_vllm and distributed_type(recipe.accelerate_config) == "FSDP":
         raise UserError("LoRA with vLLM under FSDP is not supported by TRL 1.16's weight sync: use a DeepSpeed "
                         "accelerate config (accelerate_configs/zero2.yaml or zero3.yaml) or DDP")

@@ -96,8 +96,8 @@ def gpu_split(layout: Plan) -> dict[str, int]:
 
 def allowed_placements(recipe: Any, env: Mapping[str, str]) -> tuple[list[str], int | None]:
     """The placements to try and a fixed tensor-parallel size (None: try each), from the recipe and overrides."""
-    wanted = env.get("REASONER_PLACEMENT") or recipe.generation.get("placement") or "auto"
-    fixed = env.get("REASONER_TP_SIZE") or (None if wanted == "auto" else recipe.generation.get("tensor_parallel_size"))
+    wanted = env.get("REASONER_PLACEMENT") or recipe.generation.placement or "auto"
+    fixed = env.get("REASONER_TP_SIZE") or (None if wanted == "auto" else recipe.generation.tensor_parallel_size)
     tp = None if fixed in (None, "", "auto") else int(fixed)
     return (["colocate", "dedicated-gpu"] if wanted == "auto" else [wanted]), tp
 
@@ -114,19 +114,19 @@ def tensor_parallel_sizes(shape: ModelShape, gpus_per_node: int) -> list[int]:
 
 def _variants(placements: list[str], sizes: list[int], recipe: Any) -> list[tuple[str, int, tuple[tuple[str, ...], ...]]]:
     """(placement, tensor-parallel size, the override sets to try in order: the first that fits wins)."""
-    own_utilization = recipe.generation.get("gpu_memory_utilization")
-    prompt, completion = recipe.dataset.get("max_prompt_tokens"), recipe.grpo.get("max_completion_length")
+    own_utilization = recipe.generation.gpu_memory_utilization
+    prompt, completion = recipe.dataset.max_prompt_tokens, recipe.grpo.get("max_completion_length")
     length = ("--vllm_max_model_length", str(prompt + completion)) if isinstance(prompt, int) and isinstance(
         completion, int) else ()
     found = []
     for where in placements:
         for tp in sizes:
             if where == "colocate":
-                shares = COLOCATE_UTILIZATIONS if recipe.generation.get("placement") != "colocate" else (own_utilization,)
+                shares = COLOCATE_UTILIZATIONS if recipe.generation.placement != "colocate" else (own_utilization,)
                 tries = tuple(("--generation.gpu_memory_utilization", f"{share:g}", "--vllm_enable_sleep_mode", "true",
                                *length) for share in shares)
             else:
-                share = own_utilization if recipe.generation.get("placement") == where else SERVER_UTILIZATION
+                share = own_utilization if recipe.generation.placement == where else SERVER_UTILIZATION
                 tries = (("--generation.gpu_memory_utilization", f"{share:g}"),)
             found.append((where, tp, tries))
     return found
@@ -134,7 +134,7 @@ def _variants(placements: list[str], sizes: list[int], recipe: Any) -> list[tupl
 
 def with_overrides(recipe: Any, overrides: tuple[str, ...]) -> Any:
     """``recipe`` with a candidate's ``--section.key value`` / ``--grpo_key value`` overrides applied."""
-    sections = {"generation": dict(recipe.generation), "grpo": dict(recipe.grpo)}
+    sections: dict[str, dict[str, Any]] = {"generation": {}, "grpo": dict(recipe.grpo)}
     for flag, value in zip(overrides[::2], overrides[1::2]):
         key = flag.removeprefix("--")
         section, _, name = key.rpartition(".")
@@ -145,7 +145,8 @@ def with_overrides(recipe: Any, overrides: tuple[str, ...]) -> Any:
             except ValueError:
                 pass
         sections[section or "grpo"][name] = parsed
-    return dataclasses.replace(recipe, **sections)
+    return dataclasses.replace(recipe, generation=dataclasses.replace(recipe.generation, **sections["generation"]),
+                               grpo=sections["grpo"])
 
 
 def enumerate_candidates(recipe: Any, *, env: Mapping[str, str], nodes: int | None, gpus_per_node: int,
@@ -206,7 +207,7 @@ def time_step(recipe: Any, layout: Plan, memory: MemoryPlan, hw: Hardware) -> St
     if lora_enabled(getattr(recipe, "peft", None)):
         passes -= 2  # a frozen base needs no weight gradients: its backward pass costs half the usual
     served = precision(recipe.model, grpo, memory.model, zero_stage=memory.zero_stage, on_gpu=True).served_bytes
-    work = Work(shape=memory.model, prompt=int(recipe.dataset.get("max_prompt_tokens") or 512),
+    work = Work(shape=memory.model, prompt=int(recipe.dataset.max_prompt_tokens or 512),
                 completion=int(grpo.get("max_completion_length", 256)), completions=layout.generation_batch_size,
                 passes=passes, weight_bytes=served)
     colocated = layout.placement == "colocate"
@@ -244,10 +245,10 @@ def chosen_memory(recipe: Any, *, nodes: int, gpus_per_node: int, gpu_memory_gb:
     layout ``reasoner plan`` chooses, else of the launchable one nearest to fitting (UserError when every layout
     is refused). None for a recipe that names its placement: reasoner.topology lays that out alone."""
     generation = recipe.generation
-    if generation.get("backend", "vllm") != "vllm" or gpus_per_node < 1 or (generation.get("placement") or "auto") != "auto":
+    if not generation.uses_vllm or gpus_per_node < 1 or (generation.placement or "auto") != "auto":
         return None
     found = enumerate_candidates(recipe, env={}, nodes=nodes, gpus_per_node=gpus_per_node, gpu_memory_gb=gpu_memory_gb,
-                                 shape=model_shape(recipe.model["id"], recipe.model.get("revision")), host_memory_gb=None)
+                                 shape=model_shape(recipe.model.id, recipe.model.revision), host_memory_gb=None)
     shown = choose(found) or closest(found)
     if shown is None:
         raise UserError(first_refusal(found) or "no layout can run this recipe")

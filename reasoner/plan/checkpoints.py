@@ -72,17 +72,18 @@ class CheckpointPlan:
         return self.lead_s >= self.lead_needed_s
 
 
-def dataset_rows(dataset: Mapping[str, Any]) -> int | None:
-    """Training rows the recipe's data set holds: generated, a local JSONL, a known public set; None if unknown."""
-    limit = dataset.get("limit")
+def dataset_rows(dataset: Any) -> int | None:
+    """Training rows the recipe's data set (a DatasetSection) holds: generated, a local JSONL, a known public set;
+    None if unknown."""
+    limit = dataset.limit
     rows: int | None = None
-    if dataset.get("id") == "generated":
-        rows = int(dataset.get("num_generated") or 0)
-    elif Path(str(dataset.get("id"))).is_file() and str(dataset["id"]).endswith(".jsonl"):
-        with open(dataset["id"], encoding="utf-8") as handle:
+    if dataset.id == "generated":
+        rows = int(dataset.num_generated or 0)
+    elif Path(str(dataset.id)).is_file() and str(dataset.id).endswith(".jsonl"):
+        with open(dataset.id, encoding="utf-8") as handle:
             rows = sum(1 for line in handle if line.strip())
     else:
-        rows = KNOWN_ROWS.get((dataset.get("id"), dataset.get("config"), dataset.get("split")))
+        rows = KNOWN_ROWS.get((dataset.id, dataset.config, dataset.split))
     if limit:
         return min(limit, rows) if rows is not None else int(limit)
     return rows
@@ -152,8 +153,8 @@ def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Pr
                      step_s: float | None = None) -> CheckpointPlan:
     """The recipe's checkpoints on ``layout``: how many, how long each takes, whether the lead covers one, and
     the disk they take. ``step_s`` is the throughput model's step time (None: not estimated, e.g. on CPU)."""
-    resources, grpo, hub = recipe.resources or {}, recipe.grpo, recipe.hub or {}
-    write_gbps = float(resources.get("checkpoint_write_gbps") or DEFAULT_WRITE_GBPS)
+    resources, grpo, hub = recipe.resources, recipe.grpo, recipe.hub
+    write_gbps = float(resources.checkpoint_write_gbps or DEFAULT_WRITE_GBPS)
     rows = dataset_rows(recipe.dataset)
     steps, steps_note = optimizer_steps(grpo, rows, layout.num_processes)
     every = save_interval(grpo, steps)
@@ -161,12 +162,12 @@ def plan_checkpoints(recipe: Any, layout: Plan, shape: ModelShape, precision: Pr
     size = checkpoint_bytes(shape, precision, zero_stage=zero_stage, layout=layout)
     if lora_enabled(getattr(recipe, "peft", None)):  # the adapter, its float32 optimizer states and master copy
         size = 16 * adapter_params(shape, recipe.peft)
-    pushes = bool(hub.get("push") and hub.get("push_checkpoints"))
+    pushes = bool(hub.push_repo and hub.push_checkpoints)
     result = CheckpointPlan(
         rows=rows, steps=steps, steps_note=steps_note, save_every=every, saves=saves, save_bytes=size,
         save_s=size / (write_gbps * 1e9), step_s=step_s if layout.gpus_per_node else None,
         push_wait_s=preempted_drain_s() if pushes else 0.0,
-        lead_s=float(resources.get("signal_lead_s") or DEFAULT_SIGNAL_LEAD_S), write_gbps=write_gbps,
+        lead_s=float(resources.signal_lead_s or DEFAULT_SIGNAL_LEAD_S), write_gbps=write_gbps,
         disk_bytes=checkpoint_disk_bytes(shape, precision, zero_stage=zero_stage, kept=_kept(grpo, saves)))
     return dataclasses.replace(result, warnings=_warnings(result))
 

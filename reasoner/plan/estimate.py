@@ -110,7 +110,7 @@ def estimate_for_layout(recipe: Any, layout: Plan, *, gpu_memory_gb: float = DEF
 
 def _resolve(recipe: Any, layout: Plan, zero_stage: int | None, checkpointing: bool | None,
              prompt_tokens: int | None, completion_tokens: int | None, shape: ModelShape | None) -> _Run:
-    shape = shape or model_shape(recipe.model["id"], recipe.model.get("revision"))
+    shape = shape or model_shape(recipe.model.id, recipe.model.revision)
     stage = zero_stage_of(getattr(recipe, "accelerate_config", None)) if zero_stage is None else int(zero_stage)
     if stage not in ZERO_STAGES:
         raise UserError(f"ZeRO stage {stage} is not planned for; use 0 (single/DDP), 2 or 3")
@@ -120,7 +120,7 @@ def _resolve(recipe: Any, layout: Plan, zero_stage: int | None, checkpointing: b
     return _Run(
         shape=shape, stage=stage, peft=peft,
         precision=precision(recipe.model, grpo, shape, zero_stage=stage, on_gpu=on_gpu, lora=bool(peft)),
-        prompt=int(prompt_tokens if prompt_tokens is not None else (recipe.dataset.get("max_prompt_tokens") or 512)),
+        prompt=int(prompt_tokens if prompt_tokens is not None else (recipe.dataset.max_prompt_tokens or 512)),
         completion=int(completion_tokens if completion_tokens is not None else grpo.get("max_completion_length", 256)),
         batch=int(grpo.get("per_device_train_batch_size", 8)),
         checkpointing=activation_checkpointing(grpo) if checkpointing is None else checkpointing,
@@ -215,7 +215,7 @@ def _generation_budget(run: _Run, recipe: Any, layout: Plan,
     colocated = layout.placement == "colocate"
     tp = max(1, layout.tensor_parallel_size)
     if colocated:
-        utilization = float(recipe.generation.get("gpu_memory_utilization", 0.3))
+        utilization = float(recipe.generation.gpu_memory_utilization)
         sequences = tp * max(1, layout.generation_batch_size // max(1, layout.num_processes))
     else:
         utilization = float(server_flag(layout.server_args, "--gpu-memory-utilization") or VLLM_SERVE_DEFAULT_UTILIZATION)

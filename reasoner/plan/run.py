@@ -49,7 +49,7 @@ def gpu_memory(recipe: Any, *, given: float | None, machine: Machine | None) -> 
         return given, "given"
     if machine is not None and machine.gpu_memory_gb:
         return machine.gpu_memory_gb, "this machine's GPUs"
-    return float((recipe.resources or {}).get("gpu_memory_gb", 80)), "the recipe's resources.gpu_memory_gb"
+    return float(recipe.resources.gpu_memory_gb), "the recipe's resources.gpu_memory_gb"
 
 
 def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, gpus_per_node: int | None = None,
@@ -57,21 +57,21 @@ def plan_run(recipe: Any, *, env: Mapping[str, str], nodes: int | None = None, g
     """Plan ``recipe`` in ``env``. Nodes: ``nodes``, else SLURM's, else the recipe's. GPUs per node:
     ``gpus_per_node``, else what SLURM or CUDA_VISIBLE_DEVICES say, else ``machine``'s, else the recipe's.
     ``machine`` is given when the plan is for the machine it runs on: its GPU size and host memory then count."""
-    resources = recipe.resources or {}
+    resources = recipe.resources
     if nodes is None and "SLURM_JOB_ID" not in env:
-        nodes = resources.get("nodes")
+        nodes = resources.nodes
     if gpus_per_node is None:
         gpus_per_node = gpus_from_env(env)
     if gpus_per_node is None and machine is not None:
         gpus_per_node = machine.gpus
     if gpus_per_node is None and not env.get("REASONER_GPUS_PER_NODE"):
-        gpus_per_node = resources.get("gpus_per_node")
+        gpus_per_node = resources.gpus_per_node
     size, source = gpu_memory(recipe, given=gpu_memory_gb, machine=machine)
     host = machine.host_memory_gb if machine is not None else None
     gpus = gpus_per_node if gpus_per_node is not None else (env_int(env, "REASONER_GPUS_PER_NODE") or 0)
     found: list[Candidate] = []
-    if recipe.generation.get("backend", "vllm") == "vllm" and gpus > 0:
-        shape = model_shape(recipe.model["id"], recipe.model.get("revision"))
+    if recipe.generation.uses_vllm and gpus > 0:
+        shape = model_shape(recipe.model.id, recipe.model.revision)
         found = enumerate_candidates(recipe, env=env, nodes=nodes or len(read_nodes(env, nodes).names),
                                      gpus_per_node=gpus, gpu_memory_gb=size, shape=shape, host_memory_gb=host)
     chosen = choose(found)

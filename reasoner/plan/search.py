@@ -17,11 +17,11 @@ GPU_COUNTS = (1, 2, 4, 8)
 def smallest_plan(recipe: Any, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, max_nodes: int = 64, *,
                   node_gpus: int = 8) -> MemoryPlan:
     """The plan of the layout with the fewest GPUs that fits (see :func:`smallest_layout`)."""
-    shape = model_shape(recipe.model["id"], recipe.model.get("revision"))
+    shape = model_shape(recipe.model.id, recipe.model.revision)
     single = [g for g in GPU_COUNTS if g < node_gpus] + [node_gpus]
     candidates = sorted({(g, 1, g) for g in single} | {(n * node_gpus, n, node_gpus) for n in range(2, max_nodes + 1)})
-    vllm = recipe.generation.get("backend") == "vllm"
-    own = recipe.generation.get("placement") or "auto"
+    vllm = recipe.generation.uses_vllm
+    own = recipe.generation.placement or "auto"
     placements = [own] if own == "auto" or not vllm else [own, "auto"]
     for _total, nodes, gpus in candidates:
         for where in placements:

@@ -77,11 +77,11 @@ class Precision:
     served_bytes: int  # what vLLM serves (the model's own dtype)
 
 
-def precision(model: Mapping[str, Any], grpo: Mapping[str, Any], shape: ModelShape, *, zero_stage: int,
+def precision(model: Any, grpo: Mapping[str, Any], shape: ModelShape, *, zero_stage: int,
               on_gpu: bool, lora: bool = False) -> Precision:
     """The precision this recipe trains in on this device kind: the dtype reasoner.train.precision loads the model in
     (float32 master weights without DeepSpeed unless the recipe opts out), 16-bit compute unless bf16 is off."""
-    served = str(model.get("dtype") or "auto")
+    served = str(model.dtype or "auto")
     if served == "auto":
         served = shape.torch_dtype
     loaded = load_dtype(model, deepspeed=zero_stage > 0, lora=lora)

@@ -49,9 +49,9 @@ class Hardware:
     values: Mapping[str, float]
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any] | None) -> "Hardware":
-        given = resources or {}
-        return cls({key: float(given.get(key) or default) for key, (default, _) in ASSUMPTIONS.items()})
+    def from_resources(cls, resources: Any) -> "Hardware":
+        """The assumptions a recipe's ``resources`` section (a ResourcesSection) states."""
+        return cls({key: float(getattr(resources, key) or default) for key, (default, _) in ASSUMPTIONS.items()})
 
     def __getattr__(self, key: str) -> float:
         try:

@@ -14,14 +14,13 @@ import yaml
 
 from reasoner.hubclient.calls import Source, endpoint_host
 from reasoner.recipe.load import Recipe
-from reasoner.tasks.spec import task_sources
 
 KEY_METRICS = ("reward", "rewards/correctness/mean", "rewards/strict_format/mean", "rewards/soft_format/mean",
                "rewards/xml_count/mean", "rewards/integer/mean", "kl", "completions/mean_length")
 
 
 def _front_matter(recipe: Recipe, model: Source, datasets: Sequence[Source]) -> dict[str, Any]:
-    formats = sorted({source.answer.get("format", "gsm8k") for source in task_sources(recipe.dataset, recipe.answer)})
+    formats = sorted({source.answer.format_name for source in recipe.task_sources})
     meta: dict[str, Any] = {"library_name": "transformers", "tags": ["reasoner", "grpo", "trl", *formats, "reasoning"],
                             "pipeline_tag": "text-generation"}
     if model.kind == "hub":
@@ -34,16 +33,16 @@ def _front_matter(recipe: Recipe, model: Source, datasets: Sequence[Source]) -> 
 def _dataset_rows(recipe: Recipe, datasets: Sequence[Source]) -> list[str]:
     """Provenance rows for each data set of the task: where it came from, the commit, how answers were read."""
     rows = []
-    for task, dataset in zip(task_sources(recipe.dataset, recipe.answer), datasets):
+    for task, dataset in zip(recipe.task_sources, datasets):
         weight = f", weight {task.weight:g}" if len(datasets) > 1 else ""
         config = f"config `{task.config}`, " if task.config else ""
         rows.append(f"| data set | `{dataset.id}` ({config}split `{task.split}`, answer format "
-                    f"`{task.answer.get('format', 'gsm8k')}`{weight}) |")
+                    f"`{task.answer.format_name}`{weight}) |")
         rows.append(f"| data set commit | `{dataset.commit or dataset.revision or dataset.kind}` |")
-    holdout = recipe.eval.get("holdout")
+    holdout = recipe.eval.holdout
     if holdout:
-        rows.append(f"| evaluation hold-out | {holdout:g} of each data set without a `{recipe.eval['split']}` split, "
-                    f"seeded by `seed` {recipe.grpo.get('seed', 42)}, kept out of training |")
+        rows.append(f"| evaluation hold-out | {holdout:g} of each data set without a `{recipe.eval.split}` split, "
+                    f"seeded by `seed` {recipe.seed}, kept out of training |")
     return rows
 
 
@@ -70,7 +69,7 @@ def render_model_card(recipe: Recipe, *, sources: Sequence[Source], stats: Any,
     model, *datasets = sources
     steps = max((int(e.get("step", 0)) for e in log_history), default=0)
     lines = ["---", yaml.safe_dump(_front_matter(recipe, model, datasets), sort_keys=False).strip(), "---", "",
-             f"# {recipe.hub.get('repo_id') or recipe.name}", "",
+             f"# {recipe.hub.repo_id or recipe.name}", "",
              f"Trained with GRPO (TRL's GRPOTrainer) by `reasoner` from the recipe `{recipe.name}`.", "",
              "## Provenance", "",
              "| | |", "|---|---|",

@@ -15,8 +15,6 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from reasoner.recipe.batch import BatchShape, check_generation_batch
 from reasoner.errors import UserError
 from reasoner.recipe.values import check_eval_sampling, check_grpo_values, check_push_repo_id
@@ -28,44 +26,11 @@ from reasoner.rewards import REWARDS
 from reasoner.rewards.loading import absolute_spec, check_reward_section
 from reasoner.recipe.files import read_yaml, recipe_path
 from reasoner.recipe.overrides import apply_overrides, parse_overrides
-from reasoner.recipe.schema import (NUM, SECTION_SCHEMAS, SECTIONS, TOP_LEVEL_SCALARS, check_grpo, check_section,
-                                    coerce, grpo_fields, type_name, unknown_top_level_key)
+from reasoner.recipe.schema import (NUM, check_grpo, check_section, check_value, coerce, grpo_fields, section_types,
+                                    sections, top_level_keys, unknown_top_level_key)
+from reasoner.recipe.sections import Recipe
 from reasoner.tasks.spec import check_task
 from reasoner.data.holdout import check_holdout
-
-
-@dataclasses.dataclass
-class Recipe:
-    """A validated recipe: plain dicts per section, so every consumer reads data, not objects."""
-
-    name: str
-    model: dict[str, Any]
-    dataset: dict[str, Any]
-    prompt: dict[str, Any]
-    rewards: dict[str, float]
-    generation: dict[str, Any]
-    hub: dict[str, Any]
-    eval: dict[str, Any]
-    grpo: dict[str, Any]
-    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
-    tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
-    answer: dict[str, Any] = dataclasses.field(default_factory=dict)
-    reward_args: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    peft: dict[str, Any] = dataclasses.field(default_factory=dict)  # LoRA (reasoner.lora); empty: every weight trains
-    accelerate_config: str | None = None
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("source")
-        return data
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.grpo["output_dir"])
 
 
 def localize_rewards(layer: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -125,13 +90,13 @@ def check_batch_layout(grpo: Mapping[str, Any], world_size: int) -> None:
 
 
 def _check_combinations(recipe: Recipe, planned: bool) -> None:
-    if recipe.hub["push"] and not recipe.hub["repo_id"]:
+    if recipe.hub.push and not recipe.hub.repo_id:
         raise UserError("hub.push is true but hub.repo_id is empty: set --hub.repo_id ORG/NAME or --hub.push false")
-    if recipe.model["id"] in (None, ""):
+    if recipe.model.id in (None, ""):
         raise UserError("model.id is missing: set it in the recipe or with --model.id ORG/NAME")
     if "output_dir" not in recipe.grpo:
         raise UserError("grpo.output_dir is missing: set it in the recipe or with --output_dir DIR")
-    for i, shot in enumerate(recipe.prompt["few_shot"]):
+    for i, shot in enumerate(recipe.prompt.few_shot):
         if not isinstance(shot, dict) or not {"question", "answer"} <= set(shot):
             raise UserError(f"prompt.few_shot[{i}] must be a mapping with 'question' and 'answer' (the answer in the exact format)")
     if planned:  # the layout checks the batch with the processes it plans (reasoner.topology)
@@ -139,16 +104,16 @@ def _check_combinations(recipe: Recipe, planned: bool) -> None:
     else:
         check_batch_layout(recipe.grpo, world_size_from_env())
     check_grpo_values(recipe.grpo)
-    check_push_repo_id(recipe.hub)
+    check_push_repo_id(recipe.hub.push_repo)
     check_task(recipe.dataset, recipe.answer)
-    check_holdout(recipe.eval.get("holdout"))
+    check_holdout(recipe.eval.holdout)
     check_eval_sampling(recipe.eval)
     check_lora_layout(recipe)
 
 
 def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str, str]] = (), *,
                 planned: bool = False) -> Recipe:
-    """Load, override and validate a recipe; raise UserError with the fix on any problem.
+    """Load, override and validate a recipe into a typed ``Recipe``; raise UserError with the fix on any problem.
 
     The batch rule is checked for the processes the launcher started (``WORLD_SIZE``, 1 without a launcher),
     unless ``planned``: the planner and the launchers check it for the processes of the layout they plan.
@@ -161,16 +126,12 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
     apply_overrides(data, pairs, fields)
 
     for key in data:
-        if key not in SECTIONS and key not in TOP_LEVEL_SCALARS:
+        if key not in sections() and key not in top_level_keys():
             raise unknown_top_level_key(key, fields, f" in {path.name}")
-    sections = {s: check_section(s, data.get(s), schema) for s, schema in SECTION_SCHEMAS.items()}
-    sections["prompt"]["chat_template"] = read_chat_template(sections["prompt"]["chat_template"], path.parent)
-    scalars = {}
-    for key, (types, default) in TOP_LEVEL_SCALARS.items():
-        value = data.get(key, default)
-        if not isinstance(value, types):
-            raise UserError(f"recipe key '{key}' must be {type_name(types)}, got {value!r}")
-        scalars[key] = value
+    typed = {s: check_section(s, data.get(s), section_type) for s, section_type in section_types().items()}
+    prompt = typed["prompt"]
+    typed["prompt"] = dataclasses.replace(prompt, chat_template=read_chat_template(prompt.chat_template, path.parent))
+    scalars = {key: check_value(key, data[key], spec) for key, spec in top_level_keys().items() if key in data}
     rewards, reward_args = _check_rewards(data.get("rewards"), data.get("reward_args"), path.parent)
     recipe = Recipe(
         rewards=rewards,
@@ -178,7 +139,7 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
         grpo=check_grpo(data.get("grpo"), fields),
         peft=check_peft(data.get("peft")),
         source=str(path),
-        **sections,
+        **typed,
         **scalars,
     )
     _check_combinations(recipe, planned)

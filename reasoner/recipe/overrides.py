@@ -14,7 +14,7 @@ import yaml
 
 from reasoner.errors import UserError
 from reasoner.recipe.files import yaml_load
-from reasoner.recipe.schema import SECTION_SCHEMAS, TOP_LEVEL_SCALARS, field_types, unknown_key
+from reasoner.recipe.schema import field_types, section_keys, section_types, top_level_keys, unknown_key
 
 
 Raw = Union[str, list[str]]
@@ -49,20 +49,21 @@ def parse_overrides(argv: Iterable[str]) -> list[tuple[str, Raw]]:
 def resolve_key(key: str, fields: Mapping[str, Any]) -> tuple[str | None, str]:
     """Map an override key to (section, key); section None means a top-level scalar."""
     normalized = key.replace("-", "_")
+    typed = {section: section_keys(section_type) for section, section_type in section_types().items()}
     if "." in normalized:
         section, sub = normalized.split(".", 1)
-        if section in SECTION_SCHEMAS and sub in SECTION_SCHEMAS[section]:
+        if section in typed and sub in typed[section]:
             return section, sub
         if section == "grpo" and sub in fields:
             return "grpo", sub
         if section in ("rewards", "reward_args", "peft"):  # checked by their own sections' rules
             return section, sub
         raise unknown_key(key, fields)
-    if normalized in TOP_LEVEL_SCALARS:
+    if normalized in top_level_keys():
         return None, normalized
     if normalized in fields:
         return "grpo", normalized
-    owners = [s for s, schema in SECTION_SCHEMAS.items() if normalized in schema]
+    owners = [s for s, keys in typed.items() if normalized in keys]
     if len(owners) == 1:
         return owners[0], normalized
     if len(owners) > 1:
@@ -81,8 +82,8 @@ def _parse_value(raw: str) -> Any:
 def _holds_a_list(section: str | None, sub: str, fields: Mapping[str, Any]) -> bool:
     if section == "grpo":
         return list in (field_types(fields[sub]) or ())
-    if section in SECTION_SCHEMAS:
-        return list in SECTION_SCHEMAS[section][sub][0]
+    if section in section_types():
+        return list in section_keys(section_types()[section])[sub].types
     return False
 
 

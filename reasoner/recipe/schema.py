@@ -1,115 +1,90 @@
 """The recipe format: which sections and keys a recipe may hold, of which types, and how a value is checked.
 
-Kept apart from loading so that the answer to "what may a recipe say?" sits in one table. The ``grpo`` section is
-not described here: TRL's own ``GRPOConfig`` fields are its schema, read from the installed TRL.
+Nothing here lists a key: the keys, their types, defaults and allowed values are the fields of the section
+dataclasses (reasoner.recipe.sections), read through ``section_keys``. The ``grpo`` section is not described
+there either: TRL's own ``GRPOConfig`` fields are its schema, read from the installed TRL.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
-from typing import Any, Mapping
+import functools
+import types
+import typing
+from typing import Any, Mapping, TypeVar
 
 from reasoner.errors import UserError
-from reasoner.tasks.formats import FORMATS
-from reasoner.tasks.spec import ANSWER_SCHEMA
+from reasoner.recipe.sections import Recipe
 
-# Section schemas: key -> (accepted python types, default). ``None`` in the types means "may be null".
-STR = (str,)
-OPT_STR = (str, type(None))
-BOOL = (bool,)
-INT = (int,)
 NUM = (int, float)
-LIST = (list,)
+T = TypeVar("T")
 
-SECTION_SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "model": {
-        "id": (STR, None),
-        "revision": (OPT_STR, "main"),
-        "dtype": (STR, "auto"),
-        # float32 weights for the optimizer unless false (see reasoner.train.precision)
-        "fp32_master_weights": (BOOL, True),
-        "attn_implementation": (OPT_STR, None),
-    },
-    "dataset": {
-        "id": (STR, "generated"),
-        "config": (OPT_STR, None),
-        "split": (STR, "train"),
-        "revision": (OPT_STR, "main"),
-        "question_column": (STR, "question"),
-        "answer_column": (STR, "answer"),
-        "system_column": (OPT_STR, None),  # a column with each row's own system prompt
-        # multiple choice: the options as a list or {label, text} column, or one column per option
-        "choices_column": (OPT_STR, None),
-        "choice_columns": ((list, type(None)), None),
-        "choices_template": (OPT_STR, None),  # "{question}\n\n{choices}" unless set
-        "choice_line": (OPT_STR, None),  # "({label}) {text}" unless set
-        "mix": (LIST, []),  # several data sets mixed by weight (reasoner.tasks.spec)
-        "max_prompt_tokens": ((int, type(None)), None),
-        "num_generated": (INT, 256),
-        "limit": ((int, type(None)), None),
-    },
-    "answer": ANSWER_SCHEMA,  # how gold answers are read and compared (reasoner.tasks.formats)
-    "prompt": {
-        "system": (STR, "default"),
-        "few_shot": (LIST, []),
-        "chat_template": (OPT_STR, None),  # Jinja text or a file beside the recipe (reasoner.recipe.chattemplate)
-    },
-    "generation": {
-        "backend": (STR, "transformers"),
-        "placement": (STR, "auto"),
-        "tensor_parallel_size": (INT, 1),
-        "gpu_memory_utilization": (NUM, 0.3),
-    },
-    "hub": {
-        "repo_id": (OPT_STR, None),
-        "push": (BOOL, False),
-        "private": (BOOL, False),
-        "push_checkpoints": (BOOL, True),
-    },
-    "resources": {  # the layout a recipe is sized for, and what reasoner plan assumes about it
-        "nodes": (INT, 1),
-        "gpus_per_node": (INT, 1),
-        "gpu_memory_gb": (NUM, 80),
-        "signal_lead_s": (NUM, 120),  # seconds SLURM's warning comes before the kill (sbatch --signal=B:USR1@N)
-        "checkpoint_write_gbps": (NUM, 1.0),  # GB/s one node writes to the output folder
-        # the throughput model's assumptions (reasoner.plan.throughput), printed with every plan
-        "gpu_peak_tflops": (NUM, 989.0),  # dense bf16 TFLOP/s per GPU
-        "train_mfu": (NUM, 0.35),  # share of peak the training passes reach
-        "gpu_memory_bandwidth_gbps": (NUM, 3350.0),  # HBM GB/s per GPU
-        "decode_bandwidth_share": (NUM, 0.6),  # share of HBM bandwidth a decode step reaches
-        "intra_node_gbps": (NUM, 300.0),  # GB/s between GPUs of a node
-        "inter_node_gbps": (NUM, 50.0),  # GB/s per GPU between nodes
-        "allreduce_latency_us": (NUM, 15.0),  # one small all-reduce of a tensor-parallel decode step
-    },
-    "tracking": {
-        "samples_every": (INT, 10),
-        "samples": (INT, 4),
-    },
-    "eval": {
-        "after_training": (BOOL, False),
-        "split": (STR, "test"),
-        "limit": ((int, type(None)), 200),
-        # a seeded fraction of a split-less source's rows kept out of training for evaluation (e.g. 0.1)
-        "holdout": ((int, float, type(None)), None),
-        "samples": (INT, 1),  # completions per question: 1 is greedy; K > 1 samples and reports pass@K, maj@K
-        "temperature": ((int, float, type(None)), None),  # sampling temperature (default: grpo.temperature)
-        "top_p": ((int, float, type(None)), None),  # nucleus sampling (default: grpo.top_p, else 1.0)
-        "max_new_tokens": ((int, type(None)), None),  # completion length (default: grpo.max_completion_length)
-    },
-}
-TOP_LEVEL_SCALARS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "name": (STR, "recipe"),
-    "accelerate_config": (OPT_STR, None),
-}
-SECTIONS = (*SECTION_SCHEMAS, "rewards", "reward_args", "grpo", "peft")  # peft: PEFT LoraConfig keys (reasoner.lora)
-ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("generation", "backend"): ("transformers", "vllm"),
-    ("generation", "placement"): ("auto", "colocate", "dedicated-gpu", "dedicated-node"),
-    ("model", "dtype"): ("auto", "float32", "bfloat16", "float16"),
-    ("answer", "format"): FORMATS,
-}
+@dataclasses.dataclass(frozen=True)
+class KeySpec:
+    """One recipe key as its section's dataclass field states it."""
+
+    name: str
+    types: tuple[type, ...]  # the python types a value may have (``NoneType``: it may be null)
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        """``type; default ...; one of ...``, as ``reasoner train --help`` shows it."""
+        allowed = f"; one of {', '.join(self.choices)}" if self.choices else ""
+        return f"{type_name(self.types)}; default {self.default!r}{allowed}"
+
+
+def runtime_types(hint: Any) -> tuple[type, ...]:
+    """The python types a value of an annotation may have: ``float | None`` -> (float, int, NoneType)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(kind for arg in typing.get_args(hint) for kind in runtime_types(arg))
+    if origin is not None:
+        return (origin,)  # list[...] -> list, dict[...] -> dict
+    if hint is None or hint is type(None):
+        return (type(None),)
+    return (float, int) if hint is float else (hint,)
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+@functools.cache
+def section_keys(section_type: type) -> dict[str, KeySpec]:
+    """The keys a section's dataclass declares, in order, with their types, defaults, docs and allowed values."""
+    hints = typing.get_type_hints(section_type)
+    return {f.name: KeySpec(f.name, runtime_types(hints[f.name]), _default(f), f.metadata["doc"], f.metadata.get("choices"))
+            for f in dataclasses.fields(section_type) if "doc" in f.metadata}
+
+
+@functools.cache
+def _recipe_fields() -> tuple[dict[str, type], dict[str, KeySpec], tuple[str, ...]]:
+    hints = typing.get_type_hints(Recipe)
+    typed = {f.name: hints[f.name] for f in dataclasses.fields(Recipe) if dataclasses.is_dataclass(hints[f.name])}
+    opened = tuple(f.name for f in dataclasses.fields(Recipe) if "open" in f.metadata)
+    return typed, section_keys(Recipe), opened
+
+
+def section_types() -> dict[str, type]:
+    """Section name -> the dataclass that defines its keys, in the order a recipe lists them."""
+    return _recipe_fields()[0]
+
+
+def top_level_keys() -> dict[str, KeySpec]:
+    """The recipe's top-level scalar keys (``name``, ``accelerate_config``)."""
+    return _recipe_fields()[1]
+
+
+def sections() -> tuple[str, ...]:
+    """Every section a recipe may hold: the typed ones, then those defined by TRL, PEFT and the rewards."""
+    return (*section_types(), *_recipe_fields()[2])
+
+
 # GRPOConfig keys the recipe derives from its own sections; setting them directly would contradict those.
 DERIVED_GRPO_KEYS = {
     "use_vllm": "generation.backend",
@@ -129,9 +104,9 @@ def grpo_fields() -> dict[str, dataclasses.Field]:
 
 
 def known_keys(fields: Mapping[str, Any]) -> list[str]:
-    keys = list(TOP_LEVEL_SCALARS) + list(fields)
-    for section, schema in SECTION_SCHEMAS.items():
-        keys += [f"{section}.{k}" for k in schema]
+    keys = list(top_level_keys()) + list(fields)
+    for section, section_type in section_types().items():
+        keys += [f"{section}.{k}" for k in section_keys(section_type)]
     return keys
 
 
@@ -158,15 +133,17 @@ def unknown_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserErr
 def unknown_top_level_key(key: str, fields: Mapping[str, Any], where: str = "") -> UserError:
     """A top-level key of a recipe file that is no section or scalar: the nearest section name (``modle`` ->
     ``model``) first, since that is what a top-level typo almost always is, else any known key."""
-    owners = [section for section, schema in SECTION_SCHEMAS.items() if key in schema] + (["grpo"] if key in fields else [])
+    owners = [section for section, section_type in section_types().items() if key in section_keys(section_type)]
+    owners += ["grpo"] if key in fields else []
     if owners:
         return UserError(f"recipe key '{key}'{where} is at the top level, but it belongs in a section: move it under "
                          f"{' or '.join(f'{owner}:' for owner in owners)}")
-    close = difflib.get_close_matches(str(key), [*SECTIONS, *TOP_LEVEL_SCALARS, "base"], n=1, cutoff=0.75)
+    top_level = [*sections(), *top_level_keys(), "base"]
+    close = difflib.get_close_matches(str(key), top_level, n=1, cutoff=0.75)
     if not close:
         return unknown_key(str(key), fields, where)
     return UserError(f"unknown recipe key '{key}'{where}: did you mean '{close[0]}'? "
-                     f"(the top level holds: {', '.join([*SECTIONS, *TOP_LEVEL_SCALARS, 'base'])})")
+                     f"(the top level holds: {', '.join(top_level)})")
 
 
 def coerce(value: Any, types: tuple[type, ...]) -> Any:
@@ -220,11 +197,25 @@ def split_list(value: Any, types: tuple[type, ...]) -> Any:
     return value
 
 
-def check_section(section: str, values: Any, schema: Mapping[str, tuple[tuple[type, ...], Any]]) -> dict:
+def check_value(dotted: str, value: Any, spec: KeySpec) -> Any:
+    """One key's value, coerced from command-line text where unambiguous, or a one-line UserError."""
+    value = coerce(value, spec.types)
+    if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
+        raise UserError(f"recipe key '{dotted}' must be {type_name(spec.types)}, got {value!r}; fix it in the recipe or "
+                        f"with --{dotted}")
+    if spec.choices and value not in spec.choices:
+        raise UserError(f"recipe key '{dotted}' is {value!r}; use one of: {', '.join(spec.choices)}")
+    return value
+
+
+def check_section(section: str, values: Any, section_type: type[T]) -> T:
+    """A section's mapping from the recipe as its dataclass: unknown keys and wrong types refused in one line,
+    every key left out at its declared default."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise UserError(f"recipe section '{section}' must be a mapping of keys, not {type(values).__name__}")
+    schema = section_keys(section_type)
     checked: dict[str, Any] = {}
     for key, value in values.items():
         if key not in schema and f"vllm_{key}" in NOT_IN_TRL:
@@ -233,19 +224,8 @@ def check_section(section: str, values: Any, schema: Mapping[str, tuple[tuple[ty
             close = difflib.get_close_matches(key, list(schema), n=1)
             hint = f"did you mean '{section}.{close[0]}'?" if close else f"valid keys: {', '.join(schema)}"
             raise UserError(f"unknown recipe key '{section}.{key}': {hint}")
-        types, _default = schema[key]
-        value = coerce(value, types)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise UserError(
-                f"recipe key '{section}.{key}' must be {type_name(types)}, got {value!r}; fix it in the recipe or with --{section}.{key}"
-            )
-        allowed = ENUMS.get((section, key))
-        if allowed and value not in allowed:
-            raise UserError(f"recipe key '{section}.{key}' is {value!r}; use one of: {', '.join(allowed)}")
-        checked[key] = value
-    for key, (_types, default) in schema.items():
-        checked.setdefault(key, copy.deepcopy(default))
-    return checked
+        checked[key] = check_value(f"{section}.{key}", value, schema[key])
+    return section_type(**checked)
 
 
 def check_grpo(values: Any, fields: Mapping[str, dataclasses.Field]) -> dict[str, Any]:

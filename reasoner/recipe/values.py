@@ -57,10 +57,10 @@ def check_grpo_values(grpo: Mapping[str, Any]) -> None:
             raise UserError(f"recipe key '{key}' must be {expected}, got {value!r}; fix it in the recipe or with --{key}")
 
 
-def check_push_repo_id(hub: Mapping[str, Any]) -> None:
-    """With ``hub.push``, the repo id must be a hub repo id (``org/name``), not a path like ``../../etc``."""
-    repo_id = hub.get("repo_id")
-    if not hub.get("push") or not repo_id:
+def check_push_repo_id(repo_id: str | None) -> None:
+    """The repo a run pushes to (``hub.repo_id`` with ``hub.push``) must be a hub repo id (``org/name``), not a
+    path like ``../../etc``; None (nothing pushed) passes."""
+    if not repo_id:
         return
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -107,9 +107,9 @@ def check_output_dir(output_dir: str | Path) -> None:
         raise UserError(f"output_dir {path} cannot be written ({existing} is not writable): choose a writable --output_dir")
 
 
-def check_eval_sampling(section: Mapping[str, Any]) -> None:
+def check_eval_sampling(section: Any) -> None:
     """The recipe's ``eval`` sampling keys: samples at least 1, temperature above 0, top_p in (0, 1], length > 0."""
-    samples, temperature, top_p = section.get("samples", 1), section.get("temperature"), section.get("top_p")
+    samples, temperature, top_p = section.samples, section.temperature, section.top_p
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise UserError(f"eval.samples must be a whole number of completions per question, 1 or more, got {samples!r}")
     if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
@@ -117,6 +117,6 @@ def check_eval_sampling(section: Mapping[str, Any]) -> None:
                         "training temperature")
     if top_p is not None and not 0 < top_p <= 1:
         raise UserError(f"eval.top_p must be above 0 and at most 1, got {top_p!r}")
-    length = section.get("max_new_tokens")
+    length = section.max_new_tokens
     if length is not None and length <= 0:
         raise UserError(f"eval.max_new_tokens must be a positive number of tokens, got {length!r}")

@@ -18,7 +18,7 @@ A recipe names one under ``answer.format`` (per data set in a mixture, too):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -27,7 +27,7 @@ from reasoner.tasks.choice import read_choice_key
 from reasoner.tasks.compare import COMPARISONS, Comparison
 from reasoner.tasks.latex import last_boxed, require_math_verify
 
-__all__ = ["DEFAULT_FORMAT", "FORMATS", "READ_FROM", "AnswerFormat", "answer_format", "extract_gold"]
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "READ_FROM", "AnswerFormat", "AnswerSpec", "answer_format", "extract_gold"]
 
 DEFAULT_FORMAT = "gsm8k"
 GOLD_MARKER = "####"
@@ -140,21 +140,55 @@ class AnswerFormat:
         return _EXPECTS[self.name][1]
 
 
-def answer_format(spec: str | Mapping[str, Any] | None = None) -> AnswerFormat:
+@dataclass(frozen=True)
+class AnswerSpec:
+    """How gold answers are read and compared: a recipe's ``answer`` section, or one ``dataset.mix`` entry's.
+
+    Each field's type, default and one-line doc are the recipe key's definition (reasoner.recipe.sections reads
+    them for validation and ``reasoner train --help``); the values are judged together by ``answer_format``.
+    """
+
+    format: str = field(default=DEFAULT_FORMAT, metadata={"doc": "how gold answers are read and compared",
+                                                          "choices": FORMATS})
+    pattern: str | None = field(default=None, metadata={
+        "doc": "regex whose first group is the answer (answer.format regex)"})
+    compare: str | None = field(default=None, metadata={
+        "doc": "how two answers are compared, when not the format's own way"})
+    index_from: int | None = field(default=None, metadata={
+        "doc": "multiple choice: a numeric gold key counts options from 0 or 1"})
+    read_from: str | None = field(default=None, metadata={
+        "doc": "where a completion's answer is read: tags, boxed, or either"})
+
+    @classmethod
+    def of(cls, spec: "str | Mapping[str, Any] | AnswerSpec | None") -> "AnswerSpec":
+        """A spec from a format name, a mapping (a mix entry's ``answer``, evaluation's flags) or a spec; keys it
+        does not know are left out here (a mix entry's are refused by reasoner.tasks.spec)."""
+        if isinstance(spec, AnswerSpec):
+            return spec
+        given = {"format": spec} if isinstance(spec, str) or spec is None else dict(spec)
+        return cls(**{f.name: given.get(f.name) for f in fields(cls)})
+
+    @property
+    def format_name(self) -> str:
+        """The format's name, ``gsm8k`` when none is set."""
+        return self.format or DEFAULT_FORMAT
+
+
+def answer_format(spec: "str | Mapping[str, Any] | AnswerSpec | None" = None) -> AnswerFormat:
     """The format a recipe's ``answer`` section (or just a format name) describes; UserError naming the fix.
 
     ``None`` and ``{}`` mean ``gsm8k``, so recipes written before answer formats existed read as they did.
     """
-    spec = {"format": spec} if isinstance(spec, str) or spec is None else dict(spec)
-    name = spec.get("format") or DEFAULT_FORMAT
+    spec = AnswerSpec.of(spec)
+    name = spec.format_name
     if name not in FORMATS:
         raise UserError(f"unknown answer.format '{name}': use one of {', '.join(FORMATS)}")
-    pattern, compare = spec.get("pattern"), spec.get("compare")
-    index_from = spec.get("index_from")
+    pattern, compare = spec.pattern, spec.compare
+    index_from = spec.index_from
     if index_from is not None and (name != "choice" or index_from not in (0, 1) or isinstance(index_from, bool)):
         raise UserError(f"answer.index_from is {index_from!r}: it belongs to answer.format 'choice' and is 0 or 1 "
                         "(whether the gold index counts options from 0 or from 1)")
-    read_from = spec.get("read_from") or ("either" if name == "math" else "tags")
+    read_from = spec.read_from or ("either" if name == "math" else "tags")
     if read_from not in READ_FROM:
         raise UserError(f"answer.read_from is {read_from!r}: use one of {', '.join(READ_FROM)}")
     if name == "regex":

@@ -13,23 +13,15 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
 
 from reasoner.errors import UserError
 from reasoner.tasks.choice import DEFAULT_CHOICE_LINE, DEFAULT_CHOICES_TEMPLATE, ChoiceLayout, check_templates
-from reasoner.tasks.formats import AnswerFormat, answer_format
+from reasoner.tasks.formats import AnswerFormat, AnswerSpec, answer_format
 
-__all__ = ["ANSWER_SCHEMA", "CHOICE_KEYS", "MIX_ENTRY_KEYS", "TaskSource", "check_task", "task_sources"]
+__all__ = ["CHOICE_KEYS", "MIX_ENTRY_KEYS", "TaskSource", "check_task", "mixture_sources", "task_sources"]
 
-# The recipe's ``answer`` section (key -> (accepted types, default)), in the form recipe.SECTION_SCHEMAS uses.
-ANSWER_SCHEMA: dict[str, tuple[tuple[type, ...], Any]] = {
-    "format": ((str,), "gsm8k"),
-    "pattern": ((str, type(None)), None),
-    "compare": ((str, type(None)), None),
-    "index_from": ((int, type(None)), None),  # choice: a numeric gold key counts options from 0 or 1
-    "read_from": ((str, type(None)), None),  # tags, boxed or either (the math default)
-}
 # Keys one ``dataset.mix`` entry may hold, with their defaults (None: the recipe's own value, see below).
 MIX_ENTRY_KEYS: dict[str, Any] = {
     "id": None, "config": None, "split": "train", "revision": "main", "question_column": "question",
@@ -38,6 +30,7 @@ MIX_ENTRY_KEYS: dict[str, Any] = {
 }
 # The dataset keys that lay out multiple-choice options (see reasoner.tasks.choice).
 CHOICE_KEYS = ("choices_column", "choice_columns", "choices_template", "choice_line")
+ANSWER_KEYS = tuple(f.name for f in fields(AnswerSpec))
 
 
 @dataclass
@@ -53,7 +46,7 @@ class TaskSource:
     system_column: str | None = None
     weight: float = 1.0
     limit: int | None = None
-    answer: dict[str, Any] = field(default_factory=dict)
+    answer: AnswerSpec = field(default_factory=AnswerSpec)
     eval_split: str | None = None
     choices_column: str | None = None
     choice_columns: list[str] | None = None
@@ -82,45 +75,49 @@ class TaskSource:
 
     def describe(self) -> str:
         config = f" ({self.config})" if self.config else ""
-        return f"{self.id}{config} [{self.answer.get('format', 'gsm8k')}]"
+        return f"{self.id}{config} [{self.answer.format_name}]"
 
 
-def task_sources(dataset: Mapping[str, Any], answer: Mapping[str, Any] | None = None,
-                 eval_split: str | None = None) -> list[TaskSource]:
+def task_sources(dataset: Any, answer: AnswerSpec | None = None, eval_split: str | None = None) -> list[TaskSource]:
     """The data sets of a recipe's ``dataset`` and ``answer`` sections (validated already), in recipe order."""
-    answer = dict(answer or {})
-    mix = dataset.get("mix") or []
-    if not mix:
-        return [TaskSource(
-            id=dataset["id"], config=dataset.get("config"), split=dataset.get("split", "train"),
-            revision=dataset.get("revision"), question_column=dataset.get("question_column", "question"),
-            answer_column=dataset.get("answer_column", "answer"), system_column=dataset.get("system_column"),
-            answer=answer, eval_split=eval_split, **{key: dataset.get(key) for key in CHOICE_KEYS})]
+    answer = answer or AnswerSpec()
+    if dataset.mix:
+        return mixture_sources(dataset.mix, answer, eval_split)
+    return [TaskSource(
+        id=dataset.id, config=dataset.config, split=dataset.split, revision=dataset.revision,
+        question_column=dataset.question_column, answer_column=dataset.answer_column,
+        system_column=dataset.system_column, answer=answer, eval_split=eval_split, choices_column=dataset.choices_column,
+        choice_columns=dataset.choice_columns, choices_template=dataset.choices_template, choice_line=dataset.choice_line)]
+
+
+def mixture_sources(mix: Sequence[Mapping[str, Any]], answer: AnswerSpec | Mapping[str, Any] | str | None = None,
+                    eval_split: str | None = None) -> list[TaskSource]:
+    """The data sets of a ``dataset.mix`` list (validated already); an entry without its own ``answer`` uses ``answer``."""
     sources = []
     for entry in mix:
         values = {**MIX_ENTRY_KEYS, **entry}
-        values["answer"] = dict(values["answer"] if values["answer"] is not None else answer)
+        values["answer"] = AnswerSpec.of(values["answer"] if values["answer"] is not None else answer)
         values["eval_split"] = values["eval_split"] or eval_split
         values["weight"] = float(values["weight"])
         sources.append(TaskSource(**values))
     return sources
 
 
-def check_task(dataset: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+def check_task(dataset: Any, answer: AnswerSpec) -> None:
     """Refuse an answer spec or a mixture that cannot work, in one line naming the key and the fix."""
     answer_format(answer)
-    mix = dataset.get("mix") or []
-    if dataset.get("system_column") is not None and not dataset["system_column"]:
+    if dataset.system_column is not None and not dataset.system_column:
         raise UserError("dataset.system_column is empty: name the column that holds each row's system prompt, or null")
-    _check_choices(dataset, answer, "dataset")
-    for index, entry in enumerate(mix):
+    _check_choices(dataset.choices_column, dataset.choice_columns, dataset.choices_template, dataset.choice_line,
+                   answer, "dataset")
+    for index, entry in enumerate(dataset.mix):
         _check_mix_entry(index, entry)
-        _check_choices(entry, entry.get("answer") if entry.get("answer") is not None else answer, f"dataset.mix[{index}]")
+        _check_choices(*(entry.get(key) for key in CHOICE_KEYS),
+                       AnswerSpec.of(entry["answer"] if entry.get("answer") is not None else answer), f"dataset.mix[{index}]")
 
 
-def _check_choices(entry: Mapping[str, Any], answer: Mapping[str, Any] | None, where: str) -> None:
+def _check_choices(column: Any, columns: Any, template: Any, line: Any, answer: AnswerSpec, where: str) -> None:
     """Options in their own columns belong to a choice task, and their templates must render."""
-    column, columns = entry.get("choices_column"), entry.get("choice_columns")
     if column is not None and (not isinstance(column, str) or not column):
         raise UserError(f"{where}.choices_column must name a column (a list of options or {{label, text}}), got {column!r}")
     if columns is not None and (not isinstance(columns, list) or not columns
@@ -128,8 +125,8 @@ def _check_choices(entry: Mapping[str, Any], answer: Mapping[str, Any] | None, w
         raise UserError(f"{where}.choice_columns must list the option columns in order, e.g. [A, B, C, D], got {columns!r}")
     if column and columns:
         raise UserError(f"{where} sets both choices_column and choice_columns: keep the one that holds the options")
-    check_templates(entry.get("choices_template"), entry.get("choice_line"), where)
-    if (column or columns) and (dict(answer or {}).get("format") or "gsm8k") != "choice":
+    check_templates(template, line, where)
+    if (column or columns) and answer.format_name != "choice":
         raise UserError(f"{where} lays out options (choices_column/choice_columns) but answer.format is not 'choice': "
                         "set answer.format: choice")
 
@@ -160,7 +157,7 @@ def _check_mix_entry(index: int, entry: Any) -> None:
     if entry.get("answer") is not None:
         if not isinstance(entry["answer"], Mapping):
             raise UserError(f"{where}.answer must be a mapping like {{format: math}}, got {entry['answer']!r}")
-        unknown = set(entry["answer"]) - set(ANSWER_SCHEMA)
+        unknown = set(entry["answer"]) - set(ANSWER_KEYS)
         if unknown:
-            raise UserError(f"unknown key '{sorted(unknown)[0]}' in {where}.answer: valid keys: {', '.join(ANSWER_SCHEMA)}")
+            raise UserError(f"unknown key '{sorted(unknown)[0]}' in {where}.answer: valid keys: {', '.join(ANSWER_KEYS)}")
         answer_format(entry["answer"])

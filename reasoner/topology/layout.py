@@ -177,8 +177,8 @@ def max_model_len(recipe: Any) -> int | None:
     The prompt limit counts tokens exactly as GRPOTrainer tokenizes prompts (the chat template with the
     generation prompt; tests/integration/test_generation_server.py checks it against TRL's own call), so no slack is needed.
     """
-    prompt = (getattr(recipe, "dataset", None) or {}).get("max_prompt_tokens")
-    completion = (getattr(recipe, "grpo", None) or {}).get("max_completion_length")
+    prompt = recipe.dataset.max_prompt_tokens
+    completion = recipe.grpo.get("max_completion_length")
     if isinstance(prompt, int) and isinstance(completion, int):
         return prompt + completion
     return None
@@ -186,19 +186,18 @@ def max_model_len(recipe: Any) -> int | None:
 
 def plan_for_recipe(recipe: Any, *, env: Mapping[str, str], gpus_per_node: int | None, nodes: int | None = None,
                     gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, **overrides: Any) -> Plan:
-    """:func:`plan` for a loaded Recipe (attributes .generation, .grpo, .model, .dataset as dicts)."""
-    grpo = dict(getattr(recipe, "grpo", None) or {})
-    model = dict(getattr(recipe, "model", None) or {})
+    """:func:`plan` for a loaded Recipe (reasoner.recipe.sections)."""
+    grpo, model = recipe.grpo, recipe.model
     missing = [key for key in ("per_device_train_batch_size", "num_generations") if key not in grpo]
     if missing:
         raise UserError(f"the recipe's grpo section lacks {', '.join(missing)}; add it (TRL GRPOConfig keys).")
     return plan(
         env=env, gpus_per_node=gpus_per_node, nodes=nodes,
-        recipe_generation=dict(getattr(recipe, "generation", None) or {}),
+        recipe_generation=dataclasses.asdict(recipe.generation),
         per_device_train_batch_size=grpo["per_device_train_batch_size"],
         gradient_accumulation_steps=grpo.get("gradient_accumulation_steps", 1),
         steps_per_generation=grpo.get("steps_per_generation"), generation_batch_size=grpo.get("generation_batch_size"),
-        num_generations=grpo["num_generations"], model=model.get("id"), model_revision=model.get("revision"),
-        model_dtype=model.get("dtype"), max_model_len=max_model_len(recipe),
-        accelerate_config=getattr(recipe, "accelerate_config", None), gpu_memory_gb=gpu_memory_gb, **overrides,
+        num_generations=grpo["num_generations"], model=model.id, model_revision=model.revision,
+        model_dtype=model.dtype, max_model_len=max_model_len(recipe),
+        accelerate_config=recipe.accelerate_config, gpu_memory_gb=gpu_memory_gb, **overrides,
     )

@@ -105,20 +105,20 @@ def build_callbacks(recipe: Recipe, output_dir: Path, state, *, sources, stats, 
     from reasoner.train.tracking import CompletionSampleCallback, configure_tracking
 
     targets = configure_tracking(recipe.grpo.get("report_to"))
-    if recipe.tracking["samples"] > 0:
-        callbacks.append(CompletionSampleCallback(output_dir, recipe.tracking["samples_every"], recipe.tracking["samples"],
+    if recipe.tracking.samples > 0:
+        callbacks.append(CompletionSampleCallback(output_dir, recipe.tracking.samples_every, recipe.tracking.samples,
                                                   tensorboard="tensorboard" in targets))
     pusher = None
-    if recipe.hub["push"] and state.is_main_process:
+    if recipe.hub.push_repo and state.is_main_process:
         from reasoner.publish.push import HubPusher
 
-        pusher = HubPusher(recipe.hub["repo_id"], private=recipe.hub["private"])
-        if recipe.hub["push_checkpoints"]:
+        pusher = HubPusher(recipe.hub.push_repo, private=recipe.hub.private)
+        if recipe.hub.push_checkpoints:
             pusher.start_uploader()  # ready by the first save, not started beside it
     from reasoner.train.pinned import PinsCallback
 
     callbacks.append(PinsCallback(sources))  # before the checkpoint is recorded complete and pushed
-    callbacks.append(CompleteCheckpointCallback(state, pusher if recipe.hub["push_checkpoints"] else None))
+    callbacks.append(CompleteCheckpointCallback(state, pusher if recipe.hub.push_checkpoints else None))
     from reasoner.train.preemption import PreemptionCallback
 
     preemption = PreemptionCallback()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.recipe.load import Recipe
-from reasoner.tasks.spec import task_sources
 
 __all__ = ["dry_run"]
 
@@ -43,13 +42,13 @@ def _render(messages: list[dict[str, Any]]) -> str:
 
 def _data_lines(recipe: Recipe, fetched: list[Any], stats: Any) -> list[str]:
     lines = []
-    for task, source in zip(task_sources(recipe.dataset, recipe.answer), fetched):
+    for task, source in zip(recipe.task_sources, fetched):
         where = source.describe() if source.kind != "local" else f"{source.id} (local file or folder)"
         lines.append(f"data set {where}, split {task.split}: question column '{task.question_column}', answer "
                      f"column '{task.answer_column}', answer format {task.format.name}")
     lines.append(f"rows: {stats.summary()}")
     lines.append(f"training sees {stats.mixture_summary()}")
-    limit = recipe.dataset["max_prompt_tokens"]
+    limit = recipe.dataset.max_prompt_tokens
     if limit is not None:
         lines.append(f"prompt lengths not measured here (that needs the model's tokenizer): training drops prompts "
                      f"over {limit} tokens and logs how many")

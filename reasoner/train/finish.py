@@ -65,9 +65,9 @@ class RunFinisher:
         if self.recipe.peft.get("push_merged"):
             from reasoner.lora.adapter import write_merged
 
-            write_merged(self.output_dir, str(model.path or model.id), dtype=self.recipe.model["dtype"])
+            write_merged(self.output_dir, str(model.path or model.id), dtype=self.recipe.model.dtype)
         eval_section = None
-        if self.recipe.eval["after_training"]:
+        if self.recipe.eval.after_training:
             from reasoner.train.aftereval import evaluate_after_training
 
             eval_section = evaluate_after_training(ran, self.output_dir, base_model=model)

@@ -12,7 +12,6 @@ resume keeps them rather than pinning ``main`` again.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -21,29 +20,21 @@ from typing import Any, Sequence
 
 from transformers import TrainerCallback
 
-from reasoner.hubclient.calls import Source, is_commit
+from reasoner.hubclient.calls import Source, is_commit, pinned_mix
 from reasoner.recipe.load import Recipe
 
 log = logging.getLogger("reasoner.train")
 
 
-def _commit(source: Source) -> str | None:
-    return source.commit if source.kind == "hub" else None
-
-
 def pinned_recipe(recipe: Recipe, model: Source, datasets: Sequence[Source]) -> Recipe:
     """A copy of ``recipe`` whose model and data set revisions are the pinned commits (``datasets`` in recipe
     order: the one data set, or each ``dataset.mix`` entry). Sources not from the hub keep their revision."""
-    model_section = dict(recipe.model)
-    if _commit(model):
-        model_section["revision"] = _commit(model)
-    dataset_section = copy.deepcopy(recipe.dataset)
-    mix = dataset_section.get("mix") or []
-    if mix:
-        dataset_section["mix"] = [dict(entry, revision=_commit(source)) if _commit(source) else entry
-                                  for entry, source in zip(mix, datasets)]
-    elif datasets and _commit(datasets[0]):
-        dataset_section["revision"] = _commit(datasets[0])
+    model_section = dataclasses.replace(recipe.model, revision=model.pinned) if model.pinned else recipe.model
+    dataset_section = recipe.dataset
+    if dataset_section.mix:
+        dataset_section = dataclasses.replace(dataset_section, mix=pinned_mix(dataset_section.mix, list(datasets)))
+    elif datasets and datasets[0].pinned:
+        dataset_section = dataclasses.replace(dataset_section, revision=datasets[0].pinned)
     return dataclasses.replace(recipe, model=model_section, dataset=dataset_section)
 
 
@@ -55,7 +46,7 @@ def write_pins(folder: Path, sources: Sequence[Source]) -> None:
     """Record in a checkpoint which commits its weights were trained from (hub sources only; the model first)."""
     kinds = ["model", *["dataset"] * (len(sources) - 1)]
     pins = [{"kind": kind, "id": source.id, "revision": source.revision, "commit": source.commit}
-            for kind, source in zip(kinds, sources) if _commit(source)]
+            for kind, source in zip(kinds, sources) if source.pinned]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PINS_FILE).write_text(json.dumps({"pins": pins}, indent=1) + "\n")
 

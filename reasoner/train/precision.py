@@ -30,8 +30,8 @@ def uses_deepspeed(grpo: Mapping[str, Any], env: Mapping[str, str] | None = None
     return env.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" or bool(grpo.get("deepspeed"))
 
 
-def load_dtype(model: Mapping[str, Any], *, deepspeed: bool, lora: bool = False) -> str:
-    """The dtype to load the model in for training, from the recipe's ``model`` section."""
-    if model.get("fp32_master_weights", True) and not deepspeed and not lora:
+def load_dtype(model: Any, *, deepspeed: bool, lora: bool = False) -> str:
+    """The dtype to load the model in for training, from the recipe's ``model`` section (a ModelSection)."""
+    if model.fp32_master_weights and not deepspeed and not lora:
         return FP32
-    return str(model.get("dtype") or "auto")
+    return str(model.dtype or "auto")

@@ -146,10 +146,7 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
     from reasoner.hubclient.calls import api as hub_api
     from reasoner.hubclient.calls import client_agent, describe_hub_error, endpoint
 
-    repo_id = recipe.hub.get("repo_id")
-    if not repo_id:
-        raise UserError("--resume-from-hub needs hub.repo_id, the repo an earlier run pushed checkpoints to: "
-                        "set it in the recipe or with --hub.repo_id ORG/NAME")
+    repo_id = recipe.hub.checkpoint_repo()
     api = hub_api()
     marker = f"{CHECKPOINT_PATH_IN_REPO}/{TRAINER_STATE}"
     with hub_reachable():

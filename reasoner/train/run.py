@@ -29,7 +29,6 @@ from reasoner.train.taskdata import load_training_data, materialize_source, pin_
 from reasoner.launch.noproxy import bypass_proxy_for
 from reasoner.lora.config import enabled as lora_enabled
 from reasoner.lora.training import adapter_config, name_base
-from reasoner.tasks.spec import task_sources
 from reasoner.topology.server import server_settings
 from reasoner.train.vllm_support import check_vllm
 
@@ -87,12 +86,12 @@ def build_grpo_config(recipe: Recipe):
     check_report_to(recipe.grpo.get("report_to"))
     kwargs: dict[str, Any] = dict(recipe.grpo)
     kwargs["reward_weights"] = list(recipe.rewards.values())
-    kwargs["use_vllm"] = recipe.generation["backend"] == "vllm"
+    kwargs["use_vllm"] = recipe.generation.uses_vllm
     if kwargs["use_vllm"]:
-        placement = recipe.generation["placement"]
+        placement = recipe.generation.placement
         kwargs["vllm_mode"] = "colocate" if placement in ("auto", "colocate") else "server"
-        kwargs.setdefault("vllm_tensor_parallel_size", recipe.generation["tensor_parallel_size"])
-        kwargs.setdefault("vllm_gpu_memory_utilization", recipe.generation["gpu_memory_utilization"])
+        kwargs.setdefault("vllm_tensor_parallel_size", recipe.generation.tensor_parallel_size)
+        kwargs.setdefault("vllm_gpu_memory_utilization", recipe.generation.gpu_memory_utilization)
         if kwargs["vllm_mode"] == "server":
             kwargs.update(server_settings(placement, os.environ, kwargs))  # where the plan started the server
             bypass_proxy_for(server_hosts(kwargs))  # TRL's client must not go through the job's HTTP proxy
@@ -109,8 +108,8 @@ def build_grpo_config(recipe: Recipe):
     kwargs["push_to_hub"] = False
     model_init = model_init_kwargs(kwargs.get("model_init_kwargs"))
     model_init.setdefault("dtype", load_dtype(recipe.model, deepspeed=uses_deepspeed(recipe.grpo), lora=lora_enabled(recipe.peft)))
-    if recipe.model.get("attn_implementation"):
-        model_init.setdefault("attn_implementation", recipe.model["attn_implementation"])
+    if recipe.model.attn_implementation:
+        model_init.setdefault("attn_implementation", recipe.model.attn_implementation)
     kwargs["model_init_kwargs"] = model_init
     return make_grpo_config(kwargs, stated=recipe.grpo)
 
@@ -126,8 +125,7 @@ def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[
     from reasoner.hubclient import calls as hub
     from reasoner.train.pinned import read_pins, recorded_commit
 
-    model = hub.classify_model(recipe.model["id"], recipe.model["revision"])
-    datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
+    model, datasets = hub.classify_recipe(recipe)
     refuse_missing_paths((model, "model.id"), *[(dataset, "dataset.id") for dataset in datasets])
     sources = [(model, "model"), *[(dataset, "dataset") for dataset in datasets]]
 
@@ -138,10 +136,10 @@ def resolve_sources(recipe: Recipe, state, resume: Path | None = None) -> tuple[
         for source, kind in sources:
             source.commit = recorded_commit(source, kind, recorded) or source.commit
         pinned = [pin_source(source, kind) for source, kind in sources]
-        if recipe.hub["push"]:
+        if recipe.hub.push_repo:
             from reasoner.publish.checks import preflight_push
 
-            preflight_push(recipe.hub["repo_id"], private=recipe.hub["private"])
+            preflight_push(recipe.hub.push_repo, private=recipe.hub.private)
         return pinned
 
     commits = on_main_then_share(state, pin, "checking the hub and pinning commits")
@@ -197,7 +195,7 @@ def stop_preempted(trainer: Any, state: Any, finish: Any, preemption: Any, outpu
 def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = False,
         time_budget_s: float | None = None) -> Path:
     """Train one recipe; returns the output folder holding the final model."""
-    if recipe.generation["backend"] == "vllm":
+    if recipe.generation.uses_vllm:
         check_vllm()  # before any rank loads anything: the wrong vLLM fails late and obscurely
     args = build_grpo_config(recipe)
     from accelerate import PartialState
@@ -213,13 +211,13 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     from reasoner.recipe.chattemplate import use_chat_template
 
-    tokenizer = use_chat_template(AutoTokenizer.from_pretrained(str(model_src.path)), recipe.prompt.get("chat_template"))
+    tokenizer = use_chat_template(AutoTokenizer.from_pretrained(str(model_src.path)), recipe.prompt.chat_template)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_dataset, stats = load_training_data(recipe, dataset_srcs, tokenizer)
     if state.is_main_process:
         log.info("data: %d rows kept, %d dropped without an answer, %d dropped as longer than %s prompt tokens",
-                 stats.kept, stats.dropped_no_answer, stats.dropped_too_long, recipe.dataset["max_prompt_tokens"])
+                 stats.kept, stats.dropped_no_answer, stats.dropped_too_long, recipe.dataset.max_prompt_tokens)
 
     from trl import GRPOTrainer
 
@@ -233,7 +231,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
 
     callbacks, finish, preemption = build_callbacks(recipe, output_dir, state, sources=(model_src, *dataset_srcs), stats=stats,
                                                  time_budget_s=time_budget_s)
-    peft_config = adapter_config(recipe.peft, recipe.model["id"], model_src.commit, state.is_main_process, callbacks)
+    peft_config = adapter_config(recipe.peft, recipe.model.id, model_src.commit, state.is_main_process, callbacks)
     trainer = GRPOTrainer(
         model=str(model_src.path),
         reward_funcs=reward_funcs,
@@ -260,7 +258,7 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
         trainer.save_model(str(output_dir))
         if state.is_main_process:
             tokenizer.save_pretrained(str(output_dir))
-            name_base(recipe.peft, output_dir, recipe.model["id"], model_src.commit)
+            name_base(recipe.peft, output_dir, recipe.model.id, model_src.commit)
     state.wait_for_everyone()
     finish(trainer)
     return output_dir

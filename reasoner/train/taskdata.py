@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from reasoner.errors import UserError
-from reasoner.tasks.spec import task_sources
 
 log = logging.getLogger("reasoner.train")
 T = TypeVar("T")
@@ -77,7 +76,7 @@ def fetch_datasets(recipe: Any) -> list[Any]:
     ranks in ``resolve_sources``, for the data sets only): no request at all when every data set is local."""
     from reasoner.hubclient import calls as hub
 
-    datasets = [hub.classify_dataset(source.id, source.revision) for source in task_sources(recipe.dataset)]
+    _, datasets = hub.classify_recipe(recipe)
     refuse_missing_paths(*[(dataset, "dataset.id") for dataset in datasets])
     if any(source.kind == "hub" for source in datasets):
         if not hub.is_offline():
@@ -97,10 +96,9 @@ def load_training_data(recipe: Any, dataset_sources: Sequence[Any], tokenizer: A
     ds = recipe.dataset
     locations = [str(source.path) if source.path else source.id for source in dataset_sources]
     prepared, stats, per_source = data.prepare_task(
-        task_sources(ds, recipe.answer), locations, prompt=recipe.prompt, tokenizer=tokenizer,
-        max_prompt_tokens=ds["max_prompt_tokens"], num_generated=ds["num_generated"],
-        seed=int(recipe.grpo.get("seed", 42)), limit=ds.get("limit"), holdout=recipe.eval.get("holdout"),
-        eval_split=recipe.eval["split"])
+        recipe.task_sources, locations, system=recipe.prompt.system, few_shot=recipe.prompt.few_shot, tokenizer=tokenizer,
+        max_prompt_tokens=ds.max_prompt_tokens, num_generated=ds.num_generated,
+        seed=recipe.seed, limit=ds.limit, holdout=recipe.eval.holdout, eval_split=recipe.eval.split)
     if len(per_source) > 1:
         for source, part in zip(dataset_sources, per_source):
             log.info("data set %s: %s", source.describe(), part.summary())

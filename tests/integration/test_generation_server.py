@@ -34,7 +34,7 @@ SERVE_PREFIX = 6  # env VLLM_SERVER_DEV_MODE=1 PYTHON -m vllm.entrypoints.cli.ma
 
 
 def vllm_recipes() -> list[str]:
-    return [name for name in packaged_recipes() if load_recipe(name).generation["backend"] == "vllm"]
+    return [name for name in packaged_recipes() if load_recipe(name).generation.backend == "vllm"]
 
 
 def planned_servers() -> list[tuple[str, object, object]]:
@@ -42,7 +42,7 @@ def planned_servers() -> list[tuple[str, object, object]]:
     cases = []
     for name in vllm_recipes():
         recipe = load_recipe(name)
-        stated = (recipe.resources["nodes"], recipe.resources["gpus_per_node"])
+        stated = (recipe.resources.nodes, recipe.resources.gpus_per_node)
         for nodes, gpus in dict.fromkeys([*LAYOUTS, stated] if stated != (1, 1) else LAYOUTS):  # 1 GPU: colocated
             env = {**SLURM, "SLURM_JOB_NUM_NODES": str(nodes),
                    "REASONER_NODELIST": " ".join(f"g{i}" for i in range(nodes)),
@@ -67,10 +67,10 @@ def test_server_flags_pass_trls_own_parser():
     for case, recipe, layout in CASES:
         (args, extra) = make_parser().parse_args_and_config(args=list(layout.server_args), return_remaining_strings=True)
         assert extra == [], case
-        assert args.model == recipe.model["id"] and args.revision == recipe.model["revision"], case
-        assert args.gpu_memory_utilization == recipe.generation["gpu_memory_utilization"], case
+        assert args.model == recipe.model.id and args.revision == recipe.model.revision, case
+        assert args.gpu_memory_utilization == recipe.generation.gpu_memory_utilization, case
         assert args.tensor_parallel_size == layout.tensor_parallel_size and args.port == layout.vllm_port, case
-        assert args.max_model_len == recipe.dataset["max_prompt_tokens"] + recipe.grpo["max_completion_length"], case
+        assert args.max_model_len == recipe.dataset.max_prompt_tokens + recipe.grpo["max_completion_length"], case
 
 
 def test_server_commands_pass_vllms_own_parser_with_the_recipes_values():
@@ -82,12 +82,12 @@ def test_server_commands_pass_vllms_own_parser_with_the_recipes_values():
     parsed = parse_serve([command[SERVE_PREFIX:] for command in commands])
     for (case, recipe, layout), values in zip(CASES, parsed):
         assert "error" not in values, (case, values)
-        assert values["model_tag"] == values["engine_model"] == recipe.model["id"], case
-        assert values["revision"] == recipe.model["revision"] and values["dtype"] == recipe.model["dtype"], case
+        assert values["model_tag"] == values["engine_model"] == recipe.model.id, case
+        assert values["revision"] == recipe.model.revision and values["dtype"] == recipe.model.dtype, case
         assert values["tensor_parallel_size"] == layout.tensor_parallel_size, case
         assert values["port"] == layout.vllm_port and values["host"] == "0.0.0.0", case
-        assert values["gpu_memory_utilization"] == recipe.generation["gpu_memory_utilization"], case
-        assert values["max_model_len"] == recipe.dataset["max_prompt_tokens"] + recipe.grpo["max_completion_length"]
+        assert values["gpu_memory_utilization"] == recipe.generation.gpu_memory_utilization, case
+        assert values["max_model_len"] == recipe.dataset.max_prompt_tokens + recipe.grpo["max_completion_length"]
         # What TRL's client needs from the server: the NCCL weight-transfer engine, processed log-probs, no cap.
         assert values["weight_transfer_backend"] == "nccl", case
         assert values["logprobs_mode"] == "processed_logprobs" and values["max_logprobs"] == -1, case
@@ -146,15 +146,15 @@ def test_prompt_limit_counts_tokens_as_grpo_trainer_does(tmp_path):
     recipe = load_recipe("smollm2-cpu", ["--model.id", str(model), "--output_dir", str(tmp_path / "out")])
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     rows = [json.loads(line) for line in GSM8K.read_text().splitlines()[:48]]
-    system = data.resolve_system_prompt(recipe.prompt["system"])
-    everything, _ = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt["few_shot"], tokenizer=tokenizer)
+    system = data.resolve_system_prompt(recipe.prompt.system)
+    everything, _ = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt.few_shot, tokenizer=tokenizer)
     trainer = GRPOTrainer(model=str(model), reward_funcs=get_reward_funcs(recipe.rewards),
                           args=build_grpo_config(recipe), train_dataset=everything,
                           processing_class=tokenizer)
     prompts = list(everything["prompt"])
     lengths = [len(ids) for ids in trainer._tokenize_prompts(prompts)[0]]
     limit = sorted(lengths)[len(lengths) // 2]
-    kept, stats = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt["few_shot"], tokenizer=tokenizer,
+    kept, stats = data.prepare_dataset(rows, system=system, few_shot=recipe.prompt.few_shot, tokenizer=tokenizer,
                                        max_prompt_tokens=limit)
     assert list(kept["prompt"]) == [p for p, n in zip(prompts, lengths) if n <= limit]
     assert stats.dropped_too_long == sum(n > limit for n in lengths) > 0

@@ -108,8 +108,8 @@ def test_lora_whose_weight_sync_cannot_fit_is_refused_in_one_line():
 def test_math_recipe_has_the_long_sequence_settings():
     recipe = load_recipe("qwen2.5-7b-math")
     assert recipe.grpo["max_completion_length"] >= 2048 and recipe.grpo["loss_type"] in ("dapo", "dr_grpo")
-    assert recipe.grpo["mask_truncated_completions"] is True and recipe.answer["format"] == "math"
+    assert recipe.grpo["mask_truncated_completions"] is True and recipe.answer.format == "math"
     assert recipe.reward_args["get_soft_overlong_punishment"]["max_completion_len"] == recipe.grpo["max_completion_length"]
     result = cli("plan", "--recipe", "qwen2.5-7b-math")
-    total = recipe.dataset["max_prompt_tokens"] + recipe.grpo["max_completion_length"]
+    total = recipe.dataset.max_prompt_tokens + recipe.grpo["max_completion_length"]
     assert f"--max-model-len {total}" in result.stdout

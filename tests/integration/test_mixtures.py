@@ -19,7 +19,7 @@ from shared_data import GSM8K
 ROOT = Path(__file__).resolve().parents[2]
 MATH_STYLE = ROOT / "tests" / "data" / "math-style"
 PUZZLES = ROOT / "examples" / "word-puzzles"
-PROMPT = {"system": "default", "few_shot": []}
+PROMPT = {"system": "default", "few_shot": []}  # the keyword arguments of a recipe's prompt section
 
 
 @pytest.mark.parametrize("sizes, weights, expected", [
@@ -66,9 +66,9 @@ def mixture_recipe(tmp_path: Path) -> Path:
 def test_a_recipe_mixture_is_prepared_source_by_source(mixture_recipe):
     recipe = load_recipe(str(mixture_recipe))
     sources = task_sources(recipe.dataset, recipe.answer)
-    assert [s.answer.get("format", "gsm8k") for s in sources] == ["gsm8k", "math", "exact"]
+    assert [s.answer.format_name for s in sources] == ["gsm8k", "math", "exact"]
     gsm8k_rows = sum(1 for line in (GSM8K / "test.jsonl").read_text().splitlines() if line.strip())
-    prepared, total, per_source = prepare_task(sources, [s.id for s in sources], prompt=PROMPT, seed=42)
+    prepared, total, per_source = prepare_task(sources, [s.id for s in sources], **PROMPT, seed=42)
     assert [part.kept for part in per_source] == [gsm8k_rows, 8, 120]
     kinds = Counter(prepared["compare_as"])
     assert kinds == {"number": round(0.02 * gsm8k_rows), "math": 16, "exact": 60}
@@ -78,9 +78,9 @@ def test_a_recipe_mixture_is_prepared_source_by_source(mixture_recipe):
     assert r"\frac{1}{2}" in math_golds and r"5\sqrt{2}" in math_golds
     puzzle_prompts = [row["prompt"] for row in prepared if row["compare_as"] == "exact"]
     assert all(p[0]["content"].startswith("Think briefly") for p in puzzle_prompts)
-    again, _, _ = prepare_task(sources, [s.id for s in sources], prompt=PROMPT, seed=42)
+    again, _, _ = prepare_task(sources, [s.id for s in sources], **PROMPT, seed=42)
     assert again["answer"] == prepared["answer"]
-    limited, _, _ = prepare_task(sources, [s.id for s in sources], prompt=PROMPT, seed=42, limit=10)
+    limited, _, _ = prepare_task(sources, [s.id for s in sources], **PROMPT, seed=42, limit=10)
     assert limited["answer"] == prepared["answer"][:10]
 
 

@@ -22,6 +22,7 @@ from reasoner.plan.shapes import table_shape
 from reasoner.recipe.batch import BatchShape, check_generation_batch
 from reasoner.recipe.files import packaged_recipes
 from reasoner.recipe.load import load_recipe
+from reasoner.recipe.sections import ResourcesSection
 
 ROOT = Path(__file__).resolve().parents[2]
 QWEN = sorted(name for name in packaged_recipes() if name.startswith("qwen2.5-") and name.endswith("-gsm8k"))
@@ -30,7 +31,7 @@ QWEN = sorted(name for name in packaged_recipes() if name.startswith("qwen2.5-")
 def at_documented_size(name: str, *overrides: str) -> run.RunPlan:
     recipe = load_recipe(name, list(overrides), planned=True)
     resources = recipe.resources
-    return run.plan_run(recipe, env={}, nodes=resources["nodes"], gpus_per_node=resources["gpus_per_node"])
+    return run.plan_run(recipe, env={}, nodes=resources.nodes, gpus_per_node=resources.gpus_per_node)
 
 
 def reasoner(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -115,7 +116,7 @@ def test_every_assumption_of_the_step_time_is_a_recipe_value():
     assert slower.step.train_s == pytest.approx(2 * base.train_s)
     narrow = at_documented_size("qwen2.5-7b-gsm8k", "--resources.gpu_memory_bandwidth_gbps", "1675").chosen.step
     assert narrow.generate_s > base.generate_s
-    hw = throughput.Hardware.from_resources({"inter_node_gbps": 25})
+    hw = throughput.Hardware.from_resources(ResourcesSection(inter_node_gbps=25))
     assert hw.inter_node_gbps == 25 and len(hw.lines()) == len(throughput.ASSUMPTIONS)
     work = throughput.Work(shape=table_shape("7b"), prompt=256, completion=200, completions=512, passes=8,
                            weight_bytes=2)

@@ -12,6 +12,7 @@ import pytest
 from reasoner.plan import checkpoints, run
 from reasoner.recipe.load import load_recipe
 from reasoner.recipe.files import packaged_recipes
+from reasoner.recipe.sections import DatasetSection
 
 ROOT = Path(__file__).resolve().parents[2]
 QWEN = [name for name in packaged_recipes() if name.startswith("qwen2.5-")]
@@ -20,8 +21,8 @@ QWEN = [name for name in packaged_recipes() if name.startswith("qwen2.5-")]
 def stated(name: str, *overrides: str) -> run.RunPlan:
     recipe = load_recipe(name, list(overrides))
     resources = recipe.resources
-    gpus = resources["gpus_per_node"] if recipe.generation["backend"] == "vllm" else 0
-    return run.plan_run(recipe, env={}, nodes=resources["nodes"], gpus_per_node=gpus)
+    gpus = resources.gpus_per_node if recipe.generation.backend == "vllm" else 0
+    return run.plan_run(recipe, env={}, nodes=resources.nodes, gpus_per_node=gpus)
 
 
 def test_steps_are_counted_as_trl_consumes_prompts():
@@ -33,8 +34,8 @@ def test_steps_are_counted_as_trl_consumes_prompts():
     assert checkpoints.optimizer_steps(grpo32, 7473, 56)[0] == 33
     assert checkpoints.optimizer_steps({**grpo, "max_steps": 12}, None, 24) == (12, "max_steps 12")
     assert checkpoints.optimizer_steps(grpo, None, 24)[0] is None
-    assert checkpoints.dataset_rows({"id": "openai/gsm8k", "config": "main", "split": "train"}) == 7473
-    assert checkpoints.dataset_rows({"id": "generated", "num_generated": 64, "limit": 10}) == 10
+    assert checkpoints.dataset_rows(DatasetSection(id="openai/gsm8k", config="main", split="train")) == 7473
+    assert checkpoints.dataset_rows(DatasetSection(id="generated", num_generated=64, limit=10)) == 10
 
 
 def test_save_interval_follows_the_trainer():

@@ -6,6 +6,7 @@ makes) and from the weights and optimizer state a real CPU run saves.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 
 from reasoner.train.precision import load_dtype
 from reasoner.recipe.load import load_recipe
+from reasoner.recipe.sections import ModelSection
 from reasoner.train.run import build_grpo_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,20 +49,20 @@ def test_opting_out_trains_the_weights_in_model_dtype(tiny_model, tmp_path, monk
 
 
 def test_deepspeed_loads_model_dtype_because_it_keeps_its_own_fp32_copy():
-    model = {"dtype": "bfloat16", "fp32_master_weights": True}
+    model = ModelSection(dtype="bfloat16", fp32_master_weights=True)
     assert load_dtype(model, deepspeed=True) == "bfloat16"
     assert load_dtype(model, deepspeed=False) == "float32"
-    assert load_dtype({**model, "fp32_master_weights": False}, deepspeed=False) == "bfloat16"
-    assert load_dtype({"dtype": "auto", "fp32_master_weights": True}, deepspeed=False) == "float32"
+    assert load_dtype(dataclasses.replace(model, fp32_master_weights=False), deepspeed=False) == "bfloat16"
+    assert load_dtype(ModelSection(dtype="auto", fp32_master_weights=True), deepspeed=False) == "float32"
 
 
 def test_the_config_follows_the_launcher_and_the_recipe(monkeypatch):
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
     recipe = load_recipe("qwen2.5-0.5b-gsm8k", ["--generation.backend", "transformers"])
-    assert recipe.model["dtype"] == "bfloat16" and recipe.model["fp32_master_weights"] is True
+    assert recipe.model.dtype == "bfloat16" and recipe.model.fp32_master_weights is True
     assert recipe.grpo["bf16"] is True
     assert build_grpo_config(recipe).model_init_kwargs["dtype"] == "float32"
-    assert load_recipe("tiny-cpu").model["fp32_master_weights"] is True  # the schema default
+    assert load_recipe("tiny-cpu").model.fp32_master_weights is True  # the schema default
 
 
 def run_one_step(tiny_model: Path, out: Path, overrides: list[str]) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ def test_packaged_recipes_load_and_validate():
     for name in names:
         recipe = load_recipe(name)
         assert recipe.name == name
-        assert recipe.model["id"] and recipe.grpo["output_dir"]
+        assert recipe.model.id and recipe.grpo["output_dir"]
         assert set(recipe.rewards) <= {"correctness", "integer", "strict_format", "soft_format", "xml_count", "brevity",
                                      "get_soft_overlong_punishment"}  # TRL's DAPO reward (qwen2.5-7b-math)
 
@@ -36,11 +36,11 @@ def test_reference_recipe_states_what_trl_1x_changed():
     assert g["num_generations"] == 16 and g["max_completion_length"] == 200 and g["num_train_epochs"] == 1
     assert g["save_steps"] == 100 and g["max_grad_norm"] == 0.1
     assert "beta" in g and "loss_type" in g and "scale_rewards" in g
-    assert recipe.generation["backend"] == "vllm" and recipe.generation["placement"] == "auto"
-    assert recipe.dataset["max_prompt_tokens"] == 256
-    assert recipe.model["id"] == "Qwen/Qwen2.5-0.5B-Instruct"
-    assert recipe.dataset["id"] == "openai/gsm8k" and recipe.dataset["config"] == "main"
-    assert recipe.hub["repo_id"] == "reasoner/Qwen-0.5B-GRPO-gsm8k" and recipe.hub["push"] is True
+    assert recipe.generation.backend == "vllm" and recipe.generation.placement == "auto"
+    assert recipe.dataset.max_prompt_tokens == 256
+    assert recipe.model.id == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert recipe.dataset.id == "openai/gsm8k" and recipe.dataset.config == "main"
+    assert recipe.hub.repo_id == "reasoner/Qwen-0.5B-GRPO-gsm8k" and recipe.hub.push is True
     assert recipe.rewards == {"xml_count": 1.0, "soft_format": 1.0, "strict_format": 1.0, "integer": 1.0, "correctness": 1.0}
 
 
@@ -49,8 +49,8 @@ def test_overrides_reach_the_right_section():
                                       "--repo_id", "org/out", "--learning_rate", "5e-6", "--rewards.correctness", "3"])
     assert recipe.grpo["max_steps"] == 7
     assert recipe.grpo["output_dir"] == "/tmp/x"
-    assert recipe.model["id"] == "org/m"
-    assert recipe.hub["repo_id"] == "org/out"
+    assert recipe.model.id == "org/m"
+    assert recipe.hub.repo_id == "org/out"
     assert recipe.grpo["learning_rate"] == pytest.approx(5e-6)  # YAML reads "5e-6" as text: coerced
     assert recipe.rewards["correctness"] == 3.0
 
@@ -59,7 +59,7 @@ def test_yes_no_on_off_stay_strings():
     """YAML 1.1 reads no/yes/on/off as booleans; TRL's save_strategy 'no' must stay a string."""
     recipe = load_recipe("tiny-cpu", ["--save_strategy", "no", "--run_name", "on", "--hub.push", "false"])
     assert recipe.grpo["save_strategy"] == "no" and recipe.grpo["run_name"] == "on"
-    assert recipe.hub["push"] is False
+    assert recipe.hub.push is False
 
 
 def test_parse_overrides_forms():
@@ -84,7 +84,7 @@ def test_list_valued_keys_take_a_comma_list_or_several_values(tmp_path):
     assert load_recipe(str(path)).grpo["report_to"] == ["tensorboard", "wandb"]
     # Recipe sections that hold lists take several values the same way.
     choice = load_recipe("tiny-cpu", ["--dataset.choice_columns", "A", "B", "--answer.format", "choice"])
-    assert choice.dataset["choice_columns"] == ["A", "B"]
+    assert choice.dataset.choice_columns == ["A", "B"]
 
 
 def write_recipe(tmp_path: Path, mutate) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from reasoner.errors import UserError
+from reasoner.recipe.sections import DatasetSection, GenerationSection, ModelSection, Recipe
 from reasoner.topology import (
     Plan,
     format_env,
@@ -301,11 +301,11 @@ def test_table_names_every_node_and_role():
 
 
 def test_plan_for_recipe_reads_the_recipe_sections():
-    recipe = SimpleNamespace(
+    recipe = Recipe(
         name="r",
-        model={"id": "Qwen/Qwen2.5-0.5B-Instruct", "revision": "main", "dtype": "bfloat16"},
-        dataset={"max_prompt_tokens": 256},
-        generation={"backend": "vllm", "placement": "auto", "tensor_parallel_size": 1},
+        model=ModelSection(id="Qwen/Qwen2.5-0.5B-Instruct", revision="main", dtype="bfloat16"),
+        dataset=DatasetSection(max_prompt_tokens=256),
+        generation=GenerationSection(backend="vllm", placement="auto", tensor_parallel_size=1),
         grpo={**BATCH, "max_completion_length": 200},
         accelerate_config="accelerate_configs/zero2.yaml",
     )
@@ -318,7 +318,7 @@ def test_plan_for_recipe_reads_the_recipe_sections():
     assert p.server_args[:2] == ("--model", "/cache/snap") and "--revision" not in p.server_args
     assert p.vllm_command[5:7] == ("serve", "/cache/snap") and "--revision" not in p.vllm_command
     with pytest.raises(UserError, match="lacks num_generations"):
-        plan_for_recipe(SimpleNamespace(generation={}, grpo={"per_device_train_batch_size": 1}, model={}),
+        plan_for_recipe(Recipe(grpo={"per_device_train_batch_size": 1}),
                         env={}, gpus_per_node=1)
 
 

@@ -36,11 +36,11 @@ def test_a_recipe_holds_the_template_text_it_runs_with(tmp_path):
     recipe_file = tmp_path / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump({"base": "tiny-cpu", "prompt": {"chat_template": "r1.jinja"}}))
     recipe = load_recipe(str(recipe_file))
-    assert recipe.prompt["chat_template"] == TEMPLATE
+    assert recipe.prompt.chat_template == TEMPLATE
     # the recipe a run writes carries the text itself, so it loads anywhere
     written = tmp_path / "elsewhere" / "recipe.yaml"
     written.parent.mkdir()
     written.write_text(recipe.to_yaml())
-    assert load_recipe(str(written)).prompt["chat_template"] == TEMPLATE
-    assert load_recipe("tiny-cpu").prompt["chat_template"] is None
+    assert load_recipe(str(written)).prompt.chat_template == TEMPLATE
+    assert load_recipe("tiny-cpu").prompt.chat_template is None
     assert Path(recipe.source) == recipe_file

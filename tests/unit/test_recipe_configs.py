@@ -19,27 +19,27 @@ def test_grpo_config_from_every_packaged_recipe(name, monkeypatch):
     recipe = load_recipe(name)
     for key in ("REASONER_VLLM_HOST", "REASONER_VLLM_PORT", "REASONER_GROUP_PORT", "SLURM_JOB_ID"):
         monkeypatch.delenv(key, raising=False)
-    if recipe.generation["placement"] == "dedicated-node":
+    if recipe.generation.placement == "dedicated-node":
         # No default address reaches a server on another node: refused until something names it.
         with pytest.raises(UserError, match="set REASONER_VLLM_HOST or --vllm_server_host"):
             build_grpo_config(recipe)
         monkeypatch.setenv("REASONER_VLLM_HOST", "gen.example")
     config = build_grpo_config(recipe)
-    if recipe.generation["placement"] in ("dedicated-gpu", "dedicated-node"):
+    if recipe.generation.placement in ("dedicated-gpu", "dedicated-node"):
         assert config.vllm_mode == "server" and config.vllm_server_port == 8000
-        assert config.vllm_server_host == ("127.0.0.1" if recipe.generation["placement"] == "dedicated-gpu"
+        assert config.vllm_server_host == ("127.0.0.1" if recipe.generation.placement == "dedicated-gpu"
                                            else "gen.example")
     for key in SAME_KEYS:
         if key in recipe.grpo:
             assert getattr(config, key) == recipe.grpo[key], key
-    assert config.use_vllm == (recipe.generation["backend"] == "vllm")
+    assert config.use_vllm == (recipe.generation.backend == "vllm")
     assert config.reward_weights == list(recipe.rewards.values())
     assert config.push_to_hub is False
     if config.use_vllm:
-        assert config.vllm_gpu_memory_utilization == recipe.generation["gpu_memory_utilization"]
+        assert config.vllm_gpu_memory_utilization == recipe.generation.gpu_memory_utilization
 
 
-@pytest.mark.parametrize("name", [n for n in packaged_recipes() if load_recipe(n).generation["backend"] == "vllm"])
+@pytest.mark.parametrize("name", [n for n in packaged_recipes() if load_recipe(n).generation.backend == "vllm"])
 def test_grpo_config_with_each_layouts_generation_settings(name):
     env = {"SLURM_JOB_ID": "77", "SLURM_NODEID": "0", "REASONER_NODELIST": "a b c d",
            "REASONER_NODE_ADDRS": "10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4"}

@@ -21,15 +21,15 @@ SBATCH = ROOT / "slurm" / "grpo.sbatch"
 def stated(name: str) -> run.RunPlan:
     recipe = load_recipe(name)
     resources = recipe.resources
-    gpus = resources["gpus_per_node"] if recipe.generation["backend"] == "vllm" else 0
-    return run.plan_run(recipe, env={}, nodes=resources["nodes"], gpus_per_node=gpus)
+    gpus = resources.gpus_per_node if recipe.generation.backend == "vllm" else 0
+    return run.plan_run(recipe, env={}, nodes=resources.nodes, gpus_per_node=gpus)
 
 
 @pytest.mark.parametrize("name", [n for n in packaged_recipes() if n.startswith("qwen2.5-")])
 def test_the_job_scripts_default_lead_covers_every_packaged_recipe(name):
     """The header's lead is at least what each recipe states and what its plan needs at its documented size."""
     lead = header_lead(SBATCH)
-    assert lead is not None and lead >= load_recipe(name).resources["signal_lead_s"]
+    assert lead is not None and lead >= load_recipe(name).resources.signal_lead_s
     needed = stated(name).checkpoints.lead_needed_s
     assert lead >= needed, f"{name} needs ~{needed:.0f} s after the warning; the header gives {lead}"
 

@@ -101,15 +101,13 @@ def test_longer_completions_grow_the_plan():
 @pytest.mark.parametrize("name", packaged_recipes())
 def test_every_packaged_recipe_fits_the_layout_it_declares(name):
     recipe = load_recipe(name)
-    resources = getattr(recipe, "resources", None) or {}
-    gpus = resources.get("gpus_per_node", 1 if recipe.generation["backend"] == "vllm" else 0)
-    assert search.refusal(recipe, resources.get("nodes", 1), gpus, float(resources.get("gpu_memory_gb", 80))) is None
+    resources = recipe.resources
+    assert search.refusal(recipe, resources.nodes, resources.gpus_per_node, float(resources.gpu_memory_gb)) is None
 
 
 def test_report_is_printable_for_every_packaged_recipe():
     for name in packaged_recipes():
         recipe = load_recipe(name)
-        resources = getattr(recipe, "resources", None) or {}
-        gpus = resources.get("gpus_per_node", 1 if recipe.generation["backend"] == "vllm" else 0)
-        text = report.memory_report(recipe, resources.get("nodes", 1), gpus, 80)
+        resources = recipe.resources
+        text = report.memory_report(recipe, resources.nodes, resources.gpus_per_node, 80)
         assert "verdict: fits" in text, name

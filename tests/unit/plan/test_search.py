@@ -23,7 +23,7 @@ def test_every_qwen_size_has_a_smallest_layout_that_fits(size):
     if nodes * gpus > 1:  # one GPU fewer (same node size) does not fit, whatever the ZeRO stage
         fewer = (nodes - 1, gpus) if nodes > 1 else (1, gpus // 2)
         for zero in formulas.ZERO_STAGES:
-            for where in ("auto", recipe.generation["placement"]):
+            for where in ("auto", recipe.generation.placement):
                 try:
                     smaller = estimate.estimate(recipe, nodes=fewer[0], gpus_per_node=fewer[1], zero_stage=zero,
                                               placement=where)
