@@ -84,7 +84,7 @@ def test_larger_qwen_recipes_state_only_their_differences(name):
     assert recipe.prompt == reference.prompt and recipe.rewards == reference.rewards
     for section, values in text.items():  # every key a recipe states differs from the reference
         if isinstance(values, dict):
-            same = [k for k, v in values.items() if getattr(reference, section).get(k) == v]
+            same = [k for k, v in values.items() if reference.to_dict()[section].get(k) == v]
             assert not same, f"{name} restates {section}.{same}"
     assert "0.5B model" not in recipe_path(name).read_text()
 
