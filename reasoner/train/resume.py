@@ -144,23 +144,17 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
     from huggingface_hub import snapshot_download
 
     from reasoner.hubclient.calls import api as hub_api
-    from reasoner.hubclient.calls import client_agent, describe_hub_error, endpoint
+    from reasoner.hubclient.calls import client_agent, endpoint, hub_call
 
     repo_id = recipe.hub.checkpoint_repo()
     api = hub_api()
     marker = f"{CHECKPOINT_PATH_IN_REPO}/{TRAINER_STATE}"
     with hub_reachable():
-        try:
-            info = api.repo_info(repo_id, revision="main")
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if _is_missing(exc) and not _is_auth_error(exc):
-                log.warning("no checkpoint to resume from: %s does not exist at %s (if it is private, set HF_TOKEN); "
-                            "starting from step 0", repo_id, endpoint())
-                return None
-            friendly = describe_hub_error(exc, repo_id, "model", "main", "looking for a checkpoint in")
-            if friendly is None:
-                raise
-            raise friendly from None
+        info = hub_call(lambda: _main_info(api, repo_id), repo_id, "model", "main", "looking for a checkpoint in")
+        if info is None:
+            log.warning("no checkpoint to resume from: %s does not exist at %s (if it is private, set HF_TOKEN); "
+                        "starting from step 0", repo_id, endpoint())
+            return None
         names = {sibling.rfilename for sibling in info.siblings or []}
         if marker not in names:
             log.warning("no checkpoint to resume from: %s@%s has no %s/; starting from step 0", repo_id,
@@ -171,14 +165,9 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
         staging = output_dir / f".hub-checkpoint-{socket.gethostname()}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            try:
-                snapshot_download(repo_id, revision=info.sha, allow_patterns=[f"{CHECKPOINT_PATH_IN_REPO}/*"],
-                                  local_dir=str(staging), user_agent=client_agent())
-            except Exception as exc:  # noqa: BLE001 - classified below
-                friendly = describe_hub_error(exc, repo_id, "model", info.sha, "downloading the checkpoint of")
-                if friendly is None:
-                    raise
-                raise friendly from None
+            hub_call(lambda: snapshot_download(repo_id, revision=info.sha, allow_patterns=[f"{CHECKPOINT_PATH_IN_REPO}/*"],
+                                               local_dir=str(staging), user_agent=client_agent()),
+                     repo_id, "model", info.sha, "downloading the checkpoint of")
             fetched = staging / CHECKPOINT_PATH_IN_REPO
             step = checkpoint_step(fetched)
             if step is None or not is_complete(fetched):
@@ -196,6 +185,17 @@ def fetch_hub_checkpoint(recipe, output_dir: Path) -> Path | None:
             shutil.rmtree(staging, ignore_errors=True)
     log.info("fetched checkpoint step %d of %s@%s into %s", step, repo_id, info.sha[:12], target)
     return target
+
+
+def _main_info(api, repo_id: str):
+    """The repo's ``main`` (its ``repo_info``), or None when the repo does not exist; any other failure, a rejected
+    token included, is raised for ``hub_call`` to turn into one line."""
+    try:
+        return api.repo_info(repo_id, revision="main")
+    except Exception as exc:  # noqa: BLE001 - only "not there" is an answer here
+        if _is_missing(exc) and not _is_auth_error(exc):
+            return None
+        raise
 
 
 def _is_auth_error(exc: BaseException) -> bool:
