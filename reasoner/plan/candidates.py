@@ -214,7 +214,8 @@ def time_step(recipe: Any, layout: Plan, memory: MemoryPlan, hw: Hardware) -> St
     tp = max(1, layout.tensor_parallel_size)
     engines = Engines(count=layout.num_processes // tp if colocated else 1, tensor_parallel=tp,
                       at_once=memory.generation_at_once, colocated=colocated,
-                      same_node_as_rank0=layout.generation_node == (layout.training_nodes or (None,))[0])
+                      same_node_as_rank0=layout.generation_node == (layout.training_nodes or (None,))[0],
+                      sleeps=colocated and bool(grpo.get("vllm_enable_sleep_mode")))
     return step_estimate(work, engines, training_gpus=layout.num_processes, zero_stage=memory.zero_stage,
                          nodes=layout.nodes, hw=hw)
 

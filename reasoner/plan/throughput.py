@@ -8,7 +8,9 @@ runs the three one after the other, so the step time is their sum:
   ``max_completion_length``: an upper bound), as many waves as the KV cache needs to hold the engine's share of
   the batch, plus the prompt's prefill at the training MFU. Tensor parallelism splits the reads but adds two
   all-reduces per layer to every decode step (``allreduce_latency_us`` each, plus the activations over NVLink). Engines run in parallel (colocated: one per
-  tensor-parallel group of ranks; a server: one).
+  tensor-parallel group of ranks; a server: one). A colocated engine in sleep mode (``vllm_enable_sleep_mode``)
+  also pays ``sleep_wake_s`` per step: TRL sleeps it at level 2 after generating (weights and KV cache freed) and
+  wakes both before the next weight sync and generation, so their memory is mapped again every step.
 * **training** is compute-bound: ``6 P`` FLOPs per token for the forward and backward pass, ``2 P`` more for
   the recomputation of activation checkpointing and for the reference model's forward when ``beta > 0``, over
   prompt plus completion tokens, at ``train_mfu`` of ``gpu_peak_tflops`` on every training GPU.
@@ -25,21 +27,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from reasoner.plan.formulas import VLLM_MAX_NUM_SEQS, kv_bytes_per_token
 from reasoner.plan.shapes import ModelShape
+from reasoner.recipe.sections import ResourcesSection
 
-# resources key -> (default, what it means); the defaults describe an H100 SXM 80 GB node.
-ASSUMPTIONS: dict[str, tuple[float, str]] = {
-    "gpu_peak_tflops": (989.0, "dense bf16 TFLOP/s per GPU (H100 SXM)"),
-    "train_mfu": (0.35, "share of peak FLOP/s the training passes and prefill reach"),
-    "gpu_memory_bandwidth_gbps": (3350.0, "HBM GB/s per GPU (H100 SXM)"),
-    "decode_bandwidth_share": (0.6, "share of HBM bandwidth one decode step reaches"),
-    "intra_node_gbps": (300.0, "GB/s between GPUs of one node (NVLink, NCCL bus bandwidth)"),
-    "inter_node_gbps": (50.0, "GB/s per GPU between nodes (400 Gb/s InfiniBand)"),
-    "allreduce_latency_us": (15.0, "microseconds of one small all-reduce of a tensor-parallel decode step"),
-}
+THROUGHPUT_DOC = "throughput model: "
+
+
+def _assumptions() -> dict[str, tuple[float, str]]:
+    """resources key -> (default, what it means), read from the ``resources`` section's own fields (those whose doc
+    says they belong to the throughput model): the recipe's definition is the only one. The defaults describe an
+    H100 SXM 80 GB node on 400 Gb/s InfiniBand."""
+    return {field.name: (float(field.default), field.metadata["doc"].removeprefix(THROUGHPUT_DOC))
+            for field in dataclasses.fields(ResourcesSection) if field.metadata["doc"].startswith(THROUGHPUT_DOC)}
+
+
+ASSUMPTIONS: dict[str, tuple[float, str]] = _assumptions()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +53,10 @@ class Hardware:
     values: Mapping[str, float]
 
     @classmethod
-    def from_resources(cls, resources: Any) -> "Hardware":
-        """The assumptions a recipe's ``resources`` section (a ResourcesSection) states."""
-        return cls({key: float(getattr(resources, key) or default) for key, (default, _) in ASSUMPTIONS.items()})
+    def from_resources(cls, resources: ResourcesSection) -> "Hardware":
+        """The assumptions a recipe's ``resources`` section states (a stated 0 is kept, not taken for unset)."""
+        return cls({key: float(default if getattr(resources, key) is None else getattr(resources, key))
+                    for key, (default, _) in ASSUMPTIONS.items()})
 
     def __getattr__(self, key: str) -> float:
         try:
@@ -85,6 +90,7 @@ class Engines:
     at_once: int  # sequences one engine's KV cache holds together (0: unknown, take the whole share)
     same_node_as_rank0: bool  # a server on rank zero's node (weights cross NVLink, not the network)
     colocated: bool
+    sleeps: bool = False  # colocated in sleep mode: freed after generating, woken before the next step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +112,8 @@ class StepEstimate:
 
 
 def generation_seconds(work: Work, engines: Engines, hw: Hardware) -> float:
-    """Decode (bandwidth-bound) plus prefill (compute-bound) of one engine's share of the batch."""
+    """Decode (bandwidth-bound) plus prefill (compute-bound) of one engine's share of the batch, plus sleep mode's
+    wake-up and sleep when the engine uses it."""
     tp = max(1, engines.tensor_parallel)
     share = math.ceil(work.completions / max(1, engines.count))
     at_once = min(share, engines.at_once or share, VLLM_MAX_NUM_SEQS)
@@ -120,7 +127,7 @@ def generation_seconds(work: Work, engines: Engines, hw: Hardware) -> float:
         step += 2 * work.shape.num_layers * (hw.allreduce_latency_us * 1e-6 + exchanged / (hw.intra_node_gbps * 1e9))
     decode = work.completion * step
     prefill = 2 * work.shape.params * at_once * work.prompt / (tp * hw.gpu_peak_tflops * 1e12 * hw.train_mfu)
-    return waves * (decode + prefill)
+    return waves * (decode + prefill) + (hw.sleep_wake_s if engines.sleeps else 0.0)
 
 
 def training_seconds(work: Work, training_gpus: int, hw: Hardware) -> float:

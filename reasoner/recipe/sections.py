@@ -133,6 +133,8 @@ class ResourcesSection:
     intra_node_gbps: float = key(300.0, "throughput model: GB/s between the GPUs of a node (weight sync, tensor parallel)")
     inter_node_gbps: float = key(50.0, "throughput model: GB/s per GPU between nodes")
     allreduce_latency_us: float = key(15.0, "throughput model: one small all-reduce of a tensor-parallel decode step")
+    sleep_wake_s: float = key(1.0, "throughput model: seconds per step a colocated vLLM in sleep mode spends being "
+                                   "woken (weights, KV cache) and put back to sleep")
 
 
 @dataclasses.dataclass(frozen=True)

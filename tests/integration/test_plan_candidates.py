@@ -7,6 +7,7 @@ table being exact for Qwen2.5: tests/plan/test_shapes.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -192,3 +193,26 @@ def test_vllm_data_parallelism_is_refused_in_one_line_with_what_to_do(flag):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "TRL has no vLLM data parallelism for dense models" in result.stderr
     assert "did you mean" not in result.stderr
+
+
+def test_sleep_mode_costs_its_wake_and_sleep_each_step_and_a_zero_assumption_is_kept():
+    hw = throughput.Hardware.from_resources(ResourcesSection(sleep_wake_s=2.5))
+    zero = throughput.Hardware.from_resources(ResourcesSection(sleep_wake_s=0))
+    assert zero.sleep_wake_s == 0  # a stated 0 is a value, not "use the default"
+    work = throughput.Work(shape=table_shape("7b"), prompt=256, completion=200, completions=512, passes=8,
+                           weight_bytes=2)
+    awake = throughput.Engines(count=8, tensor_parallel=1, at_once=64, same_node_as_rank0=True, colocated=True)
+    asleep = dataclasses.replace(awake, sleeps=True)
+    assert throughput.generation_seconds(work, asleep, hw) == pytest.approx(
+        throughput.generation_seconds(work, awake, hw) + 2.5)
+    assert throughput.generation_seconds(work, asleep, zero) == pytest.approx(
+        throughput.generation_seconds(work, awake, zero))
+
+
+def test_the_chosen_colocated_plan_pays_sleep_mode_in_its_generation_time():
+    plans = [json.loads(reasoner("plan", "--recipe", "qwen2.5-14b-gsm8k", "--json", "--resources.sleep_wake_s",
+                                 str(seconds)).stdout) for seconds in (0, 7)]
+    steps = [plan["step"] for plan in plans]
+    assert all(plan["placement"] == "colocate" for plan in plans)
+    assert steps[1]["generate_s"] - steps[0]["generate_s"] == pytest.approx(7, abs=0.02)
+    assert steps[1]["train_s"] == steps[0]["train_s"]
