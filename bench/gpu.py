@@ -1,38 +1,45 @@
-"""GPU acceptance run: the 0.5B recipe with vLLM colocated, a push to an embedded hub, a vLLM eval of the result.
+"""GPU acceptance run for an air-gapped GPU node: GRPO steps, full fine-tune and LoRA, a push to a local hub.
 
-    python bench/gpu.py                          # prints one table, writes bench/results/gpu.json
-    python bench/gpu.py --steps 6 --out /tmp/gpu.json --model /models/Qwen2.5-0.5B-Instruct
+The device command (one prepared script; ``make gpu-wheels`` here first, then carry ``bench/wheels``):
 
-What it assumes about the machine (a fresh one, lent for minutes):
-* one NVIDIA GPU with its driver (``nvidia-smi`` works); an H200 with ~139 GiB was the target. Without a GPU
-  the script says so and exits 3 without measuring anything.
-* this repository's files and a Python with pip, nothing else: no hub, no internet. The first step installs
-  what is missing with ``pip install -e '.[vllm]'`` (TRL's supported vLLM and a CUDA torch), from whatever
-  package index pip is configured with, or ``--wheelhouse DIR`` for wheels carried to the machine
-  (``--no-index --find-links``). When the packages are already there it installs nothing. Installation time
-  is reported apart: the 8-minute goal covers everything after it.
-* the model comes from a local folder (``--model``), or is built here: random weights of Qwen2.5-0.5B-Instruct's
-  exact shape (``bench/gpu_model.py``). Speed and memory depend on the shape, the lengths and the dtypes, not on
-  what the weights know; a random model writes every completion to the length limit, the slowest case, and its
-  accuracy means nothing (the table says so). The data are GSM8K-style problems generated here (``--data``
-  takes a GSM8K JSONL file instead).
-* the hub is ``reasoner hub serve`` on 127.0.0.1 with a folder store in the work folder.
+    bash bench/gpu_accept.sh            # versions, offline install from bench/wheels, this script under a
+                                        # timeout; the table, the JSON and the log land in $OUT
+    python bench/gpu.py                 # the same without the wrapper: installs from bench/wheels, then runs
+    python bench/gpu.py --sizes 0.5b,1.5b --steps 4 --budget-s 480 --out /tmp/gpu.json
+    python bench/gpu.py --rehearse-on-cpu --skip-install    # CI: every step on a CPU, tiny shapes
 
-Steps: install -> build the model -> hub up -> ``accelerate launch`` of ``reasoner train --recipe
-qwen2.5-0.5b-gsm8k`` for ``--steps`` steps with vLLM colocated, pushing the final model (GPU memory polled with
-``nvidia-smi`` throughout) -> the pushed model downloaded from the hub and compared byte for byte with what
-was pushed -> ``reasoner eval --backend vllm`` of that download.
-Measured: samples/s and generated tokens/s per training step (first step left out), peak GPU memory beside
-the memory planner's estimate for this GPU, push verified, eval questions/s, and the wall time of each step.
+What it assumes about the machine (a fresh one, lent for minutes, that reaches no network at all):
+* one NVIDIA GPU with its driver (``nvidia-smi`` works); without one the script says so and exits 3;
+* an image with Python 3.12, a CUDA torch, accelerate and peft, older transformers and huggingface_hub, and no
+  TRL, datasets or math-verify; at most 64 MiB of files brought along. So packages are installed from the
+  wheels in ``bench/wheels`` alone (``pip --no-index``; bench/gpu_wheels.py, pins in bench/gpu-wheels.txt),
+  never from an index; ``--skip-install`` uses the environment as it is (the test suite never installs);
+* no model can be downloaded or carried (vLLM's wheel cannot travel either): a random-weight model of
+  Qwen2.5-0.5B-Instruct's exact shape (``--sizes 0.5b,1.5b`` adds 1.5B) is built on the GPU from its published
+  config with the tiny tokenizer padded to its vocabulary (bench/gpu_model.py). Speed and memory depend on the
+  shape, lengths and dtypes, not on what the weights know; a random model writes every completion to the length
+  limit, the slowest case;
+* the hub is ``reasoner hub serve`` on 127.0.0.1 with a folder store.
 
-``--rehearse-on-cpu`` runs every step on a CPU with a small model of the same vocabulary and the transformers
-backend, to check the script itself; its output is marked as a rehearsal, not a measurement.
+Steps: install -> build the model -> hub up -> for each size, a full fine-tune run and a LoRA run (``--peft.r``)
+of ``reasoner train --recipe qwen2.5-0.5b-gsm8k`` for ``--steps`` steps, generation by transformers (vLLM off),
+fp32 master weights under bf16 autocast (the recipe's precision), each pushing its final model or adapter to the
+hub, which is pulled back and compared byte for byte. GPU memory is polled with ``nvidia-smi`` throughout.
+Measured per run (the first step is warm-up, left out): step time, generation and training time per step,
+samples/s, peak GPU memory beside the memory planner's estimate for the same layout, and the step time
+against the planner's throughput model (reasoner/plan/throughput.py: its generation side models vLLM, so a
+transformers generate is expected to be slower than it says; the ratio measures by how much).
+Everything after installation runs inside ``--budget-s`` (default 480 s, the 8-minute goal): each run gets its
+share as ``reasoner train --time-budget-minutes`` (it stops cleanly, saves and pushes), a run is skipped when
+too little is left, and the table is written in every case.
+
+``--rehearse-on-cpu`` runs every step on a CPU with tiny widths and short completions, to check the script;
+its table and JSON say it is a rehearsal, not a measurement.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import subprocess
@@ -45,37 +52,42 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
-from bench.gpu_steps import (  # noqa: E402
-    EXIT_NO_GPU, EXIT_SETUP, GpuMemoryPoller, LocalHub, SetupFailed, ensure_packages, gpu_inventory, step_rates)
+from bench.gpu_report import GOAL_S, payload, render, skipped  # noqa: E402
+from bench.gpu_runs import RECIPE, REHEARSAL_SHAPE, RUN_MIN_S, run_one, run_specs  # noqa: E402
+from bench.gpu_steps import EXIT_NO_GPU, EXIT_SETUP, LocalHub, gpu_inventory, not_ready  # noqa: E402
+from bench.gpu_wheels import WHEELS, SetupFailed, install  # noqa: E402
 
-RECIPE = "qwen2.5-0.5b-gsm8k"
-REPO_ID = "bench/qwen2.5-0.5b-grpo"
-GOAL_S = 8 * 60
-# A CPU rehearsal: the vocabulary and the recipe's prompts, tiny widths, a few short completions.
-REHEARSAL_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                   "num_key_value_heads": 2}
-REHEARSAL_TRAIN = ["--generation.backend", "transformers", "--bf16", "false", "--per_device_train_batch_size", "4",
-                   "--gradient_accumulation_steps", "1", "--num_generations", "4", "--max_completion_length", "16",
-                   "--activation_checkpointing", "false"]
+KINDS = ("full", "lora")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from bench.gpu_model import SHAPES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5, help="training steps (the first is left out of the rates)")
-    parser.add_argument("--model", type=Path, default=None, help="local model folder (default: build the 0.5B shape here)")
+    parser.add_argument("--steps", type=int, default=4, help="training steps per run (the first is warm-up; default 4)")
+    parser.add_argument("--sizes", default="0.5b", help=f"model shapes, comma-separated, of {sorted(SHAPES)} (default 0.5b)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="runs per size: full, lora or both (default both)")
+    parser.add_argument("--lora-r", type=int, default=16, help="the LoRA run's peft.r (default 16; alpha 2r)")
+    parser.add_argument("--budget-s", type=float, default=GOAL_S,
+                        help=f"seconds for everything after installation (default {GOAL_S}: the 8-minute goal)")
     parser.add_argument("--data", default="generated", help="GSM8K JSONL file, or 'generated' (default)")
-    parser.add_argument("--eval-limit", type=int, default=100, help="questions in the eval (default 100)")
     parser.add_argument("--out", type=Path, default=common.RESULTS,
                         help="a .json file, or a folder to write gpu.json into (default bench/results)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary one, removed after)")
-    parser.add_argument("--wheelhouse", type=Path, default=None, help="install from these wheels only (pip --no-index)")
+    parser.add_argument("--wheels", type=Path, default=WHEELS, help="install from these wheels only (default bench/wheels)")
     parser.add_argument("--skip-install", action="store_true", help="use the environment as it is")
     parser.add_argument("--rehearse-on-cpu", action="store_true", help="check the script on a CPU; measures nothing")
     ns = parser.parse_args(argv)
+    ns.sizes = [s.strip() for s in ns.sizes.split(",") if s.strip()]
+    ns.kinds = [k.strip() for k in ns.kinds.split(",") if k.strip()]
     if ns.steps < 2:
         parser.error("--steps must be at least 2: the first step is warm-up and left out")
-    if ns.eval_limit < 1:
-        parser.error("--eval-limit must be positive")
+    if not ns.sizes or set(ns.sizes) - set(SHAPES):
+        parser.error(f"--sizes takes {', '.join(sorted(SHAPES))} (comma-separated), got {','.join(ns.sizes) or 'nothing'}")
+    if not ns.kinds or set(ns.kinds) - set(KINDS):
+        parser.error(f"--kinds takes full, lora or full,lora, got {','.join(ns.kinds) or 'nothing'}")
+    if ns.lora_r < 1 or ns.budget_s <= 0:
+        parser.error("--lora-r and --budget-s must be positive")
     return ns
 
 
@@ -83,148 +95,56 @@ def result_path(out: Path) -> Path:
     return out if out.suffix == ".json" else out / "gpu.json"
 
 
-# -- the report: a table and JSON from one measurement dict ------------------------------------------------
-TABLE_HEAD = ["measure", "value", "note"]
+def build_model(size: str, work: Path, rehearsal: bool) -> tuple[Path, dict[str, Any]]:
+    """The model folder of ``size`` (built here, on the GPU unless rehearsing) and what the report says about it."""
+    from bench.gpu_model import SHAPES, build_shaped_model, parameter_count
 
-
-def table_rows(m: dict[str, Any]) -> list[list[Any]]:
-    """Table rows of a measurement dict (what :func:`measure` returns)."""
-    train, mem, ev, wall = m["train"], m["memory"], m["eval"], m["wall_s"]
-    random_note = " (random weights: meaningless)" if m["model"]["random_weights"] else ""
-    return [
-        ["gpu", m["gpu"]["name"], f"{m['gpu']['memory_gib']:.0f} GiB" if m["gpu"]["memory_gib"] else "-"],
-        ["model", m["model"]["name"], f"{m['model']['parameters'] / 1e6:,.1f}M parameters{random_note}"],
-        ["samples/s (median)", train["samples_per_s"]["median"], f"{train['samples_per_step']} completions per step, "
-                                                                  f"{train['steps_measured']} steps"],
-        ["generated tokens/s (median)", train["tokens_per_s"]["median"], f"mean completion {train['mean_completion_tokens']:.0f} tokens"],
-        ["s/step (median)", train["step_s"]["median"], f"backend {train['backend']}"],
-        ["peak GPU memory GiB", mem["peak_gib"], f"{mem['baseline_gib']:.1f} GiB in use before" if mem["peak_gib"] is not None else "not measured"],
-        ["planner estimate GiB", mem["planned_gib"], f"ratio estimate/peak {mem['planned_over_peak']:.2f}" if mem["planned_over_peak"] else "-"],
-        ["push to hub", "verified" if m["push"]["verified"] else "MISSING", f"{m['push']['bytes'] / 2**20:,.0f} MiB in {m['push']['files']} files"],
-        ["eval questions/s", ev["questions_per_s"], f"{ev['n']} questions with model load, backend {ev['backend']}, "
-                                                     f"strict accuracy {ev['strict_accuracy']}{random_note}"],
-        ["wall s (after install)", wall["after_install"], f"{_goal(m)}; install {wall['install']:.0f} s, model "
-                                                           f"{wall['model_build']:.0f} s, train {wall['train']:.0f} s, eval {wall['eval']:.0f} s"],
-    ]
-
-
-def _goal(m: dict[str, Any]) -> str:
-    if m["rehearsal"]:
-        return "no goal on a rehearsal"
-    return f"goal {GOAL_S} s: {'met' if m['wall_s']['after_install'] <= GOAL_S else 'MISSED'}"
-
-
-def render(m: dict[str, Any]) -> str:
-    title = "REHEARSAL ON CPU: nothing here is a GPU measurement\n" if m["rehearsal"] else ""
-    rows = [["-" if value is None else value for value in row] for row in table_rows(m)]
-    return title + common.table(TABLE_HEAD, rows)
-
-
-def write_json(m: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": "gpu", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": common.machine(), **m}
-    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    return path
-
-
-# -- the steps ---------------------------------------------------------------------------------------------
-def build_model(ns: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]:
-    """The model folder and what the report says about it."""
-    from bench.gpu_model import QWEN25_05B, build_shaped_model, parameter_count
-
-    if ns.model is not None:
-        config = json.loads((ns.model / "config.json").read_text())
-        return ns.model, {"name": str(ns.model), "random_weights": False,
-                          "parameters": parameter_count({**QWEN25_05B, **{k: config[k] for k in QWEN25_05B if k in config}})}
-    shape = {**QWEN25_05B, **(REHEARSAL_SHAPE if ns.rehearse_on_cpu else {})}
-    folder = build_shaped_model(work / "model", shape)
-    name = "Qwen2.5-0.5B-Instruct shape" if not ns.rehearse_on_cpu else "small Qwen2 (rehearsal)"
-    return folder, {"name": name, "random_weights": True, "parameters": parameter_count(shape)}
-
-
-def train_command(ns: argparse.Namespace, model: Path, out: Path) -> tuple[list[str], list[str]]:
-    """(command, recipe overrides) of the training run."""
-    overrides = ["--model.id", str(model), "--dataset.id", ns.data, "--max_steps", str(ns.steps), "--save_strategy", "no",
-                 "--logging_steps", "1", "--output_dir", str(out), "--hub.push", "true", "--hub.repo_id", REPO_ID,
-                 "--hub.push_checkpoints", "false", "--eval.after_training", "false", "--report_to", "none"]
-    if ns.rehearse_on_cpu:
-        return [common.python(), "-m", "reasoner.train", "--recipe", RECIPE, *overrides, *REHEARSAL_TRAIN], \
-            overrides + REHEARSAL_TRAIN
-    launcher = [common.python(), "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file",
-                "accelerate_configs/single_gpu.yaml", "-m", "reasoner.train"]
-    return [*launcher, "--recipe", RECIPE, *overrides], overrides
-
-
-def device_env(ns: argparse.Namespace, gpu: dict[str, Any]) -> dict[str, str]:
-    """Children see the one GPU measured (none on a rehearsal), numbered as nvidia-smi numbers it."""
-    if ns.rehearse_on_cpu:
-        return {"CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
-    return {"CUDA_VISIBLE_DEVICES": gpu["visible"], "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "DS_ACCELERATOR": "cuda"}
-
-
-def planned_gib(overrides: list[str], gpu_gib: float | None) -> float | None:
-    """The memory planner's per-GPU total for this run on this GPU (None on a CPU rehearsal)."""
-    if not gpu_gib:
-        return None
-    from reasoner.plan import memory
-    from reasoner.errors import UserError
-    from reasoner.recipe.load import load_recipe
-
-    try:
-        plan = memory.estimate(load_recipe(RECIPE, overrides), nodes=1, gpus_per_node=1, gpu_memory_gb=gpu_gib)
-    except UserError as exc:  # the measurement stands without it
-        print(f"bench/gpu.py: the memory planner gave no estimate: {exc}", file=sys.stderr)
-        return None
-    return plan.training.total / 2**30
-
-
-def run_training(ns: argparse.Namespace, model: Path, work: Path, hub: LocalHub, gpu: dict[str, Any]) -> dict[str, Any]:
-    out = work / "run"
-    command, overrides = train_command(ns, model, out)
-    env = {**hub.client_env(work / "hf-home"), **device_env(ns, gpu)}
-    poller = GpuMemoryPoller(gpu["id"]) if not ns.rehearse_on_cpu else None
-    with poller or contextlib.nullcontext():
-        result = common.run_child(command, env=env, timeout_s=20 * 60)
-    result.check()
-    rates = step_rates(common.step_records(common.read_jsonl(out / "metrics.jsonl")), overrides)
-    peak = poller.peak_gib if poller else None
-    planned = planned_gib(overrides, gpu["memory_gib"])
-    memory_row = {"peak_gib": peak, "baseline_gib": poller.baseline_gib if poller else 0.0, "planned_gib": planned,
-                  "planned_over_peak": planned / peak if planned and peak else None}
-    return {"train": rates, "memory": memory_row, "train_wall_s": result.wall_s}
-
-
-def run_eval(ns: argparse.Namespace, work: Path, model: Path, gpu: dict[str, Any]) -> dict[str, Any]:
-    """``reasoner eval`` of the model pulled back from the hub (a local folder: vLLM then reads no hub itself)."""
-    out = work / "eval"
-    backend = ["--backend", "transformers", "--device", "cpu", "--max-new-tokens", "8"] if ns.rehearse_on_cpu \
-        else ["--backend", "vllm", "--max-new-tokens", "200"]
-    limit = min(ns.eval_limit, 4) if ns.rehearse_on_cpu else ns.eval_limit
-    command = [common.python(), "-m", "reasoner.cli", "eval", "--model", str(model), "--recipe", RECIPE, "--data", ns.data,
-               "--split", "test", "--limit", str(limit), "--output", str(out), *backend]
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(work / "hf-home-eval"), "PYTHONPATH": str(common.REPO),
-           **device_env(ns, gpu)}
-    result = common.run_child(command, env=env, timeout_s=15 * 60).check()
-    summary = json.loads((out / "results.json").read_text())
-    seconds = float(summary.get("wall_seconds") or result.wall_s)
-    return {"n": summary["n"], "backend": summary["settings"]["backend"], "wall_s": result.wall_s,
-            "questions_per_s": summary["n"] / seconds if seconds else None,
-            "strict_accuracy": summary["metrics"].get("strict_accuracy")}
+    shape = {**SHAPES[size], **(REHEARSAL_SHAPE if rehearsal else {})}
+    started = time.monotonic()
+    folder = build_shaped_model(work / f"model-{size}", shape, device="cpu" if rehearsal else "cuda")
+    name = f"Qwen2.5-{size.upper()}-Instruct shape" + (", tiny widths (rehearsal)" if rehearsal else "")
+    return folder, {"name": name, "random_weights": True, "parameters": parameter_count(shape),
+                    "build_s": time.monotonic() - started}
 
 
 def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: float) -> dict[str, Any]:
-    """Every step after installation; returns the measurement dict that :func:`render` and :func:`write_json` take."""
+    """Every step after installation, inside ``ns.budget_s``; the measurement that render() and the JSON take."""
     started = time.monotonic()
-    model, model_info = build_model(ns, work)
-    build_s = time.monotonic() - started
+    deadline = started + ns.budget_s
+    where = "cpu" if ns.rehearse_on_cpu else "gpu"
+    specs = run_specs(ns.sizes, ns.kinds, ns.lora_r)
+    runs: list[dict[str, Any]] = []
+    models: dict[str, dict[str, Any]] = {}
     with LocalHub(work / "hub") as hub:
-        training = run_training(ns, model, work, hub, gpu)
-        push = hub.pull_and_compare(REPO_ID, work / "run", work / "pulled")
-    evaluation = run_eval(ns, work, Path(push.pop("folder")), gpu)
+        for index, spec in enumerate(specs):
+            remaining = deadline - time.monotonic()
+            if remaining < RUN_MIN_S[where]:
+                runs.append(skipped(spec, f"{max(0.0, remaining):.0f} s left of the budget"))
+                continue
+            if spec["size"] not in models:
+                folder, models[spec["size"]] = build_model(spec["size"], work, ns.rehearse_on_cpu)
+                models[spec["size"]]["folder"] = str(folder)
+            print(f"bench/gpu.py: run {spec['name']} ({deadline - time.monotonic():.0f} s of the budget left)", flush=True)
+            runs.append(run_one(spec, model=Path(models[spec["size"]]["folder"]), work=work, hub=hub, gpu=gpu,
+                                steps=ns.steps, data=ns.data, rehearsal=ns.rehearse_on_cpu,
+                                remaining_s=deadline - time.monotonic(), runs_left=len(specs) - index))
+    for info in models.values():
+        info.pop("folder", None)
     return {"rehearsal": ns.rehearse_on_cpu, "command": common.this_command(), "recipe": RECIPE, "gpu": gpu,
-            "model": model_info, "train": training["train"], "memory": training["memory"], "push": push,
-            "eval": evaluation, "wall_s": {"install": install_s, "model_build": build_s, "train": training["train_wall_s"],
-                                           "eval": evaluation["wall_s"], "after_install": time.monotonic() - started}}
+            "steps": ns.steps, "budget_s": ns.budget_s, "goal_s": GOAL_S, "models": models, "runs": runs,
+            "wall_s": {"install": install_s, "model_build": sum(m["build_s"] for m in models.values()),
+                       "after_install": time.monotonic() - started}}
+
+
+def prepare(ns: argparse.Namespace) -> float:
+    """Install from the brought wheels (unless ``--skip-install``), then check the environment; the seconds the
+    install took. SetupFailed says what is missing."""
+    install_s = 0.0 if ns.skip_install else install(ns.wheels)
+    problem = not_ready(need_gpu=not ns.rehearse_on_cpu)
+    if problem is not None:
+        how = "run it without --skip-install" if ns.skip_install else f"the wheels in {ns.wheels} do not provide it"
+        raise SetupFailed(f"this Python cannot run the benchmark: {problem} ({how})")
+    return install_s
 
 
 def main(argv: list[str]) -> int:
@@ -236,23 +156,25 @@ def main(argv: list[str]) -> int:
         return EXIT_NO_GPU
     gpu = gpu or {"name": "none (CPU rehearsal)", "memory_gib": None, "id": None, "visible": None}
     try:
-        install_s = 0.0 if ns.skip_install else ensure_packages(ns.wheelhouse, need_vllm=not ns.rehearse_on_cpu)
+        install_s = prepare(ns)
     except SetupFailed as exc:
         print(f"bench/gpu.py: {exc}", file=sys.stderr)
         return EXIT_SETUP
     work = ns.work or Path(tempfile.mkdtemp(prefix="bench-gpu-"))
     try:
         measurement = measure(ns, work, gpu, install_s)
-    except (RuntimeError, subprocess.SubprocessError) as exc:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench/gpu.py: a step failed, nothing recorded: {exc}", file=sys.stderr)
         return 1
     finally:
         if ns.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(render(measurement))
-    path = write_json(measurement, result_path(ns.out))
+    print(render(measurement, common.table))
+    path = result_path(ns.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload(measurement, common.machine()), indent=2, default=float) + "\n")
     print(f"\nwrote {path}")
-    return 0
+    return 0 if all(run["status"] == "ok" and (run["push"] or {}).get("verified") for run in measurement["runs"]) else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ QWEN25_05B: dict[str, Any] = {
     "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
     "rms_norm_eps": 1e-6, "tie_word_embeddings": True, "use_sliding_window": False, "hidden_act": "silu",
 }
+# Qwen2.5-1.5B-Instruct's: the same family one size up (bench/gpu.py --sizes 0.5b,1.5b).
+QWEN25_15B: dict[str, Any] = {**QWEN25_05B, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                              "num_attention_heads": 12, "num_key_value_heads": 2}
+SHAPES = {"0.5b": QWEN25_05B, "1.5b": QWEN25_15B}
 MARKER = "bench-shape.json"
 
 
@@ -59,8 +63,9 @@ def full_vocab_tokenizer(vocab_size: int, max_length: int):
     return tokenizer
 
 
-def build_shaped_model(dest: Path, shape: dict[str, Any] | None = None, *, seed: int = 0) -> Path:
-    """Build (once) a random-weight Qwen2 model of ``shape`` (default: Qwen2.5-0.5B-Instruct's) in ``dest``."""
+def build_shaped_model(dest: Path, shape: dict[str, Any] | None = None, *, seed: int = 0, device: str = "cpu") -> Path:
+    """Build (once) a random-weight Qwen2 model of ``shape`` (default: Qwen2.5-0.5B-Instruct's) in ``dest``; its
+    random initialisation runs on ``device`` (a GPU initialises 1.5B parameters in a second, a CPU in a minute)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -73,7 +78,8 @@ def build_shaped_model(dest: Path, shape: dict[str, Any] | None = None, *, seed:
     config = Qwen2Config(**shape, bos_token_id=None, eos_token_id=eos_id, pad_token_id=pad_id, dtype="bfloat16")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        with torch.device(device):
+            model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.generation_config = GenerationConfig(bos_token_id=None, eos_token_id=[eos_id, pad_id], pad_token_id=pad_id)
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)

@@ -1,17 +1,16 @@
-"""The pieces of ``bench/gpu.py`` that talk to the machine: the GPU, pip, the embedded hub, the run's log."""
+"""The pieces of ``bench/gpu.py`` that talk to the machine: the GPU, the installed packages, the embedded hub."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from bench import common
 from reasoner.publish.checks import sha256
@@ -19,10 +18,10 @@ from reasoner.publish.checks import sha256
 EXIT_NO_GPU = 3
 EXIT_SETUP = 4
 MIB = 2**20
-
-
-class SetupFailed(Exception):
-    """The machine cannot run the benchmark (packages missing and not installable); the message says what to do."""
+# Besides the weights, what a pushed model or adapter must bring back unchanged.
+PUSHED_FILES = ("config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json")
+# Children import this checkout's reasoner and reasoner-hub, installed or not.
+CHILD_PYTHONPATH = os.pathsep.join([str(common.REPO), str(common.REPO / "hub")])
 
 
 # -- the GPU -----------------------------------------------------------------------------------------------
@@ -91,40 +90,24 @@ class GpuMemoryPoller:
 
 
 # -- packages ----------------------------------------------------------------------------------------------
-def _not_ready(need_gpu: bool) -> str | None:
-    """Why this Python cannot run the benchmark yet (None: it can). Checked in a child, as the runs will be."""
-    check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, yaml, reasoner.train.run"]
+def not_ready(need_gpu: bool) -> str | None:
+    """Why this Python cannot run the benchmark (None: it can), checked in a child as the runs will be: reasoner's
+    requirements met (pyproject.toml), the packages import, and torch sees a GPU when one is needed."""
+    from bench.gpu_wheels import installed_version, project_requirements, unmet
+
+    problems = unmet(project_requirements(), installed_version)
+    if problems:
+        return "; ".join(problems)
+    check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, peft, yaml, blake3, lz4",
+             "import reasoner.train.run, reasoner_hub.server"]
     if need_gpu:
-        check += ["from reasoner.train.vllm_support import check_vllm", "check_vllm()",
-                  "assert torch.cuda.is_available(), f'torch {torch.__version__} sees no GPU'"]
+        check.append("assert torch.cuda.is_available(), f'torch {torch.__version__} sees no GPU'")
     done = subprocess.run([common.python(), "-c", "\n".join(check)], cwd=common.REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(common.REPO)})
+                          env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH})
     if done.returncode == 0:
         return None
     lines = done.stderr.strip().splitlines()
     return lines[-1] if lines else f"exit code {done.returncode}"
-
-
-def ensure_packages(wheelhouse: Path | None, *, need_vllm: bool) -> float:
-    """Install what is missing with ``pip install -e '.[vllm]'``; return the seconds it took (0: nothing to do)."""
-    problem = _not_ready(need_vllm)
-    if problem is None:
-        return 0.0
-    target = ".[vllm]" if need_vllm else "."
-    command = [common.python(), "-m", "pip", "install", "-e", target]
-    if wheelhouse is not None:
-        command += ["--no-index", "--find-links", str(wheelhouse)]
-    print(f"bench/gpu.py: not ready ({problem}); installing: {' '.join(command[2:])}", flush=True)
-    started = time.monotonic()
-    code = subprocess.run(command, cwd=common.REPO).returncode
-    seconds = time.monotonic() - started
-    problem = _not_ready(need_vllm)
-    if problem is not None:
-        where = f"the wheels in {wheelhouse}" if wheelhouse else "pip's configured package index"
-        raise SetupFailed(f"this Python cannot run the benchmark ({problem}) and installing from {where} did not fix "
-                          f"it (pip exit code {code}): pass --wheelhouse DIR with wheels of reasoner's [vllm] extra "
-                          f"(a CUDA torch among them), or install them first")
-    return seconds
 
 
 # -- the embedded hub --------------------------------------------------------------------------------------
@@ -140,14 +123,14 @@ class LocalHub:
 
     def client_env(self, home: Path) -> dict[str, str]:
         return {"HF_ENDPOINT": self.url, "HF_TOKEN": self.token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
-                "HF_HUB_OFFLINE": "0", "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(common.REPO)}
+                "HF_HUB_OFFLINE": "0", "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": CHILD_PYTHONPATH}
 
     def __enter__(self) -> "LocalHub":
         self.folder.mkdir(parents=True, exist_ok=True)
         command = [common.python(), "-m", "reasoner.cli", "hub", "serve", "--storage", str(self.folder / "store"),
                    "--host", "127.0.0.1", "--port", str(self.port), "--token", f"bench={self.token}:write"]
         self.process = subprocess.Popen(command, cwd=common.REPO, env={**os.environ, **common.QUIET_ENV,
-                                                                          "PYTHONPATH": str(common.REPO)},
+                                                                          "PYTHONPATH": CHILD_PYTHONPATH},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         deadline = time.monotonic() + 60
@@ -173,30 +156,15 @@ class LocalHub:
 
     def pull_and_compare(self, repo_id: str, local: Path, dest: Path) -> dict[str, Any]:
         """Download the pushed repo into ``dest`` (huggingface_hub, as any client would) and compare it with the
-        folder that was pushed: the model files must come back byte for byte."""
+        folder that was pushed: its config, tokenizer and every weight file (a whole model's or an adapter's)
+        must come back byte for byte."""
         from huggingface_hub import snapshot_download
 
         pulled = Path(snapshot_download(repo_id, endpoint=self.url, token=self.token, local_dir=str(dest)))
         files = [p for p in pulled.rglob("*") if p.is_file() and ".cache" not in p.parts]
-        needed = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
-        verified = all((pulled / name).is_file() and sha256(pulled / name) == sha256(local / name) for name in needed)
+        weights = sorted(p.name for p in local.glob("*.safetensors"))
+        needed = [*weights, *(n for n in PUSHED_FILES if (local / n).is_file())]
+        verified = bool(weights) and all((pulled / name).is_file() and sha256(pulled / name) == sha256(local / name)
+                                         for name in needed)
         return {"repo_id": repo_id, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
-                "verified": verified, "folder": str(pulled)}
-
-
-# -- the run's own log -------------------------------------------------------------------------------------
-def step_rates(records: Sequence[Mapping[str, Any]], overrides: list[str], recipe_name: str = "qwen2.5-0.5b-gsm8k") -> dict[str, Any]:
-    """Samples/s and generated tokens/s per training step from ``metrics.jsonl`` records, first step left out."""
-    from reasoner.recipe.load import load_recipe
-
-    recipe = load_recipe(recipe_name, overrides)
-    per_step = int(recipe.grpo["per_device_train_batch_size"]) * int(recipe.grpo.get("gradient_accumulation_steps", 1))
-    measured = [r for r in records if r.get("step_time")][1:]
-    if not measured:
-        raise RuntimeError(f"the run logged {len(records)} step(s) with a step_time: too few to measure")
-    times = [float(r["step_time"]) for r in measured]
-    lengths = [float(r.get("completions/mean_length", 0.0)) for r in measured]
-    return {"backend": recipe.generation.backend, "samples_per_step": per_step, "steps_measured": len(measured),
-            "step_s": common.spread(times), "samples_per_s": common.spread([per_step / t for t in times]),
-            "tokens_per_s": common.spread([per_step * n / t for n, t in zip(lengths, times)]),
-            "mean_completion_tokens": statistics.fmean(lengths)}
+                "compared": needed, "verified": verified}
