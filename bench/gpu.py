@@ -40,6 +40,7 @@ its table and JSON say it is a rehearsal, not a measurement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -115,7 +116,8 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
     specs = run_specs(ns.sizes, ns.kinds, ns.lora_r)
     runs: list[dict[str, Any]] = []
     models: dict[str, dict[str, Any]] = {}
-    with LocalHub(work / "hub") as hub:
+    with contextlib.ExitStack() as stack:
+        hub: LocalHub | None = None  # started with the first run: a run skipped for time needs none
         for index, spec in enumerate(specs):
             remaining = deadline - time.monotonic()
             if remaining < RUN_MIN_S[where]:
@@ -124,13 +126,16 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
             if spec["size"] not in models:
                 folder, models[spec["size"]] = build_model(spec["size"], work, ns.rehearse_on_cpu)
                 models[spec["size"]]["folder"] = str(folder)
+            hub = hub or stack.enter_context(LocalHub(work / "hub"))
             print(f"bench/gpu.py: run {spec['name']} ({deadline - time.monotonic():.0f} s of the budget left)", flush=True)
             runs.append(run_one(spec, model=Path(models[spec["size"]]["folder"]), work=work, hub=hub, gpu=gpu,
                                 steps=ns.steps, data=ns.data, rehearsal=ns.rehearse_on_cpu,
                                 remaining_s=deadline - time.monotonic(), runs_left=len(specs) - index))
     for info in models.values():
         info.pop("folder", None)
+    precision = "fp32 weights, no autocast (rehearsal)" if ns.rehearse_on_cpu else "bf16 autocast over fp32 master weights"
     return {"rehearsal": ns.rehearse_on_cpu, "command": common.this_command(), "recipe": RECIPE, "gpu": gpu,
+            "precision": precision,
             "steps": ns.steps, "budget_s": ns.budget_s, "goal_s": GOAL_S, "models": models, "runs": runs,
             "wall_s": {"install": install_s, "model_build": sum(m["build_s"] for m in models.values()),
                        "after_install": time.monotonic() - started}}
@@ -140,7 +145,7 @@ def prepare(ns: argparse.Namespace) -> float:
     """Install from the brought wheels (unless ``--skip-install``), then check the environment; the seconds the
     install took. SetupFailed says what is missing."""
     install_s = 0.0 if ns.skip_install else install(ns.wheels)
-    problem = not_ready(need_gpu=not ns.rehearse_on_cpu)
+    problem = not_ready(need_gpu=not ns.rehearse_on_cpu, imports=not (ns.skip_install and ns.rehearse_on_cpu))
     if problem is not None:
         how = "run it without --skip-install" if ns.skip_install else f"the wheels in {ns.wheels} do not provide it"
         raise SetupFailed(f"this Python cannot run the benchmark: {problem} ({how})")

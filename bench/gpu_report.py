@@ -119,10 +119,10 @@ def table_row(run: Mapping[str, Any]) -> list[Any]:
     phases, memory, estimate, push = run["measured"], run["memory"], run["estimate"], run["push"]
     steps = f"{phases['steps_measured']}+1" if phases else "-"
     pushed = "-" if push is None else ("verified" if push["verified"] else "NOT VERIFIED")
+    estimated = f"{estimate['step_s']:.3g}" if estimate else None  # a rehearsal's estimates are microseconds
     return [run["name"], run["status"], steps, _median(phases, "step_s"), _median(phases, "generation_s"),
             _median(phases, "training_s"), _median(phases, "samples_per_s"), memory["peak_gib"],
-            memory["planned_gib"], estimate["step_s"] if estimate else None, run["measured_over_estimated"]["step"],
-            pushed]
+            memory["planned_gib"], estimated, run["measured_over_estimated"]["step"], pushed]
 
 
 def render(m: Mapping[str, Any], table: Any) -> str:
@@ -131,7 +131,7 @@ def render(m: Mapping[str, Any], table: Any) -> str:
     head = [REHEARSAL_TITLE] if m["rehearsal"] else []
     gpu = m["gpu"]
     head.append(f"bench/gpu.py on {gpu['name']}" + (f" ({gpu['memory_gib']:.0f} GiB)" if gpu["memory_gib"] else "")
-                + f": recipe {m['recipe']}, generation by transformers (vLLM off), bf16 autocast over fp32 weights; "
+                + f": recipe {m['recipe']}, generation by transformers (vLLM off), {m['precision']}; "
                   "steps = measured + 1 warm-up; random weights (speed and memory only)")
     wall = m["wall_s"]
     return "\n".join([*head, table(TABLE_HEAD, rows),

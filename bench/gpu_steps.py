@@ -90,14 +90,15 @@ class GpuMemoryPoller:
 
 
 # -- packages ----------------------------------------------------------------------------------------------
-def not_ready(need_gpu: bool) -> str | None:
-    """Why this Python cannot run the benchmark (None: it can), checked in a child as the runs will be: reasoner's
-    requirements met (pyproject.toml), the packages import, and torch sees a GPU when one is needed."""
+def not_ready(need_gpu: bool, *, imports: bool = True) -> str | None:
+    """Why this Python cannot run the benchmark (None: it can): reasoner's requirements met (pyproject.toml), then,
+    with ``imports``, the packages import in a child as the runs will import them, and torch sees a GPU when one
+    is needed (a child costs a few seconds of imports: a CPU rehearsal of an unchanged environment skips it)."""
     from bench.gpu_wheels import installed_version, project_requirements, unmet
 
     problems = unmet(project_requirements(), installed_version)
-    if problems:
-        return "; ".join(problems)
+    if problems or not imports:
+        return "; ".join(problems) or None
     check = ["import torch, transformers, trl, accelerate, datasets, huggingface_hub, peft, yaml, blake3, lz4",
              "import reasoner.train.run, reasoner_hub.server"]
     if need_gpu:

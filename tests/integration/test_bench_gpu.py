@@ -1,13 +1,17 @@
-"""bench/gpu.py on a CPU: it refuses to measure, and everything that does not need a GPU runs for real.
+"""bench/gpu.py on a CPU: it refuses to measure, and the device command rehearses every step for real.
 
-The argument parsing, the table and JSON written from a measurement, the locally built model of the 0.5B
-shape (its tokenizer covers every id of the model), the step rates read from a run's log, and a rehearsal of
-every step (hub, training with a push, eval of the pushed model) on the CPU with the transformers backend.
+The rehearsal runs ``bash bench/gpu_accept.sh --rehearse-on-cpu --skip-install`` as CI's stand-in for the GPU
+node: the wrapper prints versions and the wheel set, bench/gpu.py builds a tiny-width model of the recipe's
+family, starts ``reasoner hub serve``, trains a full fine-tune and a LoRA run with transformers generation
+(TRL's generation timer read through bench/gpu_probe.py), pushes both, pulls them back and compares them byte
+for byte, asks the planner about the same runs, and writes the table and the JSON. The pure parts (table, JSON,
+wheel set) are unit-tested in tests/unit/test_bench_gpu_report.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,29 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench import gpu  # noqa: E402
-from bench.gpu_model import QWEN25_05B, build_shaped_model, parameter_count  # noqa: E402
-from bench.gpu_steps import EXIT_NO_GPU, step_rates  # noqa: E402
+from bench.gpu_model import QWEN25_05B, QWEN25_15B, build_shaped_model, parameter_count  # noqa: E402
+from bench.gpu_report import REHEARSAL_TITLE  # noqa: E402
+from bench.gpu_runs import REHEARSAL_SHAPE  # noqa: E402
+from bench.gpu_steps import EXIT_NO_GPU  # noqa: E402
 
 SMALL = {**QWEN25_05B, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2}
-
-
-def measurement(**changes) -> dict:
-    """A measurement of the shape bench/gpu.py produces on a GPU (numbers invented for the formatting check)."""
-    spread = lambda v: {"median": v, "min": v * 0.9, "max": v * 1.1, "iqr": v * 0.05, "n": 4}  # noqa: E731
-    base = {
-        "rehearsal": False, "command": "python bench/gpu.py", "recipe": "qwen2.5-0.5b-gsm8k",
-        "gpu": {"name": "NVIDIA H200", "memory_gib": 139.8, "id": "0", "visible": "0"},
-        "model": {"name": "Qwen2.5-0.5B-Instruct shape", "random_weights": True, "parameters": 494032768},
-        "train": {"backend": "vllm", "samples_per_step": 64, "steps_measured": 4, "step_s": spread(8.0),
-                  "samples_per_s": spread(8.0), "tokens_per_s": spread(1600.0), "mean_completion_tokens": 200.0},
-        "memory": {"peak_gib": 61.5, "baseline_gib": 0.5, "planned_gib": 58.25, "planned_over_peak": 58.25 / 61.5},
-        "push": {"repo_id": "bench/qwen2.5-0.5b-grpo", "files": 9, "bytes": 1_988_000_000, "verified": True},
-        "eval": {"n": 100, "backend": "vllm", "wall_s": 70.0, "questions_per_s": 12.5, "strict_accuracy": 0.0},
-        "wall_s": {"install": 0.0, "model_build": 35.0, "train": 150.0, "eval": 70.0, "after_install": 262.0},
-    }
-    base.update(changes)
-    return base
 
 
 def test_without_a_gpu_it_says_so_and_exits_3_writing_nothing(tmp_path):
@@ -56,41 +44,19 @@ def test_without_a_gpu_it_says_so_and_exits_3_writing_nothing(tmp_path):
 
 def test_arguments():
     ns = gpu.parse_args([])
-    assert (ns.steps, ns.data, ns.eval_limit, ns.rehearse_on_cpu) == (5, "generated", 100, False)
+    assert (ns.steps, ns.sizes, ns.kinds, ns.lora_r, ns.budget_s) == (4, ["0.5b"], ["full", "lora"], 16, 480)
+    assert gpu.parse_args(["--sizes", "0.5b,1.5b", "--kinds", "lora"]).sizes == ["0.5b", "1.5b"]
     assert gpu.result_path(Path("bench/results")) == Path("bench/results/gpu.json")
     assert gpu.result_path(Path("/tmp/x/run.json")) == Path("/tmp/x/run.json")
-    with pytest.raises(SystemExit) as stop:
-        gpu.parse_args(["--steps", "1"])
-    assert stop.value.code == 2
+    for bad in (["--steps", "1"], ["--sizes", "7b"], ["--kinds", "qlora"], ["--budget-s", "0"]):
+        with pytest.raises(SystemExit) as stop:
+            gpu.parse_args(bad)
+        assert stop.value.code == 2, bad
 
 
-def test_one_table_and_json_from_a_measurement(tmp_path):
-    m = measurement()
-    text = gpu.render(m)
-    lines = text.splitlines()
-    assert lines[0].startswith("measure") and len(lines) == 2 + len(gpu.table_rows(m))
-    row = {line.split("  ")[0].strip(): line for line in lines[2:]}
-    assert "1,600" in row["generated tokens/s (median)"] and "8.000" in row["samples/s (median)"]
-    assert "61.500" in row["peak GPU memory GiB"] and "58.250" in row["planner estimate GiB"] and "0.95" in row["planner estimate GiB"]
-    assert "verified" in row["push to hub"] and "goal 480 s: met" in row["wall s (after install)"]
-    assert "random weights: meaningless" in row["eval questions/s"]
-    path = gpu.write_json(m, tmp_path / "deep" / "gpu.json")
-    data = json.loads(path.read_text())
-    assert data["benchmark"] == "gpu" and data["train"] == m["train"] and data["memory"] == m["memory"]
-    assert {"cpus", "load_average", "torch", "trl"} <= set(data["machine"])
-
-
-def test_a_missed_goal_and_a_rehearsal_are_said_so():
-    late = measurement(wall_s={"install": 90.0, "model_build": 35.0, "train": 400.0, "eval": 70.0, "after_install": 505.0})
-    assert "goal 480 s: MISSED" in gpu.render(late)
-    rehearsal = gpu.render(measurement(rehearsal=True, memory={"peak_gib": None, "baseline_gib": 0.0, "planned_gib": None,
-                                                                "planned_over_peak": None}))
-    assert rehearsal.splitlines()[0] == "REHEARSAL ON CPU: nothing here is a GPU measurement"
-    assert "None" not in rehearsal and "no goal on a rehearsal" in rehearsal
-
-
-def test_the_shape_is_qwen25_05b_and_every_model_id_is_a_token(tmp_path):
-    assert parameter_count(QWEN25_05B) == 494_032_768  # Qwen2.5-0.5B-Instruct's published parameter count
+def test_the_shapes_are_qwen25_and_every_model_id_is_a_token(tmp_path):
+    # Qwen2.5-0.5B-Instruct's and Qwen2.5-1.5B-Instruct's published parameter counts
+    assert parameter_count(QWEN25_05B) == 494_032_768 and parameter_count(QWEN25_15B) == 1_543_714_304
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = build_shaped_model(tmp_path / "model", SMALL)
@@ -107,25 +73,69 @@ def test_the_shape_is_qwen25_05b_and_every_model_id_is_a_token(tmp_path):
     assert build_shaped_model(folder, SMALL) == folder  # built once
 
 
-def test_step_rates_leave_out_the_first_step():
-    records = [{"step": i, "reward": 0.0, "step_time": t, "completions/mean_length": 200.0}
-               for i, t in enumerate((30.0, 8.0, 10.0, 8.0), start=1)]
-    rates = step_rates(records, ["--generation.backend", "transformers"])
-    assert rates["samples_per_step"] == 64 and rates["steps_measured"] == 3
-    assert rates["step_s"]["median"] == 8.0 and rates["samples_per_s"]["median"] == 8.0
-    assert rates["tokens_per_s"]["median"] == 1600.0
-
-
-def test_a_rehearsal_runs_every_step_on_the_cpu(tmp_path):
-    out = tmp_path / "rehearsal.json"
-    result = subprocess.run([sys.executable, "bench/gpu.py", "--rehearse-on-cpu", "--steps", "2", "--eval-limit", "2",
-                             "--out", str(out), "--skip-install"], cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    lines = result.stdout.splitlines()
-    title = lines.index("REHEARSAL ON CPU: nothing here is a GPU measurement")
-    assert lines[title + 1].startswith("measure")
+def test_out_of_budget_runs_are_skipped_and_the_table_is_still_written(tmp_path):
+    out = tmp_path / "late.json"
+    result = subprocess.run([sys.executable, "bench/gpu.py", "--rehearse-on-cpu", "--skip-install", "--budget-s", "1",
+                             "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]  # nothing was measured: not an acceptance
     data = json.loads(out.read_text())
-    assert data["rehearsal"] is True and data["push"]["verified"] is True and data["push"]["files"] >= 5
-    assert data["train"]["steps_measured"] == 1 and data["train"]["tokens_per_s"]["median"] > 0
-    assert data["eval"]["n"] == 2 and data["eval"]["backend"] == "transformers"
-    assert data["memory"]["peak_gib"] is None  # nothing is measured on a CPU
+    assert [run["name"] for run in data["runs"]] == ["0.5b-full", "0.5b-lora"]
+    assert all(run["status"].startswith("skipped: ") and run["measured"] is None for run in data["runs"])
+    assert "0.5b-full  skipped" in result.stdout and data["models"] == {}
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory):
+    """One run of the device command in rehearsal, its outputs kept (the work folder too, to read the pushes)."""
+    out = tmp_path_factory.mktemp("gpu-accept")
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["bash", "bench/gpu_accept.sh", "--rehearse-on-cpu", "--skip-install", "--steps", "2",
+                             "--work", str(out / "work")], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600)
+    return result, out, json.loads((out / "gpu.json").read_text()) if (out / "gpu.json").is_file() else None
+
+
+def test_the_device_command_rehearses_every_step(rehearsal):
+    result, out, data = rehearsal
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = (out / "gpu.log").read_text()
+    assert log == result.stdout  # everything printed is in $OUT
+    assert "== packages before" in log and "total in" in log and "bench/gpu.py exited 0" in log
+    lines = log.splitlines()
+    title = lines.index(REHEARSAL_TITLE)
+    assert lines[title + 2].startswith("run ") and lines[title + 4].startswith("0.5b-full  ok")
+    assert lines[title + 5].startswith("0.5b-lora  ok")
+    assert {"pip-list-before.txt", "pip-list-after.txt"} <= {p.name for p in out.iterdir()}
+    assert data["rehearsal"] is True and data["gpu"]["memory_gib"] is None
+    assert data["models"]["0.5b"]["parameters"] == parameter_count({**QWEN25_05B, **REHEARSAL_SHAPE})
+
+
+@pytest.mark.parametrize("kind", ["full", "lora"])
+def test_each_run_measures_its_phases_beside_the_planner(rehearsal, kind):
+    _result, _out, data = rehearsal
+    run = next(r for r in data["runs"] if r["kind"] == kind)
+    assert run["status"] == "ok"
+    measured = run["measured"]
+    assert (measured["steps_logged"], measured["steps_measured"], measured["samples_per_step"]) == (2, 1, 4)
+    step, generation, training = (measured[k]["median"] for k in ("step_s", "generation_s", "training_s"))
+    assert 0 < generation < step and training == pytest.approx(step - generation)  # TRL's timer fell on the step
+    assert measured["samples_per_s"]["median"] == pytest.approx(4 / step)
+    assert measured["mean_completion_tokens"] <= 16
+    estimate = run["estimate"]
+    assert estimate["backend"] == "transformers" and estimate["completions"] == 4 and estimate["fits"] is True
+    assert 0 < estimate["generation_s"] < estimate["step_s"]
+    assert run["measured_over_estimated"]["step"] == pytest.approx(step / estimate["step_s"])
+    # the planner counts a reference model for full fine-tuning (beta 0.04); LoRA's is the base, adapter disabled
+    assert ("reference model" in estimate["memory_items"]) == (kind == "full")
+    assert run["memory"]["planned_gib"] == estimate["memory_gib"] > 0 and run["memory"]["peak_gib"] is None
+
+
+def test_both_pushes_come_back_byte_for_byte(rehearsal):
+    _result, out, data = rehearsal
+    full, lora = (next(r for r in data["runs"] if r["kind"] == k) for k in ("full", "lora"))
+    assert full["push"]["verified"] is True and "model.safetensors" in full["push"]["compared"]
+    assert lora["push"]["verified"] is True and "adapter_model.safetensors" in lora["push"]["compared"]
+    adapter = json.loads((out / "work" / "0.5b-lora-pulled" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (16, 32)
+    assert {"q_proj", "v_proj", "down_proj"} <= {name.rsplit(".", 1)[-1] for name in adapter["target_modules"]}
+    assert not (out / "work" / "0.5b-full-pulled" / "adapter_config.json").exists()
