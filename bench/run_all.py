@@ -92,11 +92,12 @@ def _rows(name: str, data: dict) -> list[str]:
                        f"{r['plain_peak_rss_mib']:.0f} | {_mib(r['reasoner_peak_rss_mib'])} |")
         return out
     if name == "gpu":
-        from bench.gpu import table_rows
+        from bench.gpu_report import TABLE_HEAD, table_row
 
         title = ["**rehearsal on CPU, not a GPU measurement**", ""] if data.get("rehearsal") else []
-        return title + ["| measure | value | note |", "|---|---|---|"] + [
-            f"| {label} | {f(value) if isinstance(value, float) else value} | {note} |" for label, value, note in table_rows(data)]
+        cells = [[f(v) if isinstance(v, float) else "-" if v is None else v for v in table_row(run)] for run in data["runs"]]
+        return title + ["| " + " | ".join(TABLE_HEAD) + " |", "|" + "---|" * len(TABLE_HEAD)] + [
+            "| " + " | ".join(str(c) for c in row) + " |" for row in cells]
     if name == "hub_latency":
         out = ["| operation | client | legacy req/s | legacy p50 / p99 ms | new req/s | new p50 / p99 ms | p50 legacy/new |",
                "|---|---|---|---|---|---|---|"]
