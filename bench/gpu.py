@@ -23,8 +23,8 @@ What it assumes about the machine (a fresh one, lent for minutes, that reaches n
 
 Steps: install -> build the model -> hub up -> for each size, a full fine-tune run and a LoRA run (``--peft.r``)
 of ``reasoner train --recipe qwen2.5-0.5b-gsm8k`` for ``--steps`` steps, generation by transformers (vLLM off),
-fp32 master weights under bf16 autocast (the recipe's precision), each pushing its final model or adapter to the
-hub, which is pulled back and compared byte for byte. GPU memory is polled with ``nvidia-smi`` throughout.
+bf16 autocast over fp32 master weights (the recipe's precision; LoRA: a bf16 base and an fp32 adapter), each
+pushing its final model or adapter to the hub, which is pulled back and compared byte for byte. GPU memory is polled with ``nvidia-smi`` throughout.
 Measured per run (the first step is warm-up, left out): step time, generation and training time per step,
 samples/s, peak GPU memory beside the memory planner's estimate for the same layout, and the step time
 against the planner's throughput model (reasoner/plan/throughput.py: its generation side models vLLM, so a
@@ -133,7 +133,8 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
                                 remaining_s=deadline - time.monotonic(), runs_left=len(specs) - index))
     for info in models.values():
         info.pop("folder", None)
-    precision = "fp32 weights, no autocast (rehearsal)" if ns.rehearse_on_cpu else "bf16 autocast over fp32 master weights"
+    precision = ("fp32 weights, no autocast (rehearsal)" if ns.rehearse_on_cpu else
+                 "bf16 autocast over fp32 master weights (LoRA: a bf16 base, fp32 adapter)")
     return {"rehearsal": ns.rehearse_on_cpu, "command": common.this_command(), "recipe": RECIPE, "gpu": gpu,
             "precision": precision,
             "steps": ns.steps, "budget_s": ns.budget_s, "goal_s": GOAL_S, "models": models, "runs": runs,

@@ -85,6 +85,9 @@ def build_shaped_model(dest: Path, shape: dict[str, Any] | None = None, *, seed:
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     marker.write_text(json.dumps({"shape": shape, "seed": seed}))
+    del model
+    if device != "cpu":  # hand the memory back: the training process, not this one, is measured on the GPU
+        torch.cuda.empty_cache()
     return dest
 
 
