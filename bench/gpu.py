@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
-from bench.gpu_report import GOAL_S, payload, render, skipped  # noqa: E402
+from bench.gpu_report import GOAL_S, failed, payload, render, skipped  # noqa: E402
 from bench.gpu_runs import RECIPE, REHEARSAL_SHAPE, RUN_MIN_S, run_one, run_specs  # noqa: E402
 from bench.gpu_steps import EXIT_NO_GPU, EXIT_SETUP, LocalHub, gpu_inventory, not_ready  # noqa: E402
 from bench.gpu_wheels import WHEELS, SetupFailed, install  # noqa: E402
@@ -124,8 +124,15 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
                 runs.append(skipped(spec, f"{max(0.0, remaining):.0f} s left of the budget"))
                 continue
             if spec["size"] not in models:
-                folder, models[spec["size"]] = build_model(spec["size"], work, ns.rehearse_on_cpu)
-                models[spec["size"]]["folder"] = str(folder)
+                try:
+                    folder, models[spec["size"]] = build_model(spec["size"], work, ns.rehearse_on_cpu)
+                except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: this size fails, the table stays
+                    models[spec["size"]] = {"error": f"{type(exc).__name__}: {exc}", "build_s": 0.0}
+                else:
+                    models[spec["size"]]["folder"] = str(folder)
+            if "error" in models[spec["size"]]:
+                runs.append(failed(spec, f"failed: model build ({models[spec['size']]['error'][:120]})"))
+                continue
             hub = hub or stack.enter_context(LocalHub(work / "hub"))
             print(f"bench/gpu.py: run {spec['name']} ({deadline - time.monotonic():.0f} s of the budget left)", flush=True)
             runs.append(run_one(spec, model=Path(models[spec["size"]]["folder"]), work=work, hub=hub, gpu=gpu,
@@ -136,8 +143,8 @@ def measure(ns: argparse.Namespace, work: Path, gpu: dict[str, Any], install_s: 
     precision = ("fp32 weights, no autocast (rehearsal)" if ns.rehearse_on_cpu else
                  "bf16 autocast over fp32 master weights (LoRA: a bf16 base, fp32 adapter)")
     return {"rehearsal": ns.rehearse_on_cpu, "command": common.this_command(), "recipe": RECIPE, "gpu": gpu,
-            "precision": precision,
-            "steps": ns.steps, "budget_s": ns.budget_s, "goal_s": GOAL_S, "models": models, "runs": runs,
+            "precision": precision, "steps": ns.steps, "budget_s": ns.budget_s, "goal_s": GOAL_S, "models": models,
+            "runs": runs,
             "wall_s": {"install": install_s, "model_build": sum(m["build_s"] for m in models.values()),
                        "after_install": time.monotonic() - started}}
 

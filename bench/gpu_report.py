@@ -99,10 +99,15 @@ def run_summary(spec: Mapping[str, Any], *, status: str, phases: Mapping[str, An
             "push": dict(push) if push else None, "wall_s": wall_s}
 
 
+def failed(spec: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """A run that did not train: ``status`` says why."""
+    return run_summary(spec, status=status, phases=None, memory=memory_row(None, 0.0, None, None), estimate=None,
+                       push=None, wall_s=0.0)
+
+
 def skipped(spec: Mapping[str, Any], why: str) -> dict[str, Any]:
     """A run that was not started (no time left before the deadline)."""
-    return run_summary(spec, status=f"skipped: {why}", phases=None, memory=memory_row(None, 0.0, None, None),
-                       estimate=None, push=None, wall_s=0.0)
+    return failed(spec, f"skipped: {why}")
 
 
 # -- the table ---------------------------------------------------------------------------------------------

@@ -111,7 +111,10 @@ def run_one(spec: Mapping[str, Any], *, model: Path, work: Path, hub: LocalHub, 
                         estimate["memory_gib"] if estimate else None)
     push = None
     if result.returncode == 0:
-        push = hub.pull_and_compare(spec["repo_id"], out, work / f"{spec['name']}-pulled")
+        try:
+            push = hub.pull_and_compare(spec["repo_id"], out, work / f"{spec['name']}-pulled")
+        except Exception as exc:  # noqa: BLE001 - a push that cannot be read back is a finding, not a crash
+            push = {"repo_id": spec["repo_id"], "verified": False, "error": f"{type(exc).__name__}: {exc}"}
     summary = run_summary(spec, status=status, phases=phases, memory=memory, estimate=estimate, push=push, wall_s=wall)
     summary["time_budget_minutes"] = minutes
     return summary

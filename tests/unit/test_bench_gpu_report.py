@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import common  # noqa: E402
 from bench.gpu_report import (  # noqa: E402
-    REHEARSAL_TITLE, compare, generation_by_step, memory_row, render, run_summary, skipped, step_phases)
+    REHEARSAL_TITLE, compare, failed, generation_by_step, memory_row, render, run_summary, skipped, step_phases)
 from bench.gpu_wheels import (  # noqa: E402
     MIB, PINS, Pin, check_wheel_set, download_command, install_commands, install_failure, parse_pins, unmet,
     wheel_name_version)
@@ -146,3 +146,6 @@ def test_one_table_with_a_row_per_run():
     assert "goal 480 s: MISSED" in render(measurement(after_install=481.0), common.table)
     rehearsal = render(measurement(rehearsal=True), common.table).splitlines()
     assert rehearsal[0] == REHEARSAL_TITLE and "no goal on a rehearsal" in rehearsal[-1]
+    broken = measurement()
+    broken["runs"] = [failed({"name": "1.5b-full"}, "failed: model build (OutOfMemoryError: CUDA out of memory)")]
+    assert render(broken, common.table).splitlines()[3].split()[:4] == ["1.5b-full", "failed:", "model", "build"]
