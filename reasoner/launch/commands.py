@@ -18,6 +18,7 @@ from reasoner.launch.requeue import requeue_decision
 from reasoner.launch.serve import serve
 from reasoner.launch.signallead import grace_after_warning, seconds_left, short_lead_warning
 from reasoner.train.preempted import MARKER_ENV
+from reasoner.topology import ranks
 from reasoner.topology.server import WEIGHT_SYNC_HOST_ENV
 
 
@@ -116,6 +117,11 @@ def train_node_main(argv: Sequence[str]) -> int:
                                                  "--machine_rank N [options] -- ACCELERATE_LAUNCH_ARGS...")
     parser.add_argument("--machine_rank", type=int, required=True)
     parser.add_argument("--training-nodes", default="", help="the plan's training nodes, in rank order")
+    parser.add_argument("--node-processes", default=None,
+                        help="training processes per node in rank order (6,8) where they differ per node")
+    parser.add_argument("--node-gpus", default=None,
+                        help="each training node's GPU indices (2,3;0,1,2,3), mapped through this node's "
+                             "CUDA_VISIBLE_DEVICES")
     parser.add_argument("--cuda-visible-devices", default=None)
     parser.add_argument("--weight-sync-host", default=None, help=f"{WEIGHT_SYNC_HOST_ENV} for the ranks")
     parser.add_argument("--preempt-marker", default=None, help="where rank zero records a preemption save")
@@ -128,20 +134,38 @@ def train_node_main(argv: Sequence[str]) -> int:
         expected = planned[ns.machine_rank] if ns.machine_rank < len(planned) else "none"
         raise UserError(f"step node {ns.machine_rank} is {node} but the plan's training node {ns.machine_rank} is "
                         f"{expected}")
-    env.update({key: value for key, value in (("CUDA_VISIBLE_DEVICES", ns.cuda_visible_devices),
+    here = this_node(ns, planned, launch_args)
+    devices = ns.cuda_visible_devices or ranks.node_devices(here, env.get("CUDA_VISIBLE_DEVICES"))
+    env.update({key: value for key, value in (("CUDA_VISIBLE_DEVICES", devices),
                                               (WEIGHT_SYNC_HOST_ENV, ns.weight_sync_host),
                                               (MARKER_ENV, ns.preempt_marker)) if value})
-    machines = flag_value(launch_args, "--num_machines") or "1"
     rendezvous = f"{flag_value(launch_args, '--main_process_ip')}:{flag_value(launch_args, '--main_process_port')}"
 
     def say(message: str) -> None:
         print(f"[task train {node}] {message}", file=sys.stderr, flush=True)
 
-    say(f"machine rank {ns.machine_rank} of {machines}, rendezvous {rendezvous}")
+    say(f"machine rank {ns.machine_rank} of {here.machines}, rendezvous {rendezvous}; {here.processes} rank(s) "
+        f"{here.ranks[0]}-{here.ranks[-1]} of world size {here.world_size}" + (f" on GPU(s) {devices}" if devices else ""))
     command = [python(), "-m", "accelerate.commands.accelerate_cli", "launch", "--machine_rank", str(ns.machine_rank),
-               *launch_args]
+               *ranks.with_node_processes(launch_args, here)]
     code = run_launcher(command, env, log=say)
     return 128 - code if code < 0 else code  # killed by a signal: the shell's 128+N
+
+
+def this_node(ns: argparse.Namespace, planned: list[str], launch_args: Sequence[str]) -> ranks.NodeRanks:
+    """This node's processes, global ranks and GPUs: from ``--node-processes``/``--node-gpus`` where nodes differ,
+    else ``num_processes / num_machines`` of the accelerate arguments, as accelerate would start them."""
+    machines = int(flag_value(launch_args, "--num_machines") or 1)
+    if ns.node_processes:
+        counts = ranks.parse_counts(ns.node_processes)
+    else:
+        total = int(flag_value(launch_args, "--num_processes") or machines)
+        counts = (max(1, total // machines),) * machines
+    gpus = ranks.parse_gpus(ns.node_gpus) if ns.node_gpus else ()
+    names = planned or [f"node{i}" for i in range(len(counts))]
+    if ns.machine_rank >= len(counts):
+        raise UserError(f"machine rank {ns.machine_rank} is outside the plan's {len(counts)} training nodes")
+    return ranks.node_ranks(counts, names, gpus)[ns.machine_rank]
 
 
 def _split_at_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:

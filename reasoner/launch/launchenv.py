@@ -31,6 +31,7 @@ from reasoner.plan.run import RunPlan, describe, plan_run, refusal
 from reasoner.recipe.load import load_recipe
 from reasoner.topology import Plan
 from reasoner.topology.environment import env_int, gpus_from_env
+from reasoner.topology.ranks import format_gpus
 from reasoner.train.run import parse_args as train_parse_args
 
 LAUNCHERS = ("local", "slurm")
@@ -158,6 +159,10 @@ def server_command(layout: Plan, py: str) -> list[str]:
 def train_node_args(request: Request, layout: Plan, pins: Sequence[str], marker: Path | None) -> list[str]:
     """``reasoner train-node`` options, then the ``accelerate launch`` arguments up to ``reasoner.train.run``'s."""
     options = ["--training-nodes", ",".join(layout.training_nodes)] if request.launcher == "slurm" else []
+    if not layout.even:  # each node starts its own count (reasoner.topology.ranks)
+        options += ["--node-processes", ",".join(map(str, layout.node_processes))]
+    if layout.node_gpus:  # the server's node trains on its other GPUs, mapped inside that node's own task
+        options += ["--node-gpus", format_gpus(layout.node_gpus)]
     if layout.cuda_visible_devices.get("training"):
         options += ["--cuda-visible-devices", layout.cuda_visible_devices["training"]]
     if layout.weight_sync_host:

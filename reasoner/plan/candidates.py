@@ -6,14 +6,12 @@ The candidates (backend vLLM on GPUs), all of which ``reasoner launch-env`` star
   where the model's heads split that way, in sleep mode (``vllm_enable_sleep_mode``: its weights and KV cache
   are released while training) at a few ``gpu_memory_utilization`` shares, on any number of nodes: every GPU
   trains and generates;
-* ``dedicated-gpu`` on one node: a vLLM server on k GPUs (tensor parallel k) and training on the node's other
-  GPUs: no GPU idle;
+* ``dedicated-gpu``: a vLLM server on k GPUs (tensor parallel k) of the first node and training on every other
+  GPU of the allocation, the rest of that node included: no GPU idle. On several nodes the first node runs k
+  training processes fewer than the others; the launchers start each node with its own count
+  (reasoner.topology.ranks);
 * ``dedicated-node``: a whole generation node, only when the recipe or the user asks for it (TRL's client
   talks to one server and TRL has no vLLM data parallelism for dense models, so most of that node idles).
-
-A server on part of one node with training on the rest of it and on other nodes would leave no GPU idle either,
-but its nodes run different numbers of training processes, which ``accelerate launch`` cannot start (it runs
-``num_processes / num_machines`` on every node): the table lists it as not launchable, untimed.
 
 Each candidate is laid out by reasoner.topology (which refuses what cannot work, the batch rule included),
 sized by reasoner.plan.estimate and timed by reasoner.plan.throughput. The winner fits and has the shortest
@@ -40,7 +38,7 @@ from reasoner.topology import Plan, plan_for_recipe
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
 COLOCATE_UTILIZATIONS = (0.3, 0.5, 0.7)  # shares of a GPU a colocated vLLM may take while generating
 SERVER_UTILIZATION = 0.9  # a server has its GPUs to itself
-NOT_LAUNCHABLE = "not launchable"
+NOT_LAUNCHABLE = "not launchable"  # the start of a refusal for a layout no launcher can start (none is today)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +158,6 @@ def enumerate_candidates(recipe: Any, *, env: Mapping[str, str], nodes: int | No
     for where, tp, tries in _variants(placements, sizes, recipe):
         if where == "dedicated-gpu" and len(placements) > 1 and tp >= gpus_per_node:
             continue  # the server would take the whole node: nothing left to train beside it
-        if where == "dedicated-gpu" and len(placements) > 1 and (nodes or 1) > 1:
-            found.append(uneven_candidate(tp, nodes or 1, gpus_per_node))
-            continue
         tried = [_candidate(recipe, where, tp, extra, total, env=env, nodes=nodes, gpus_per_node=gpus_per_node,
                             gpu_memory_gb=gpu_memory_gb, shape=shape, host_memory_gb=host_memory_gb, hw=hw)
                  for extra in tries]
@@ -170,15 +165,6 @@ def enumerate_candidates(recipe: Any, *, env: Mapping[str, str], nodes: int | No
         fitting = [c for c in tried if c.fits]
         found.append((whole or fitting or tried)[0])
     return found
-
-
-def uneven_candidate(tp: int, nodes: int, gpus_per_node: int) -> Candidate:
-    """A server on ``tp`` GPUs of the first node, training on every other GPU: listed, never chosen."""
-    total = nodes * gpus_per_node
-    reason = (f"{NOT_LAUNCHABLE}: the first node would train on {gpus_per_node - tp} GPUs and the other "
-              f"{nodes - 1} on {gpus_per_node}, and accelerate launch starts num_processes / num_machines on every node")
-    return Candidate(f"server tp{tp} + train elsewhere", "dedicated-gpu", tp, (), total, refused=reason,
-                     split=(total - tp, tp))
 
 
 def _candidate(recipe: Any, where: str, tp: int, extra: tuple[str, ...], total: int, *, env: Mapping[str, str],

@@ -103,7 +103,7 @@ def describe(run: RunPlan) -> str:
     from reasoner.plan.summary import describe_choice
 
     text = describe_choice(run)
-    text += ("\n" if text else "") + format_plan(run.layout)
+    text += ("\n" if text else "") + format_plan(run.layout, getattr(run.recipe, "name", None))
     if run.memory is not None:
         text += f"\ngpu memory: {run.gpu_memory_gb:g} GiB ({run.gpu_memory_source})\n"
         text += report_of(run.recipe, run.memory) + "\n"

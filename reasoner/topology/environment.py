@@ -130,7 +130,7 @@ class Overrides:
     placement: str | None = None
     generation_gpus: int | None = None
     tensor_parallel_size: int | None = None
-    processes_per_node: int | None = None
+    processes_per_node: int | tuple[int, ...] | None = None  # one count for every node, or one per node
     gpus_per_node: int | None = None
     main_ip: str | None = None
     vllm_host: str | None = None
@@ -148,8 +148,18 @@ _OVERRIDE_VARIABLES = {
     "main_port": "REASONER_MAIN_PORT", "vllm_port": "REASONER_VLLM_PORT", "group_port": "REASONER_GROUP_PORT",
     "model_path": "REASONER_MODEL_PATH", "accelerate_config": "REASONER_ACCELERATE_CONFIG",
 }
-_INT_OVERRIDES = {"generation_gpus", "tensor_parallel_size", "processes_per_node", "gpus_per_node", "main_port",
-                  "vllm_port", "group_port"}
+_INT_OVERRIDES = {"generation_gpus", "tensor_parallel_size", "gpus_per_node", "main_port", "vllm_port", "group_port"}
+
+
+def env_counts(env: Mapping[str, str], key: str) -> int | tuple[int, ...] | None:
+    """One whole number, or a list of them (``1,2``: one per node), from the environment; None when unset."""
+    raw = env.get(key, "").strip()
+    if "," not in raw:
+        return env_int(env, key)
+    items = split_list(raw)
+    if not all(item.isdigit() for item in items):
+        raise UserError(f"{key}={raw!r} is not a list of whole numbers; give one count or one per node (1,2).")
+    return tuple(int(item) for item in items)
 
 
 def read_overrides(env: Mapping[str, str], given: Mapping[str, Any] | None = None) -> Overrides:
@@ -157,7 +167,9 @@ def read_overrides(env: Mapping[str, str], given: Mapping[str, Any] | None = Non
     values: dict[str, Any] = {}
     for field, variable in _OVERRIDE_VARIABLES.items():
         value = (given or {}).get(field)
-        if value is None:
+        if value is None and field == "processes_per_node":
+            value = env_counts(env, variable)
+        elif value is None:
             value = env_int(env, variable) if field in _INT_OVERRIDES else (env.get(variable) or None)
         values[field] = value
     return Overrides(**values)

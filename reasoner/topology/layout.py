@@ -16,6 +16,7 @@ from reasoner.errors import UserError
 from reasoner.topology import environment, server
 from reasoner.topology import placement as rules
 from reasoner.topology.placement import DEFAULT_GPU_MEMORY_GB
+from reasoner.topology.ranks import NodeRanks, is_even, node_ranks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +36,8 @@ class Plan:
     vllm_port: int
     vllm_command: tuple[str, ...]  # the server command (`env VLLM_SERVER_DEV_MODE=1 PYTHON -m vllm... serve`)
     training_nodes: tuple[str, ...]
-    training_gpus: tuple[int, ...]  # GPU indices each training node trains on (empty on CPU)
-    processes_per_node: int
+    training_gpus: tuple[int, ...]  # GPU indices a whole training node trains on (empty on CPU)
+    processes_per_node: int  # on the busiest training node (node_processes has each node's)
     num_machines: int
     num_processes: int
     machine_rank: int | None  # this node's rank among the training nodes; None if unknown / not training
@@ -52,15 +53,33 @@ class Plan:
     weight_sync_host: str | None = None  # VLLM_HOST_IP for the training ranks when a server runs
     server_args: tuple[str, ...] = ()  # the server as `trl vllm-serve` flags (what vllm_command is built from)
     notes: tuple[str, ...] = ()
+    node_processes: tuple[int, ...] = ()  # training processes on each training node, in machine-rank order
+    node_gpus: tuple[tuple[int, ...], ...] = ()  # each training node's GPU indices, where they differ per node
+
+    @property
+    def even(self) -> bool:
+        """Whether every training node runs the same number of processes."""
+        return is_even(self.node_processes)
+
+    def node_ranks(self) -> tuple[NodeRanks, ...]:
+        """Each training node's machine rank, process count, global ranks and GPUs (reasoner.topology.ranks)."""
+        counts = self.node_processes or (self.processes_per_node,) * self.num_machines
+        gpus = self.node_gpus or ((self.training_gpus,) * self.num_machines if self.training_gpus else ())
+        return node_ranks(counts, self.training_nodes, gpus)
 
     @property
     def accelerate_args(self) -> tuple[str, ...]:
         """`accelerate launch` arguments; --machine_rank only when this node's rank is known.
 
         On SLURM each training node passes its own ``--machine_rank "$SLURM_NODEID"``, expanded inside its own
-        task (the training step runs on exactly the training nodes, so the step's node index is the rank).
+        task (the training step runs on exactly the training nodes, so the step's node index is the rank). Where
+        nodes run different numbers of processes, a node's ``--num_processes`` is its own count x num_machines
+        (reasoner.topology.ranks); with its rank unknown, the total is shown.
         """
-        args = ["--num_machines", str(self.num_machines), "--num_processes", str(self.num_processes)]
+        processes = self.num_processes
+        if self.machine_rank is not None and not self.even:
+            processes = self.node_ranks()[self.machine_rank].accelerate_processes
+        args = ["--num_machines", str(self.num_machines), "--num_processes", str(processes)]
         if self.machine_rank is not None:
             args += ["--machine_rank", str(self.machine_rank)]
         args += ["--main_process_ip", self.main_process_ip, "--main_process_port", str(self.main_process_port)]
@@ -87,7 +106,7 @@ def plan(
     placement: str | None = None,
     generation_gpus: int | None = None,
     tensor_parallel_size: int | None = None,
-    processes_per_node: int | None = None,
+    processes_per_node: int | tuple[int, ...] | None = None,
     main_ip: str | None = None,
     main_port: int | None = None,
     vllm_host: str | None = None,
@@ -120,8 +139,8 @@ def plan(
     notes = [sized] if sized else []
     where = rules.choose_placement(backend, wanted, len(found.names), gpus)
     split = rules.split_devices(where, found.names, gpus, tp)
-    per_node, total = rules.training_processes(split, gpus=gpus, override=given.processes_per_node,
-                                                   where=where, tp=tp)
+    counts = rules.training_processes(split, gpus=gpus, override=given.processes_per_node, where=where, tp=tp)
+    total = sum(counts)
     batch = check_generation_batch(shape, total)
     ports = environment.job_ports(env, given)
     ranks, here = rules.machine_ranks(split.training_nodes, found.names, environment.node_index(env, found))
@@ -135,13 +154,14 @@ def plan(
         node_addrs=found.addrs, tensor_parallel_size=tp if backend == "vllm" else 0,
         generation_node=split.generation_node, generation_gpus=split.generation_gpus, vllm_host=reach.host,
         vllm_port=ports.vllm, vllm_command=reach.command, training_nodes=split.training_nodes,
-        training_gpus=split.training_gpus if gpus else (), processes_per_node=per_node,
+        training_gpus=split.training_gpus if gpus else (), processes_per_node=max(counts),
         num_machines=len(split.training_nodes), num_processes=total, machine_rank=here, machine_ranks=ranks,
         main_process_ip=main, main_process_port=ports.main,
         cuda_visible_devices=rules.cuda_visible_devices(where, split, env.get("CUDA_VISIBLE_DEVICES")),
         train_args=server.training_args(where, host=reach.host, port=ports.vllm, group_port=ports.group, tp=tp),
         accelerate_config=config, generation_batch_size=batch, slurm=found.slurm, group_port=ports.group,
         weight_sync_host=main if reach.command else None, server_args=reach.args, notes=tuple(notes),
+        node_processes=counts, node_gpus=split.node_gpus if gpus else (),
     )
 
 
@@ -159,7 +179,10 @@ def _generation_server(env: Mapping[str, str], where: str, found: environment.No
     if where not in server.SERVER_PLACEMENTS:
         return _Reach()
     assert split.generation_node is not None
-    address = host or (server.LOCAL_SERVER_HOST if where == "dedicated-gpu" else found.address(split.generation_node))
+    # A server beside the training on one node is reached on loopback; on the first of several nodes, at that
+    # node's address (rank zero, its only client, runs there too, but the address holds wherever it runs).
+    local = where == "dedicated-gpu" and len(found.names) == 1
+    address = host or (server.LOCAL_SERVER_HOST if local else found.address(split.generation_node))
     served = model_path or model
     if not served:
         raise UserError("the generation server needs a model: give the recipe's model.id or REASONER_MODEL_PATH.")

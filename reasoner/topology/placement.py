@@ -6,6 +6,9 @@ Rules (backend ``vllm``; ``transformers`` generates inside the training ranks: p
 * one node of G GPUs: vLLM gets its own GPU(s) (as many as its tensor-parallel size), training runs on the
   other ones (``dedicated-gpu``);
 * N nodes: the last node of the allocation serves generation, the other N-1 train (``dedicated-node``).
+  ``dedicated-gpu`` on N nodes (the planner's candidate, or asked for) puts the server on the first GPUs of the
+  first node and trains on every other GPU: the first node then runs fewer training processes than the others,
+  which the launchers start node by node (reasoner.topology.ranks).
 
 The tensor-parallel size of the generation engine is sized to the model: the smallest power of two whose bf16
 weight shard fits a quarter of one GPU, unless the recipe or an override says otherwise.
@@ -118,24 +121,27 @@ class DeviceSplit:
     generation_node: str | None
     generation_gpus: tuple[int, ...]
     training_nodes: tuple[str, ...]
-    training_gpus: tuple[int, ...]
+    training_gpus: tuple[int, ...]  # the GPUs of a whole training node
+    node_gpus: tuple[tuple[int, ...], ...] = ()  # each training node's own GPUs, when they differ per node
+
+    def gpus_of(self, index: int) -> tuple[int, ...]:
+        """The GPUs training node ``index`` (machine rank) trains on."""
+        return self.node_gpus[index] if self.node_gpus else self.training_gpus
 
 
 def split_devices(where: str, names: Sequence[str], gpus: int, tp: int) -> DeviceSplit:
     """Give the generation server its GPUs or node; refuse a split that leaves nothing to train."""
     count = len(names)
     if where == "dedicated-gpu":
-        if count > 1:
-            raise UserError(
-                f"placement dedicated-gpu works on one node, and this run has {count}: use dedicated-node "
-                "(a generation node) or colocate."
-            )
         if tp >= gpus:
             raise UserError(
                 f"no GPU left to train: the generation server takes {tp} of this node's {gpus} GPUs; lower "
                 "generation.tensor_parallel_size, use placement colocate, or add GPUs/nodes."
             )
-        return DeviceSplit(names[0], tuple(range(tp)), tuple(names), tuple(range(tp, gpus)))
+        rest, whole = tuple(range(tp, gpus)), tuple(range(gpus))
+        if count == 1:
+            return DeviceSplit(names[0], tuple(range(tp)), tuple(names), rest)
+        return DeviceSplit(names[0], tuple(range(tp)), tuple(names), whole, (rest,) + (whole,) * (count - 1))
     if where == "dedicated-node":
         if count < 2:
             raise UserError(
@@ -156,26 +162,35 @@ def split_devices(where: str, names: Sequence[str], gpus: int, tp: int) -> Devic
     return DeviceSplit(None, (), tuple(names), tuple(range(gpus)))
 
 
-def training_processes(split: DeviceSplit, *, gpus: int, override: int | None, where: str, tp: int) -> tuple[int, int]:
-    """(processes per training node, total): one per training GPU, or the override on CPU nodes."""
+def training_processes(split: DeviceSplit, *, gpus: int, override: int | Sequence[int] | None, where: str,
+                       tp: int) -> tuple[int, ...]:
+    """Processes on each training node, in machine-rank order: one per training GPU, or on CPU nodes the override
+    (one count for every node, or one per node: ``REASONER_PROCS_PER_NODE=1,2``), else one."""
+    nodes = len(split.training_nodes)
+    given = None if override is None else (tuple(override) if isinstance(override, Sequence) else (override,))
+    if given is not None and len(given) not in (1, nodes):
+        raise UserError(f"REASONER_PROCS_PER_NODE gives {len(given)} counts for {nodes} training nodes; give one "
+                        "count, or one per training node in node order.")
     if gpus == 0:
-        per_node = whole_number("processes per node", override if override is not None else 1, 1)
+        counts = tuple(whole_number("processes per node", n, 1) for n in (given or (1,)))
+        counts = counts * nodes if len(counts) == 1 else counts
     else:
-        per_node = len(split.training_gpus)
-        if override is not None and int(override) != per_node:
+        counts = tuple(len(split.gpus_of(i)) for i in range(nodes))
+        if given is not None and (given * nodes if len(given) == 1 else given) != counts:
             raise UserError(
-                f"{override} processes per node asked, but the plan trains on {per_node} GPUs per node; unset "
-                "REASONER_PROCS_PER_NODE (it is for CPU nodes) or change the placement."
+                f"{','.join(map(str, given))} processes per node asked, but the plan trains on "
+                f"{','.join(map(str, counts))} GPU(s) per node; unset REASONER_PROCS_PER_NODE (it is for CPU nodes) "
+                "or change the placement."
             )
-    if per_node < 1:
+    if min(counts) < 1:
         raise UserError("no GPU left to train; add GPUs or nodes, or use placement colocate.")
-    total = per_node * len(split.training_nodes)
+    total = sum(counts)
     if where == "colocate" and total % tp:
         raise UserError(
             f"colocated vLLM with tensor_parallel_size {tp} needs a number of training processes divisible by it "
             f"({total} here); set generation.tensor_parallel_size to a divisor of {total}."
         )
-    return per_node, total
+    return counts
 
 
 def map_gpus(indices: Sequence[int], visible: str | None) -> str:
@@ -189,9 +204,10 @@ def map_gpus(indices: Sequence[int], visible: str | None) -> str:
 def cuda_visible_devices(where: str, split: DeviceSplit, visible: str | None) -> dict[str, str]:
     """Devices per role, only for a one-node split (there the plan runs on the node it describes).
 
-    A dedicated generation node picks its first tensor-parallel-size GPUs itself, in its own task.
+    A dedicated generation node picks its first tensor-parallel-size GPUs itself, in its own task; so does a server
+    on the first node of several, whose training ranks take that node's other GPUs in their own task.
     """
-    if where != "dedicated-gpu":
+    if where != "dedicated-gpu" or split.node_gpus:
         return {}
     return {"generation": map_gpus(split.generation_gpus, visible), "training": map_gpus(split.training_gpus, visible)}
 

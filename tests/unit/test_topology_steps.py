@@ -79,12 +79,12 @@ def test_tensor_parallel_precedence():
 def test_split_devices_and_processes():
     one_node = placement.split_devices("dedicated-gpu", ["n"], 8, 2)
     assert one_node == placement.DeviceSplit("n", (0, 1), ("n",), (2, 3, 4, 5, 6, 7))
-    assert placement.training_processes(one_node, gpus=8, override=None, where="dedicated-gpu", tp=2) == (6, 6)
+    assert placement.training_processes(one_node, gpus=8, override=None, where="dedicated-gpu", tp=2) == (6,)
     nodes = placement.split_devices("dedicated-node", ["a", "b", "c"], 8, 4)
     assert nodes.generation_node == "c" and nodes.training_nodes == ("a", "b") and nodes.generation_gpus == (0, 1, 2, 3)
-    assert placement.training_processes(nodes, gpus=8, override=None, where="dedicated-node", tp=4) == (8, 16)
+    assert placement.training_processes(nodes, gpus=8, override=None, where="dedicated-node", tp=4) == (8, 8)
     cpu = placement.split_devices("none", ["a", "b"], 0, 1)
-    assert placement.training_processes(cpu, gpus=0, override=3, where="none", tp=1) == (3, 6)
+    assert placement.training_processes(cpu, gpus=0, override=3, where="none", tp=1) == (3, 3)
     with pytest.raises(UserError, match="divisible by it"):
         placement.training_processes(placement.split_devices("colocate", ["a"], 3, 2), gpus=3, override=None,
                                      where="colocate", tp=2)
