@@ -15,6 +15,7 @@ before the next collective, instead of leaving the others in it until the timeou
 from __future__ import annotations
 
 import functools
+import os
 import socket
 from typing import Any, Callable, TypeVar
 
@@ -145,3 +146,19 @@ def agreed_on_every_rank(fn: Callable[..., T], what: str) -> Callable[..., T]:
         return result
 
     return agreed
+
+
+def ranks_by_node(state: Any) -> dict[str, list[int]]:
+    """Every rank's global rank under the name of the node it runs on (SLURM's name, else the host name), gathered
+    from all ranks: what rank zero logs at the start, so that a layout whose nodes run different numbers of ranks
+    shows where each one actually runs. One all-gather of small objects; one process: its own entry only."""
+    node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    pairs = [(node, state.process_index)]
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        pairs = gather_object(pairs)
+    found: dict[str, list[int]] = {}
+    for name, rank in sorted(pairs, key=lambda pair: pair[1]):
+        found.setdefault(name, []).append(rank)
+    return found

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 from reasoner.errors import UserError
 from reasoner.recipe.values import check_output_dir, check_time_budget
 from reasoner.train.precision import load_dtype, uses_deepspeed
-from reasoner.train.ranks import agreed_on_every_rank, on_each_node_then_agree, on_main_then_share, raise_if_any_failed
+from reasoner.train.ranks import (agreed_on_every_rank, on_each_node_then_agree, on_main_then_share, raise_if_any_failed,
+                                  ranks_by_node)
 from reasoner.recipe.load import Recipe, load_recipe
 from reasoner.train.resume import newest_checkpoint
 from reasoner.train.taskdata import load_training_data, materialize_source, pin_source, refuse_missing_paths
@@ -203,6 +204,10 @@ def run(recipe: Recipe, *, resume_from_hub: bool = False, no_resume: bool = Fals
     state = PartialState()
     setup_logging(state.is_main_process)
     output_dir = Path(args.output_dir)
+    where = ranks_by_node(state)
+    if state.is_main_process:
+        log.info("world size %d: %s", state.num_processes,
+                 "; ".join(f"{node} rank(s) {','.join(map(str, found))}" for node, found in where.items()))
 
     found = None if no_resume else resume_checkpoint(recipe, state, output_dir, from_hub=resume_from_hub)
     resume = str(found) if found else None

@@ -60,16 +60,21 @@ def test_no_packaged_qwen_recipe_leaves_a_gpu_idle_at_its_size(name):
 
 @pytest.mark.parametrize("name,nodes", [("qwen2.5-7b-gsm8k", 2), ("qwen2.5-14b-gsm8k", 4), ("qwen2.5-32b-gsm8k", 8)])
 def test_several_nodes_colocate_vllm_in_every_rank(name, nodes):
-    """A server on part of the first node is listed as not launchable (uneven processes per node), never chosen;
-    a generation node is not considered unless asked for."""
+    """A server on part of the first node, training on every other GPU (fewer processes on that node), is a
+    launchable, timed candidate that leaves no GPU idle; colocation beats it at these sizes. A generation node is
+    not considered unless asked for."""
     plan = at_documented_size(name)
     assert plan.layout.placement == "colocate" and plan.layout.num_machines == nodes
     assert plan.layout.num_processes == nodes * 8 and plan.layout.vllm_command == ()
     train_args = plan.layout.train_args
     assert train_args[:2] == ("--generation.placement", "colocate") and "--vllm_enable_sleep_mode" in train_args
-    uneven = [c for c in plan.candidates if not c.launchable]
-    assert uneven and all(c.refused.startswith("not launchable:") and c.step is None for c in uneven)
-    assert all(c.gpus["idle"] == 0 and c.gpus["training"] == nodes * 8 - c.tensor_parallel_size for c in uneven)
+    uneven = [c for c in plan.candidates if c.placement == "dedicated-gpu"]
+    assert uneven and all(c.launchable and c.step is not None and c.layout is not None for c in uneven)
+    for c in uneven:
+        tp = c.tensor_parallel_size
+        assert c.gpus == {"total": nodes * 8, "training": nodes * 8 - tp, "generation": tp, "idle": 0}
+        assert c.layout.node_processes == (8 - tp,) + (8,) * (nodes - 1) and c.layout.generation_gpus == tuple(range(tp))
+        assert c.rate <= plan.chosen.rate
     assert not any(c.placement == "dedicated-node" for c in plan.candidates)
 
 
@@ -126,10 +131,17 @@ def test_every_assumption_of_the_step_time_is_a_recipe_value():
 
 
 def test_num_generations_that_no_layout_can_hold_names_the_layouts_processes():
+    """7 divides no batch of 16, 15 or 12 ranks: the planner takes the 6 + 8 ranks beside a TP-2 server; a
+    placement that cannot hold it names its own processes."""
     recipe = load_recipe("qwen2.5-7b-gsm8k", ["--num_generations", "7"], planned=True)
+    plan = run.plan_run(recipe, env={}, nodes=2, gpus_per_node=8)
+    assert plan.layout.placement == "dedicated-gpu" and plan.layout.node_processes == (6, 8)
+    assert plan.layout.generation_batch_size % 7 == 0
+    colocated = load_recipe("qwen2.5-7b-gsm8k", ["--num_generations", "7", "--generation.placement", "colocate"],
+                            planned=True)
     with pytest.raises(UserError, match=r"x 16 training processes x steps_per_generation 4 = 512 is not divisible "
                                         r"by num_generations 7"):
-        run.plan_run(recipe, env={}, nodes=2, gpus_per_node=8)
+        run.plan_run(colocated, env={}, nodes=2, gpus_per_node=8)
     asked = load_recipe("qwen2.5-7b-gsm8k", ["--num_generations", "7", "--generation.placement", "dedicated-node"],
                         planned=True)
     with pytest.raises(UserError, match=r"x 8 training processes x steps_per_generation 4 = 256"):
@@ -158,11 +170,13 @@ def test_plan_json_is_one_object_with_the_chosen_gpus_and_every_candidate():
     plan = json.loads(result.stdout)
     assert plan["gpus"] == {"total": 32, "training": 32, "generation": 32, "idle": 0}
     assert plan["placement"] == "colocate" and plan["fits"] is True and plan["estimated_step_s"] > 0
-    assert plan["training_processes"] == {"nodes": 4, "per_node": 8, "total": 32}
+    assert plan["training_processes"] == {"nodes": 4, "per_node": 8, "total": 32,
+                                          "by_node": {f"node{i}": 8 for i in range(4)}}
     chosen = [c for c in plan["candidates"] if c["overrides"] and c["fits"]
               and c["completions_per_s"] == max(d["completions_per_s"] for d in plan["candidates"])]
     assert chosen and chosen[0]["tensor_parallel_size"] == plan["tensor_parallel_size"]
-    assert any(c["launchable"] is False and c["gpus"]["idle"] == 0 for c in plan["candidates"])
+    servers = [c for c in plan["candidates"] if c["placement"] == "dedicated-gpu"]  # on the first of 4 nodes
+    assert servers and all(c["launchable"] and c["estimated_step_s"] and c["gpus"]["idle"] == 0 for c in servers)
     assert set(plan["assumptions"]) == set(throughput.ASSUMPTIONS)
 
 
@@ -171,7 +185,10 @@ def test_the_table_says_why_and_prints_the_assumptions():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "chosen: colocate tp" in out and "the fastest launchable layout that fits" in out
-    assert "not launchable: the first node would train on 7 GPUs" in out
+    assert "not launchable" not in out
+    # the server beside 7 training ranks on the first node, 8 on the second: a timed row
+    row = next(line for line in out.splitlines() if "dedicated-gpu tp1" in line)
+    assert row.split()[2:5] == ["15", "1", "0"] and "fits" in row
     for key in throughput.ASSUMPTIONS:
         assert f"resources.{key} = " in out
 

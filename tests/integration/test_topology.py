@@ -237,7 +237,9 @@ def test_auto_tensor_parallel_comes_from_the_model_name():
     (dict(gpus=8, nodes=1, placement="dedicated-node"), r"no node left to train"),
     (dict(gpus=8, nodes=2, generation={"backend": "vllm", "tensor_parallel_size": 16}),
      r"tensor_parallel_size 16 is larger than the generation node's 8 GPUs"),
-    (dict(gpus=4, nodes=3, placement="dedicated-gpu"), r"dedicated-gpu works on one node"),
+    # a server on the first node of several trains on its other GPUs: it must leave it one
+    (dict(gpus=4, nodes=3, placement="dedicated-gpu", generation={"backend": "vllm", "tensor_parallel_size": 4}),
+     r"no GPU left to train: the generation server takes 4 of this node's 4 GPUs"),
     (dict(gpus=0, nodes=1), r"generation.backend vllm needs GPUs"),
     (dict(gpus=8, nodes=1, generation={"backend": "transformers", "placement": "dedicated-gpu"}),
      r"needs generation.backend vllm"),

@@ -1,6 +1,6 @@
 """Layouts whose nodes run different numbers of training processes (reasoner.topology.ranks and the split in
 reasoner.topology.placement): each node's count, global ranks, GPUs and launch arguments, without a cluster.
-tests/integration/slurm/test_uneven.py starts such a layout for real."""
+tests/integration/slurm/test_sbatch.py starts such a layout for real."""
 
 from __future__ import annotations
 

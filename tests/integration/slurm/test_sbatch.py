@@ -1,10 +1,14 @@
 """`sbatch slurm/grpo.sbatch tiny-cpu` on the real two-node cluster, against a local hub over HTTP.
 
 What a user does on a CPU cluster, end to end: the job prefetches the model and data set from the hub on
-every node into that node's own cache, trains with one rank per node over gloo (machine ranks 0 and 1, each
-read inside its own task), sends no request to the hub for them after the prefetch, pushes a checkpoint at
-every save and the result at the end from global rank zero only, and ends COMPLETED. The token never shows
-in the job's output.
+every node into that node's own cache, trains over gloo (machine ranks 0 and 1, each read inside its own task),
+sends no request to the hub for them after the prefetch, pushes a checkpoint at every save and the result at the
+end from global rank zero only, and ends COMPLETED. The token never shows in the job's output.
+
+The nodes run a different number of ranks, one on n1 and two on n2 (``REASONER_PROCS_PER_NODE=1,2``): on GPU
+nodes that is the layout of a vLLM server on the first GPUs of the first node with training on every other GPU
+(reasoner.topology.ranks), which CPU nodes cannot serve; the launch path is the same. One job covers both, the
+cluster tests' time being short; tests/integration/slurm/test_preemption.py runs an even layout (one rank each).
 
 Who sent each request is read from the hub's request log: reasoner's hub clients add ``node/NAME``,
 ``pid/N`` and, in a training rank, ``rank/R`` to their user agent (and rank zero's uploader child adds
@@ -82,6 +86,7 @@ def job(slurm_cluster, tmp_path_factory):
             REASONER_CACHE_DIR=str(work / "node-cache-{node}"),
             REASONER_MAIN_PORT=str(free_port()),
             REASONER_LOG_DIR=str(work / "logs"),
+            REASONER_PROCS_PER_NODE="1,2",  # n1 one rank, n2 two: a world of 3, batch 4 x 3 = 12 in groups of 4
             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             DS_ACCELERATOR="cpu",
             OMP_NUM_THREADS="1",
@@ -124,10 +129,29 @@ def test_each_node_read_its_own_rank(job):
     assert "rendezvous 127.0.0.1:" in job["log"]  # NodeAddr, since the names n1/n2 do not resolve
 
 
-def test_one_two_rank_job_trained(job):
+def test_one_three_rank_job_trained(job):
     for step in (1, 2):
         lines = [line for line in job["log"].splitlines() if f"reasoner.train: step {step}/2" in line]
         assert len(lines) == 1, f"{len(lines)} main processes logged step {step}"
+    record = json.loads((job["out"] / "checkpoint-2" / "checkpoint_complete.json").read_text())
+    assert record["world_size"] == 3  # every rank saved its part of the last checkpoint
+    assert {f"rng_state_{rank}.pth" for rank in range(3)} <= set(record["files"]), record["files"]
+
+
+def test_the_plan_gives_each_node_its_own_count(job):
+    assert re.search(r"training\s+2 node\(s\): 1 \+ 2 process\(es\) = 3", job["log"]), job["log"][:4000]
+    assert re.search(r"launch on n1\s+machine rank 0, 1 rank\(s\) \(0\) of 3: .*--num_processes 2 --machine_rank 0",
+                     job["log"])
+    assert re.search(r"launch on n2\s+machine rank 1, 2 rank\(s\) \(1-2\) of 3: .*--num_processes 4 --machine_rank 1",
+                     job["log"])
+
+
+def test_each_node_started_its_own_ranks_of_one_world(job):
+    started = set(re.findall(r"\[task train (n\d)\] machine rank (\d) of 2, .*; (\d) rank\(s\) (\d-\d) of world "
+                             r"size (\d)", job["log"]))
+    assert started == {("n1", "0", "1", "0-0", "3"), ("n2", "1", "2", "1-2", "3")}, job["log"][-4000:]
+    # gathered from the three ranks themselves: each reports the node it runs on
+    assert "world size 3: n1 rank(s) 0; n2 rank(s) 1,2" in job["log"], job["log"][-4000:]
 
 
 def clock_reading_after(clock: str, earliest: datetime) -> datetime:
