@@ -144,8 +144,9 @@ def train_node_main(argv: Sequence[str]) -> int:
     def say(message: str) -> None:
         print(f"[task train {node}] {message}", file=sys.stderr, flush=True)
 
+    on_gpus = f" on GPU(s) {devices}" if devices else ""
     say(f"machine rank {ns.machine_rank} of {here.machines}, rendezvous {rendezvous}; {here.processes} rank(s) "
-        f"{here.ranks[0]}-{here.ranks[-1]} of world size {here.world_size}" + (f" on GPU(s) {devices}" if devices else ""))
+        f"{here.ranks[0]}-{here.ranks[-1]} of world size {here.world_size}{on_gpus}")
     command = [python(), "-m", "accelerate.commands.accelerate_cli", "launch", "--machine_rank", str(ns.machine_rank),
                *ranks.with_node_processes(launch_args, here)]
     code = run_launcher(command, env, log=say)

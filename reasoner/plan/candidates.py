@@ -54,7 +54,6 @@ class Candidate:
     memory: MemoryPlan | None = None
     step: StepEstimate | None = None
     refused: str | None = None
-    split: tuple[int, int] | None = None  # (training, generating) GPUs of a layout that is refused as a whole
 
     @property
     def launchable(self) -> bool:
@@ -64,13 +63,7 @@ class Candidate:
     def gpus(self) -> dict[str, int] | None:
         """GPUs training, generating and idle (colocated GPUs count as both training and generating); None for
         a layout refused before its GPUs were split."""
-        if self.layout is None:
-            if self.split is None:
-                return None
-            training, generation = self.split
-            return {"total": self.total_gpus, "training": training, "generation": generation,
-                    "idle": self.total_gpus - training - generation}
-        return gpu_split(self.layout)
+        return None if self.layout is None else gpu_split(self.layout)
 
     @property
     def fits(self) -> bool:

@@ -50,7 +50,8 @@ class NodeRanks:
                 f"{self.world_size}")
 
 
-def node_ranks(counts: Sequence[int], names: Sequence[str], gpus: Sequence[Sequence[int]] = ()) -> tuple[NodeRanks, ...]:
+def node_ranks(counts: Sequence[int], names: Sequence[str],
+               gpus: Sequence[Sequence[int]] = ()) -> tuple[NodeRanks, ...]:
     """Every training node's ranks, in machine-rank order; ``gpus`` per node (empty on CPU nodes)."""
     if len(counts) != len(names) or (gpus and len(gpus) != len(names)):
         raise UserError(f"{len(counts)} process counts and {len(gpus)} GPU lists for {len(names)} training nodes; "
