@@ -3,9 +3,9 @@
 The candidates (backend vLLM on GPUs), all of which ``reasoner launch-env`` starts as planned:
 
 * ``colocate``: vLLM inside every training rank (TRL ``vllm_mode: colocate``), tensor parallel 1, 2, 4 or 8
-  where the model's heads split that way, in sleep mode (``vllm_enable_sleep_mode``: its weights and KV cache
-  are released while training) at a few ``gpu_memory_utilization`` shares, on any number of nodes: every GPU
-  trains and generates;
+  where the model's heads split that way, at a few ``gpu_memory_utilization`` shares, awake when a share fits
+  beside training, else in sleep mode (``vllm_enable_sleep_mode``: its weights and KV cache are released while
+  training, at ``resources.sleep_wake_s`` a step), on any number of nodes: every GPU trains and generates;
 * ``dedicated-gpu``: a vLLM server on k GPUs (tensor parallel k) of the first node and training on every other
   GPU of the allocation, the rest of that node included: no GPU idle. On several nodes the first node runs k
   training processes fewer than the others; the launchers start each node with its own count
@@ -109,13 +109,17 @@ def _variants(placements: list[str], sizes: list[int], recipe: Any) -> list[tupl
     prompt, completion = recipe.dataset.max_prompt_tokens, recipe.grpo.get("max_completion_length")
     length = ("--vllm_max_model_length", str(prompt + completion)) if isinstance(prompt, int) and isinstance(
         completion, int) else ()
+    # Sleep mode frees vLLM's memory for training but costs resources.sleep_wake_s every step: tried only when
+    # no share fits awake, unless the recipe states it.
+    stated_sleep = recipe.grpo.get("vllm_enable_sleep_mode")
+    sleep_modes = (bool(stated_sleep),) if stated_sleep is not None else (False, True)
     found = []
     for where in placements:
         for tp in sizes:
             if where == "colocate":
                 shares = COLOCATE_UTILIZATIONS if recipe.generation.placement != "colocate" else (own_utilization,)
-                tries = tuple(("--generation.gpu_memory_utilization", f"{share:g}", "--vllm_enable_sleep_mode", "true",
-                               *length) for share in shares)
+                tries = tuple(("--generation.gpu_memory_utilization", f"{share:g}", "--vllm_enable_sleep_mode",
+                               "true" if sleep else "false", *length) for sleep in sleep_modes for share in shares)
             else:
                 share = own_utilization if recipe.generation.placement == where else SERVER_UTILIZATION
                 tries = (("--generation.gpu_memory_utilization", f"{share:g}"),)

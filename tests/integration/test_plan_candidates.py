@@ -80,7 +80,7 @@ def test_several_nodes_colocate_vllm_in_every_rank(name, nodes):
 
 def test_the_chosen_layout_is_what_the_launcher_starts_and_trl_accepts():
     """The colocated layout goes to accelerate launch with an even process count, and its overrides become TRL's
-    colocate mode with the chosen tensor-parallel size and sleep mode."""
+    colocate mode with the chosen tensor-parallel size, awake (its share fits beside training on 80 GB)."""
     from reasoner.train.run import build_grpo_config
 
     plan = at_documented_size("qwen2.5-7b-gsm8k")
@@ -90,7 +90,8 @@ def test_the_chosen_layout_is_what_the_launcher_starts_and_trl_accepts():
     assert launch[launch.index("--num_machines") + 1] == "2" and launch[launch.index("--num_processes") + 1] == "16"
     cpu_safe = ["--bf16", "false", "--gradient_checkpointing", "false"]
     config = build_grpo_config(load_recipe("qwen2.5-7b-gsm8k", [*layout.train_args, *cpu_safe]))
-    assert config.vllm_mode == "colocate" and config.vllm_enable_sleep_mode
+    assert config.vllm_mode == "colocate" and config.vllm_enable_sleep_mode is False
+    assert layout.train_args[layout.train_args.index("--vllm_enable_sleep_mode") + 1] == "false"
     assert config.vllm_tensor_parallel_size == layout.tensor_parallel_size == plan.chosen.tensor_parallel_size
 
 
@@ -226,9 +227,23 @@ def test_sleep_mode_costs_its_wake_and_sleep_each_step_and_a_zero_assumption_is_
         throughput.generation_seconds(work, awake, zero))
 
 
-def test_every_colocated_candidate_pays_sleep_mode_and_a_server_does_not():
-    plans = [json.loads(reasoner("plan", "--recipe", "qwen2.5-14b-gsm8k", "--json", "--resources.sleep_wake_s",
-                                 str(seconds)).stdout) for seconds in (0, 7)]
+def plan_json(*args: str) -> dict:
+    result = reasoner("plan", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_sleep_mode_only_when_vllm_does_not_fit_awake_and_it_costs_its_stated_seconds():
+    roomy, tight = (plan_json("--recipe", "qwen2.5-7b-gsm8k", "--gpu-memory", memory) for memory in ("80GB", "24GB"))
+    sleep = lambda plan: plan["train_args"][plan["train_args"].index("--vllm_enable_sleep_mode") + 1]
+    assert roomy["placement"] == tight["placement"] == "colocate" and roomy["fits"] and tight["fits"]
+    assert (sleep(roomy), sleep(tight)) == ("false", "true")
+    assert tight["step"]["generate_s"] - roomy["step"]["generate_s"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_every_colocated_candidate_in_sleep_mode_pays_it_and_a_server_does_not():
+    plans = [plan_json("--recipe", "qwen2.5-14b-gsm8k", "--vllm_enable_sleep_mode", "true",
+                       "--resources.sleep_wake_s", str(seconds)) for seconds in (0, 7)]
     steps = [{c["name"]: c["estimated_step_s"] for c in plan["candidates"] if c.get("estimated_step_s")} for plan in plans]
     colocated = [name for name in steps[0] if name.startswith("colocate")]
     servers = [name for name in steps[0] if not name.startswith("colocate")]
