@@ -107,7 +107,8 @@ def test_local_full_pass_gives_the_server_and_training_commands(tmp_path):
 
 def test_local_full_pass_starts_the_colocated_layout_the_planner_chose(tmp_path):
     """Left to the planner, three GPUs train and generate in every rank: no server, three processes, and the
-    colocated engine's tensor-parallel size, memory share and sleep mode reach the ranks."""
+    colocated engine's tensor-parallel size, memory share and sleep mode (off: the engine fits awake) reach the
+    ranks."""
     pins = tmp_path / "pins.txt"
     pins.write_text("--model.revision " + "a" * 40 + "\n")
     values, result = launch_env(tmp_path, "local", "--pins", str(pins), "tiny-cpu", "--generation.backend", "vllm",
@@ -120,7 +121,7 @@ def test_local_full_pass_starts_the_colocated_layout_the_planner_chose(tmp_path)
     assert launch[launch.index("--num_machines") + 1] == "1" and launch[launch.index("--num_processes") + 1] == "3"
     args = launch[launch.index("-m") + 1:]
     for flag, value in (("--generation.placement", "colocate"), ("--generation.tensor_parallel_size", "1"),
-                        ("--vllm_enable_sleep_mode", "true")):
+                        ("--generation.gpu_memory_utilization", "0.3"), ("--vllm_enable_sleep_mode", "false")):
         assert args[args.index(flag) + 1] == value
 
 
