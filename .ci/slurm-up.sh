@@ -80,6 +80,9 @@ fi
 
 # ---- configuration (rewritten each time: it is data derived from the variables above) -----------
 mkdir -p "$STATE_DIR"/{state,spool,run,log,dev}
+# One start at a time: two test runs on one machine both find the cluster down and would write its files at once.
+exec 9>"$STATE_DIR/run/slurm-up.lock"
+flock 9
 host="$(hostname -s)"
 # Fake GPUs: SLURM only needs character devices behind a GPU GRES; with them `--gres=gpu:N` sets
 # CUDA_VISIBLE_DEVICES and SLURM_GPUS_ON_NODE in a job as on a real cluster (no CUDA behind them).
@@ -152,7 +155,7 @@ fi
 # ---- daemons -----------------------------------------------------------------------------------
 if ! pid_alive "$STATE_DIR/run/slurmctld.pid"; then
     log "starting slurmctld on port $CTLD_PORT"
-    slurmctld -f "$CONF"
+    slurmctld -f "$CONF" 9>&-  # the daemons must not hold the start lock
     for _ in $(seq 100); do
         scontrol ping 2>/dev/null | grep -q UP && break
         sleep 0.1
@@ -162,7 +165,7 @@ for node in "${NODES[@]}"; do
     if ! pid_alive "$STATE_DIR/run/slurmd-$node.pid"; then
         mkdir -p "$STATE_DIR/spool/$node"
         log "starting slurmd -N $node"
-        slurmd -f "$CONF" -N "$node"
+        slurmd -f "$CONF" -N "$node" 9>&-
     fi
 done
 
