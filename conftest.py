@@ -22,12 +22,24 @@ STRICT = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 UNIT_FOLDER = Path(__file__).resolve().parent / "tests" / "unit"
+SLURM_FOLDER = Path(__file__).resolve().parent / "tests" / "integration" / "slurm"
+
+
+def xdist_group(path: Path) -> str:
+    """The unit of work a pytest-xdist worker takes whole (``--dist loadgroup``): a test module, so its
+    module-scoped fixtures (a trained run, a hub) are built once; and every SLURM test together, because they
+    share one local cluster whose two nodes run one job at a time."""
+    return "slurm" if SLURM_FOLDER in path.parents else str(path)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        unit = UNIT_FOLDER in Path(str(item.fspath)).resolve().parents
-        item.add_marker(pytest.mark.unit if unit else pytest.mark.integration)
+        path = Path(str(item.fspath)).resolve()
+        item.add_marker(pytest.mark.unit if UNIT_FOLDER in path.parents else pytest.mark.integration)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(path)))
+    # The SLURM tests first: they are the longest unit of work and mostly wait on the cluster, so under
+    # xdist they overlap everything else instead of running alone at the end (the sort is stable).
+    items.sort(key=lambda item: xdist_group(Path(str(item.fspath)).resolve()) != "slurm")
 
 
 @pytest.hookimpl(hookwrapper=True)
