@@ -23,24 +23,14 @@ from reasoner.recipe.chattemplate import read_chat_template
 from reasoner.lora.config import check_peft
 from reasoner.lora.layout import check_lora_layout
 from reasoner.rewards import REWARDS
-from reasoner.rewards.loading import absolute_spec, check_reward_section
-from reasoner.recipe.files import read_yaml, recipe_path
+from reasoner.rewards.loading import check_reward_section
+from reasoner.recipe.files import recipe_path
 from reasoner.recipe.overrides import apply_overrides, parse_overrides
 from reasoner.recipe.schema import (NUM, check_grpo, check_section, check_value, coerce, grpo_fields, section_types,
                                     sections, top_level_keys, unknown_top_level_key)
 from reasoner.recipe.sections import Recipe
 from reasoner.tasks.spec import check_task
 from reasoner.data.holdout import check_holdout
-
-
-def localize_rewards(layer: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A recipe layer with its reward file specs (``path/to/file.py:function``) made absolute from ``folder``,
-    the folder of the file that states them (a base recipe's rewards live beside the base, not the child)."""
-    localized = dict(layer)
-    for section in ("rewards", "reward_args"):
-        if isinstance(layer.get(section), dict):
-            localized[section] = {absolute_spec(str(spec), folder): value for spec, value in layer[section].items()}
-    return localized
 
 
 def without_removed(values: Any, reward_args: Any) -> tuple[Any, Any]:
@@ -119,7 +109,7 @@ def load_recipe(name_or_path: str, overrides: Iterable[str] | Iterable[tuple[str
     unless ``planned``: the planner and the launchers check it for the processes of the layout they plan.
     """
     path = recipe_path(name_or_path)
-    data = resolve_base(path, read_yaml(path), read=read_yaml, find=recipe_path, localize=localize_rewards)
+    data = resolve_base(path)
     fields = grpo_fields()
     override_list = list(overrides)
     pairs = override_list if override_list and isinstance(override_list[0], tuple) else parse_overrides(override_list)  # type: ignore[arg-type]
