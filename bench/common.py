@@ -378,9 +378,13 @@ class SeededHub:
             self.server = HubServer(self.folder / "bucket", port=self.port, tokens=[Token("bench", self.token, "admin")],
                                     request_log=str(self.request_log))
             self.server.start()
-        else:
-            self._start_process()
-        self.model_repo, self.data_repo = self._seed()
+        try:
+            if self.nice is not None:
+                self._start_process()
+            self.model_repo, self.data_repo = self._seed()
+        except BaseException:  # __exit__ never runs when __enter__ fails: stop the hub here, or it outlives the run
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _start_process(self) -> None:
