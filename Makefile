@@ -4,7 +4,8 @@ PIP := $(PYTHON) -m pip
 # torch first and pinned: an open-ended requirement would pull a multi-GB CUDA build on a CPU machine.
 TORCH ?= torch==2.13.0
 # pytest-xdist workers for make test: much of the suite waits on servers, launches and the SLURM cluster, so two
-# workers keep two cores busy; each test module (and all of SLURM together) stays on one worker (conftest.py).
+# workers keep two cores busy; each test module (and all of SLURM together) stays on one worker, in
+# collection order (conftest.py).
 TEST_WORKERS ?= 2
 
 .PHONY: setup system vllm-parser demo test test-unit test-all bench gpu-wheels
@@ -27,13 +28,13 @@ demo: setup  ## the whole loop on this machine: embedded hub, CPU GRPO training,
 	reasoner demo
 
 test: setup system vllm-parser  ## every test but the minutes-long learning runs
-	$(PYTHON) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(PYTHON) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=25
 
 test-unit: setup  ## the unit tier alone (tests/unit: pure functions, no processes or servers), for a quick check
 	$(PYTHON) -m pytest -q -m unit --durations=10 tests/unit
 
 test-all: setup system vllm-parser
-	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=25
 
 bench: setup
 	$(PYTHON) bench/run_all.py

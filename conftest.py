@@ -13,6 +13,7 @@ names its reason.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -23,23 +24,38 @@ STRICT = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 UNIT_FOLDER = Path(__file__).resolve().parent / "tests" / "unit"
 SLURM_FOLDER = Path(__file__).resolve().parent / "tests" / "integration" / "slurm"
+SLURM_NODEIDS = "tests/integration/slurm/"
 
 
-def xdist_group(path: Path) -> str:
-    """The unit of work a pytest-xdist worker takes whole (``--dist loadgroup``): a test module, so its
-    module-scoped fixtures (a trained run, a hub) are built once; and every SLURM test together, because they
-    share one local cluster whose two nodes run one job at a time."""
-    return "slurm" if SLURM_FOLDER in path.parents else str(path)
+def work_unit(nodeid: str) -> str:
+    """The unit of work one pytest-xdist worker takes whole: a test module, so its module-scoped fixtures (a
+    trained run, a hub) are built once; and every SLURM test together, because they share one local cluster
+    whose two nodes run one job at a time."""
+    path = nodeid.split("::", 1)[0]
+    return "slurm" if path.startswith(SLURM_NODEIDS) else path
+
+
+if importlib.util.find_spec("xdist") is not None:  # make test runs on xdist workers (a dev extra)
+
+    def pytest_xdist_make_scheduler(config, log):
+        """Scheduling by ``work_unit``: xdist's own scope scheduling with the SLURM tests made one scope."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ModuleScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return work_unit(nodeid)
+
+        return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        path = Path(str(item.fspath)).resolve()
-        item.add_marker(pytest.mark.unit if UNIT_FOLDER in path.parents else pytest.mark.integration)
-        item.add_marker(pytest.mark.xdist_group(xdist_group(path)))
-    # The SLURM tests first: they are the longest unit of work and mostly wait on the cluster, so under
-    # xdist they overlap everything else instead of running alone at the end (the sort is stable).
-    items.sort(key=lambda item: xdist_group(Path(str(item.fspath)).resolve()) != "slurm")
+        unit = UNIT_FOLDER in Path(str(item.fspath)).resolve().parents
+        item.add_marker(pytest.mark.unit if unit else pytest.mark.integration)
+    # The SLURM tests first: they are the longest unit of work and mostly wait on the cluster, so under xdist
+    # (make test keeps this order: --no-loadscope-reorder) they overlap the rest instead of running alone at the
+    # end. The sort is stable.
+    items.sort(key=lambda item: SLURM_FOLDER not in Path(str(item.fspath)).resolve().parents)
 
 
 @pytest.hookimpl(hookwrapper=True)
