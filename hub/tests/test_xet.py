@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import hf_xet
@@ -39,16 +41,33 @@ def xet_hub(storage, tmp_path):
 
 
 class RequestLog:
-    """The hub's JSONL request log, read from a mark on."""
+    """The hub's JSONL request log, read from a mark on.
+
+    The hub writes a request's line after its response is sent, so the line can land after the client already
+    has its answer. A mark is therefore a moment (a request that started before it is left out, whenever its line
+    was written), and reading waits until the log stops growing."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.start = path, 0
+        self.path, self.since = path, None
 
     def mark(self) -> None:
-        self.start = len(self.path.read_text().splitlines())
+        self.since = datetime.now(timezone.utc)
 
     def since_mark(self) -> list[dict]:
-        return [json.loads(line) for line in self.path.read_text().splitlines()[self.start :]]
+        entries = [json.loads(line) for line in self._settled_lines()]
+        if self.since is None:
+            return entries
+        return [e for e in entries
+                if datetime.fromisoformat(e["time"]) - timedelta(milliseconds=e["duration_ms"]) >= self.since]
+
+    def _settled_lines(self) -> list[str]:
+        previous, deadline = None, time.monotonic() + 10
+        while True:
+            lines = self.path.read_text().splitlines()
+            if lines == previous or time.monotonic() > deadline:
+                return lines
+            previous = lines
+            time.sleep(0.2)
 
 
 def _folder(root: Path) -> Path:
