@@ -22,7 +22,7 @@ from typing import Any
 
 from reasoner.lora.config import enabled as lora_enabled
 from reasoner.plan.lora import adapter_params
-from reasoner.plan.settings import Precision, activation_checkpointing
+from reasoner.plan.settings import Precision
 from reasoner.plan.shapes import ModelShape
 from reasoner.publish.push import preempted_drain_s
 from reasoner.topology import Plan

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from reasoner.errors import UserError
 from reasoner.recipe.values import check_output_dir, check_time_budget
 from reasoner.train.precision import load_dtype, uses_deepspeed
 from reasoner.train.ranks import (agreed_on_every_rank, on_each_node_then_agree, on_main_then_share, raise_if_any_failed,
